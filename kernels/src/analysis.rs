@@ -1,0 +1,164 @@
+//! The whole analysis of one game from its cells (and, for the bootstrap, its matches):
+//! the single entry point that `analyze` and the streaming engine share.
+
+use serde::{Deserialize, Serialize};
+
+use crate::attribution::{attribution, Attribution, AttributionConfig};
+use crate::bootstrap::{bootstrap, BootstrapConfig, BootstrapResult, Unit};
+use crate::lifts::{lifts, Lifts};
+use crate::metrics::{evaluate, support_size, welfare, Evaluation, Welfare};
+use crate::progress::Progress;
+use crate::ratings::{bradley_terry, nash_averaging, BradleyTerry};
+use crate::solvers::SolverConfig;
+use crate::stats::{CellStats, GameMatrices, Missing};
+use crate::KernelError;
+
+#[derive(Clone, Debug)]
+pub struct AnalysisConfig {
+    pub solver: SolverConfig,
+    pub missing: Missing,
+    /// Bootstrap replicates; 0 turns the bootstrap off.
+    pub bootstrap: usize,
+    pub seed: u64,
+    pub ci_level: f64,
+    /// Level 3 on/off.
+    pub level3: bool,
+    pub exact_max: usize,
+    pub mc_samples: usize,
+}
+
+impl Default for AnalysisConfig {
+    fn default() -> Self {
+        AnalysisConfig {
+            solver: SolverConfig::default(),
+            missing: Missing::ColumnMean,
+            bootstrap: 0,
+            seed: 0,
+            ci_level: 0.95,
+            level3: true,
+            exact_max: 16,
+            mc_samples: 200,
+        }
+    }
+}
+
+/// Per-policy quantities against σ: `X_k = Σ_j σ_j X[k,j]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VsSigma {
+    pub uw: Vec<f64>,
+    pub nw: Vec<f64>,
+    pub nw_plus: Vec<f64>,
+    pub ef1: Vec<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GameAnalysis {
+    pub matrices: GameMatrices,
+    pub sigma: Vec<f64>,
+    pub solve_seconds: f64,
+    pub eval: Evaluation,
+    pub welfare: Welfare,
+    pub entropy: f64,
+    pub support_size: usize,
+    pub vs_sigma: VsSigma,
+    /// Matches played by each policy (self-play counted once).
+    pub games: Vec<f64>,
+    /// Share of games against others won (draws as halves); `None` with no such games.
+    pub win_rate: Vec<Option<f64>>,
+    pub lifts: Lifts,
+    pub attribution: Option<Attribution>,
+    pub bootstrap: Option<BootstrapResult>,
+    pub bradley_terry: BradleyTerry,
+    pub nash_avg: Vec<f64>,
+}
+
+/// Analyses one game. `cells` is row-major n×n; `units` feed the bootstrap only.
+pub fn analyze_game(
+    n: usize,
+    cells: &[CellStats],
+    units: &[Unit],
+    cfg: &AnalysisConfig,
+    progress: &mut dyn Progress,
+) -> Result<GameAnalysis, KernelError> {
+    let g = GameMatrices::from_cells(n, cells, cfg.missing)?;
+    let t0 = std::time::Instant::now();
+    let sigma = cfg.solver.solve(&g.payoff)?;
+    let solve_seconds = t0.elapsed().as_secs_f64();
+    let eval = evaluate(&g.payoff, &sigma);
+    let w = welfare(&g, &sigma);
+    let vs_sigma = VsSigma {
+        uw: g.payoff.plus_transpose().mul_vec(&sigma),
+        nw: g.nw.mul_vec(&sigma),
+        nw_plus: g.nw_plus.mul_vec(&sigma),
+        ef1: g.ef1.mul_vec(&sigma),
+    };
+    let games = (0..n)
+        .map(|k| {
+            (0..n)
+                .map(|j| {
+                    let c = g.counts[(k, j)];
+                    if j == k {
+                        c / 2.0
+                    } else {
+                        c
+                    }
+                })
+                .sum()
+        })
+        .collect();
+    let win_rate = (0..n)
+        .map(|k| {
+            let won: f64 = (0..n).filter(|&j| j != k).map(|j| g.score[(k, j)]).sum();
+            let lost: f64 = (0..n).filter(|&j| j != k).map(|j| g.score[(j, k)]).sum();
+            (won + lost > 0.0).then(|| won / (won + lost))
+        })
+        .collect();
+    let lifts = lifts(&g, &sigma, &cfg.solver)?;
+    let attribution = if cfg.level3 && n > 0 {
+        Some(attribution(
+            &g,
+            &cfg.solver,
+            &AttributionConfig {
+                exact_max: cfg.exact_max,
+                samples: cfg.mc_samples,
+                seed: cfg.seed,
+            },
+            progress,
+        )?)
+    } else {
+        None
+    };
+    let bootstrap = if cfg.bootstrap > 0 {
+        Some(bootstrap(
+            n,
+            units,
+            cfg.missing,
+            &cfg.solver,
+            &BootstrapConfig {
+                replicates: cfg.bootstrap,
+                seed: cfg.seed,
+                level: cfg.ci_level,
+            },
+            progress,
+        )?)
+    } else {
+        None
+    };
+    Ok(GameAnalysis {
+        entropy: crate::matrix::entropy(&sigma),
+        support_size: support_size(&sigma),
+        bradley_terry: bradley_terry(&g.score)?,
+        nash_avg: nash_averaging(&g.payoff)?,
+        matrices: g,
+        sigma,
+        solve_seconds,
+        eval,
+        welfare: w,
+        vs_sigma,
+        games,
+        win_rate,
+        lifts,
+        attribution,
+        bootstrap,
+    })
+}

@@ -1,0 +1,107 @@
+//! Level 1 (partner lift), Level 2 (ecosystem lift) and keystone analysis (DESIGN §5).
+
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::WelfareKind;
+use crate::solvers::SolverConfig;
+use crate::stats::GameMatrices;
+use crate::KernelError;
+
+/// Level 1 for candidate `c` against baseline B = P∖{c} with σ_B = solve(M_B):
+/// `PL(i) = M[i,c] − Σ_k σ_B(k) M[i,k]` for each incumbent i.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Level1 {
+    pub candidate: usize,
+    /// (incumbent, PL) in matrix order.
+    pub per_incumbent: Vec<(usize, f64)>,
+    pub uniform_avg: f64,
+    /// σ_B-weighted mean.
+    pub equilibrium_avg: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+/// Level 2 for candidate `c`: σ⁺ = solve(M over B ∪ {c}).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Level2 {
+    pub candidate: usize,
+    /// `W(B ∪ {c}) − W(B)` per welfare, in [`WelfareKind::ALL`] order.
+    pub delta_eco: [f64; 3],
+    pub entry_mass: f64,
+    /// `Σ_{k∈B} |σ⁺(k) − σ_B(k)|`.
+    pub equilibrium_shift: f64,
+    /// (incumbent i, `(Mσ⁺)_i − (M_B σ_B)_i`).
+    pub incumbent_shifts: Vec<(usize, f64)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Lifts {
+    pub level1: Vec<Level1>,
+    pub level2: Vec<Level2>,
+}
+
+/// `W(S) = σ_Sᵀ W_S σ_S` for each welfare kind.
+pub fn coalition_welfare(g: &GameMatrices, sigma: &[f64]) -> [f64; 3] {
+    WelfareKind::ALL.map(|w| w.matrix(g).bilinear(sigma, sigma))
+}
+
+/// Level 1 and Level 2 for every candidate (leave-one-out). `sigma_full` is σ on all of P.
+pub fn lifts(
+    g: &GameMatrices,
+    sigma_full: &[f64],
+    solver: &SolverConfig,
+) -> Result<Lifts, KernelError> {
+    let n = g.n();
+    let m = &g.payoff;
+    let w_full = coalition_welfare(g, sigma_full);
+    let u_full = m.mul_vec(sigma_full);
+    let mut level1 = Vec::new();
+    let mut level2 = Vec::new();
+    for c in 0..n {
+        let base: Vec<usize> = (0..n).filter(|&k| k != c).collect();
+        let (sigma_b, w_b, u_b) = if base.is_empty() {
+            (vec![], [0.0; 3], vec![])
+        } else {
+            let gb = g.sub(&base);
+            let s = solver.solve(&gb.payoff)?;
+            let w = coalition_welfare(&gb, &s);
+            let u = gb.payoff.mul_vec(&s);
+            (s, w, u)
+        };
+        if !base.is_empty() {
+            let per: Vec<(usize, f64)> = base
+                .iter()
+                .map(|&i| {
+                    let baseline: f64 =
+                        base.iter().zip(&sigma_b).map(|(&k, s)| s * m[(i, k)]).sum();
+                    (i, m[(i, c)] - baseline)
+                })
+                .collect();
+            let vals: Vec<f64> = per.iter().map(|p| p.1).collect();
+            level1.push(Level1 {
+                candidate: c,
+                uniform_avg: vals.iter().sum::<f64>() / vals.len() as f64,
+                equilibrium_avg: vals.iter().zip(&sigma_b).map(|(v, s)| v * s).sum(),
+                min: vals.iter().copied().fold(f64::INFINITY, f64::min),
+                max: vals.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                per_incumbent: per,
+            });
+        }
+        level2.push(Level2 {
+            candidate: c,
+            delta_eco: [0, 1, 2].map(|k| w_full[k] - w_b[k]),
+            entry_mass: sigma_full[c],
+            equilibrium_shift: base
+                .iter()
+                .zip(&sigma_b)
+                .map(|(&k, s)| (sigma_full[k] - s).abs())
+                .sum(),
+            incumbent_shifts: base
+                .iter()
+                .zip(&u_b)
+                .map(|(&i, ub)| (i, u_full[i] - ub))
+                .collect(),
+        });
+    }
+    Ok(Lifts { level1, level2 })
+}

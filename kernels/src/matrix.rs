@@ -1,0 +1,193 @@
+//! A small dense square matrix: the meta-game payoff table and its welfare companions.
+
+use std::ops::{Index, IndexMut};
+
+use serde::{Deserialize, Serialize};
+
+use crate::KernelError;
+
+/// Row-major square matrix. `m[(i, j)]` is the value to row policy `i` against column policy `j`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Matrix {
+    n: usize,
+    data: Vec<f64>,
+}
+
+impl Matrix {
+    pub fn zeros(n: usize) -> Self {
+        Self::filled(n, 0.0)
+    }
+
+    pub fn filled(n: usize, value: f64) -> Self {
+        Matrix {
+            n,
+            data: vec![value; n * n],
+        }
+    }
+
+    /// Builds from rows; every row must have `rows.len()` finite entries.
+    pub fn from_rows(rows: &[Vec<f64>]) -> Result<Self, KernelError> {
+        let n = rows.len();
+        let mut data = Vec::with_capacity(n * n);
+        for (i, row) in rows.iter().enumerate() {
+            if row.len() != n {
+                return Err(KernelError::InvalidInput(format!(
+                    "matrix row {i} has {} entries, expected {n} (the matrix must be square)",
+                    row.len()
+                )));
+            }
+            for (j, &x) in row.iter().enumerate() {
+                if !x.is_finite() {
+                    return Err(KernelError::InvalidInput(format!(
+                        "matrix entry ({i}, {j}) is not finite: {x}"
+                    )));
+                }
+            }
+            data.extend_from_slice(row);
+        }
+        Ok(Matrix { n, data })
+    }
+
+    pub fn from_fn(n: usize, mut f: impl FnMut(usize, usize) -> f64) -> Self {
+        let mut m = Matrix::zeros(n);
+        for i in 0..n {
+            for j in 0..n {
+                m[(i, j)] = f(i, j);
+            }
+        }
+        m
+    }
+
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    pub fn row(&self, i: usize) -> &[f64] {
+        &self.data[i * self.n..(i + 1) * self.n]
+    }
+
+    pub fn to_rows(&self) -> Vec<Vec<f64>> {
+        (0..self.n).map(|i| self.row(i).to_vec()).collect()
+    }
+
+    /// `M x`.
+    pub fn mul_vec(&self, x: &[f64]) -> Vec<f64> {
+        (0..self.n)
+            .map(|i| self.row(i).iter().zip(x).map(|(a, b)| a * b).sum())
+            .collect()
+    }
+
+    /// `xᵀ M y`.
+    pub fn bilinear(&self, x: &[f64], y: &[f64]) -> f64 {
+        x.iter()
+            .zip(self.mul_vec(y))
+            .map(|(a, b)| a * b)
+            .sum::<f64>()
+    }
+
+    pub fn transpose(&self) -> Matrix {
+        Matrix::from_fn(self.n, |i, j| self[(j, i)])
+    }
+
+    /// `M + Mᵀ`.
+    pub fn plus_transpose(&self) -> Matrix {
+        Matrix::from_fn(self.n, |i, j| self[(i, j)] + self[(j, i)])
+    }
+
+    /// The principal sub-matrix on `idx` (in the order given).
+    pub fn sub(&self, idx: &[usize]) -> Matrix {
+        Matrix::from_fn(idx.len(), |a, b| self[(idx[a], idx[b])])
+    }
+
+    /// (min, max) over all entries; (0, 0) for an empty matrix.
+    pub fn min_max(&self) -> (f64, f64) {
+        if self.data.is_empty() {
+            return (0.0, 0.0);
+        }
+        self.data
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+                (lo.min(x), hi.max(x))
+            })
+    }
+
+    /// max − min over all entries.
+    pub fn range(&self) -> f64 {
+        let (lo, hi) = self.min_max();
+        hi - lo
+    }
+
+    /// The affine image `(M − lo) / range` in [0, 1]; the identity shape if the matrix is constant.
+    /// Equilibria are invariant under this map, so solvers work on it for scale-free tolerances.
+    pub fn normalized(&self) -> Matrix {
+        let (lo, hi) = self.min_max();
+        let span = hi - lo;
+        if span <= 0.0 {
+            return Matrix::zeros(self.n);
+        }
+        Matrix {
+            n: self.n,
+            data: self.data.iter().map(|x| (x - lo) / span).collect(),
+        }
+    }
+
+    /// True when `M + Mᵀ` is constant within `rel_tol` of the payoff range: a symmetric
+    /// constant-sum (zero-sum after a shift) game. Returns that constant.
+    pub fn constant_sum(&self, rel_tol: f64) -> Option<f64> {
+        if self.n == 0 {
+            return Some(0.0);
+        }
+        let tol = rel_tol * self.range().max(f64::MIN_POSITIVE);
+        let c = 2.0 * self[(0, 0)];
+        for i in 0..self.n {
+            for j in i..self.n {
+                if (self[(i, j)] + self[(j, i)] - c).abs() > tol {
+                    return None;
+                }
+            }
+        }
+        Some(c)
+    }
+
+    pub fn as_slice(&self) -> &[f64] {
+        &self.data
+    }
+}
+
+impl Index<(usize, usize)> for Matrix {
+    type Output = f64;
+    fn index(&self, (i, j): (usize, usize)) -> &f64 {
+        &self.data[i * self.n + j]
+    }
+}
+
+impl IndexMut<(usize, usize)> for Matrix {
+    fn index_mut(&mut self, (i, j): (usize, usize)) -> &mut f64 {
+        &mut self.data[i * self.n + j]
+    }
+}
+
+/// Shannon entropy in nats, `−Σ p ln p` with `0 ln 0 = 0`.
+pub fn entropy(p: &[f64]) -> f64 {
+    -p.iter()
+        .filter(|&&x| x > 0.0)
+        .map(|&x| x * x.ln())
+        .sum::<f64>()
+}
+
+/// Clamps tiny negatives from solvers to zero and rescales onto the simplex.
+pub fn clean_simplex(mut p: Vec<f64>) -> Vec<f64> {
+    for x in p.iter_mut() {
+        if !x.is_finite() || *x < 0.0 {
+            *x = 0.0;
+        }
+    }
+    let s: f64 = p.iter().sum();
+    if s > 0.0 {
+        p.iter_mut().for_each(|x| *x /= s);
+    } else if !p.is_empty() {
+        let u = 1.0 / p.len() as f64;
+        p.iter_mut().for_each(|x| *x = u);
+    }
+    p
+}

@@ -1,0 +1,130 @@
+//! Meta-solvers: each maps a payoff matrix to a mixture σ on the simplex.
+
+mod alpharank;
+mod cce;
+mod lle;
+mod mene;
+mod nash_lp;
+mod prd;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+pub use alpharank::{alpharank, log_fixation};
+pub use cce::cce;
+pub use lle::lle;
+pub use mene::mene;
+pub use nash_lp::nash_lp;
+pub use prd::prd;
+
+use crate::matrix::Matrix;
+use crate::KernelError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SolverKind {
+    Mene,
+    NashLp,
+    Uniform,
+    Prd,
+    Alpharank,
+    Cce,
+    Lle,
+}
+
+impl SolverKind {
+    pub const ALL: [SolverKind; 7] = [
+        SolverKind::Mene,
+        SolverKind::NashLp,
+        SolverKind::Uniform,
+        SolverKind::Prd,
+        SolverKind::Alpharank,
+        SolverKind::Cce,
+        SolverKind::Lle,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SolverKind::Mene => "mene",
+            SolverKind::NashLp => "nash-lp",
+            SolverKind::Uniform => "uniform",
+            SolverKind::Prd => "prd",
+            SolverKind::Alpharank => "alpharank",
+            SolverKind::Cce => "cce",
+            SolverKind::Lle => "lle",
+        }
+    }
+}
+
+impl fmt::Display for SolverKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for SolverKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        SolverKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s || (s == "replicator" && *k == SolverKind::Prd))
+            .ok_or_else(|| {
+                let names: Vec<_> = SolverKind::ALL.iter().map(|k| k.name()).collect();
+                format!("unknown solver `{s}`; expected one of {}", names.join(", "))
+            })
+    }
+}
+
+/// A solver and its parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SolverConfig {
+    pub kind: SolverKind,
+    /// α-Rank population size m.
+    pub alpharank_m: f64,
+    /// α-Rank ranking intensity α.
+    pub alpharank_alpha: f64,
+    pub prd_iterations: usize,
+    pub prd_dt: f64,
+    pub prd_gamma: f64,
+    /// Final logit precision for `lle`, on the range-normalised matrix.
+    pub lle_lambda: f64,
+}
+
+impl Default for SolverConfig {
+    fn default() -> Self {
+        SolverConfig {
+            kind: SolverKind::Mene,
+            alpharank_m: 50.0,
+            alpharank_alpha: 100.0,
+            prd_iterations: 100_000,
+            prd_dt: 1e-3,
+            prd_gamma: 1e-6,
+            lle_lambda: 1e3,
+        }
+    }
+}
+
+impl SolverConfig {
+    pub fn new(kind: SolverKind) -> Self {
+        SolverConfig {
+            kind,
+            ..Default::default()
+        }
+    }
+
+    /// Solves the symmetric meta-game `m`; the result is on the simplex.
+    pub fn solve(&self, m: &Matrix) -> Result<Vec<f64>, KernelError> {
+        let n = m.n();
+        Ok(match self.kind {
+            SolverKind::Mene => mene(m)?,
+            SolverKind::NashLp => nash_lp(m)?,
+            SolverKind::Uniform => vec![1.0 / n as f64; n],
+            SolverKind::Prd => prd(m, self.prd_iterations, self.prd_dt, self.prd_gamma),
+            SolverKind::Alpharank => alpharank(m, self.alpharank_m, self.alpharank_alpha),
+            SolverKind::Cce => cce(m),
+            SolverKind::Lle => lle(m, self.lle_lambda),
+        })
+    }
+}

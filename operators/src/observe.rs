@@ -1,0 +1,35 @@
+//! Which cells a record feeds (DESIGN §4): in match layout both seats (i→j with i's payoff,
+//! j→i with j's; a self-play match adds both payoffs to (i,i)); in perspective layout only
+//! (policy_i, policy_j).
+
+use nashflow_kernels::bootstrap::Unit;
+use nashflow_kernels::stats::{Observation, SeatView};
+use nashflow_schemas::{Layout, Match};
+
+pub fn seat_view(m: &Match) -> SeatView {
+    SeatView {
+        payoff_i: m.payoff_i,
+        payoff_j: m.payoff_j,
+        batna_i: m.batna_i,
+        batna_j: m.batna_j,
+        agreement: m.agreement,
+        ef1: m.ef1,
+    }
+}
+
+/// The observations of one record, given the matrix indices of its two policies.
+pub fn observations(m: &Match, layout: Layout, i: usize, j: usize) -> Vec<Observation> {
+    let v = seat_view(m);
+    match layout {
+        Layout::Match => vec![v.observe(i, j), v.swapped().observe(j, i)],
+        Layout::Perspective => vec![v.observe(i, j)],
+    }
+}
+
+/// The record as a bootstrap unit, stratified by its ordered seat pair.
+pub fn unit(m: &Match, layout: Layout, i: usize, j: usize) -> Unit {
+    Unit {
+        stratum: (i, j),
+        obs: observations(m, layout, i, j),
+    }
+}

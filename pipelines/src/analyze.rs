@@ -1,0 +1,162 @@
+//! `nashflow analyze`: read logs → dedupe → per-game analysis → table / JSON / Parquet.
+
+use anyhow::{bail, Context, Result};
+use nashflow_kernels::analysis::{analyze_game, AnalysisConfig};
+use nashflow_kernels::ratings::elo;
+use nashflow_operators::batch::group;
+use nashflow_schemas::arrow_io::{dead_letters_batch, matches_batch};
+use nashflow_schemas::{read_file, Ledger, RecordError};
+use serde_json::{json, Value};
+
+use crate::cli::{AnalyzeArgs, OutputFormat};
+use crate::progress::Bar;
+use crate::report::GameReport;
+use crate::tables;
+
+/// The result of an analysis run, before rendering.
+pub struct Analysis {
+    pub reports: Vec<GameReport>,
+    pub dead_letters: Vec<RecordError>,
+    pub ledger: Ledger,
+}
+
+pub fn config(args: &AnalyzeArgs) -> AnalysisConfig {
+    AnalysisConfig {
+        solver: args.solver.config(),
+        missing: args.missing,
+        bootstrap: args.bootstrap,
+        seed: args.seed,
+        ci_level: args.ci_level,
+        level3: !args.no_level3,
+        exact_max: args.exact_max,
+        mc_samples: args.mc_samples,
+    }
+}
+
+pub fn run_analysis(args: &AnalyzeArgs) -> Result<Analysis> {
+    if !(args.ci_level > 0.0 && args.ci_level < 1.0) {
+        bail!("--ci-level must be in (0, 1), got {}", args.ci_level);
+    }
+    let mut ledger = Ledger::new(args.layout);
+    let mut dead_letters = Vec::new();
+    for path in &args.files {
+        let outcome = read_file(path)?;
+        if args.strict {
+            if let Some(e) = outcome.errors.first() {
+                bail!("bad row (--strict): {e}");
+            }
+        }
+        dead_letters.extend(outcome.errors);
+        let source = path.display().to_string();
+        for (row, m) in outcome.matches {
+            if let Err(e) = ledger.apply_or_dead_letter(m, &source, row) {
+                if args.strict {
+                    bail!("bad row (--strict): {e}");
+                }
+                dead_letters.push(e);
+            }
+        }
+    }
+    let live: Vec<_> = ledger
+        .live()
+        .filter(|m| args.game.as_ref().is_none_or(|g| &m.game == g))
+        .collect();
+    if live.is_empty() {
+        match &args.game {
+            Some(g) => bail!("no valid matches for game `{g}` in the input"),
+            None => bail!(
+                "no valid matches in the input ({} bad rows; see the messages above)",
+                dead_letters.len()
+            ),
+        }
+    }
+    let cfg = config(args);
+    let mut bar = Bar::new(args.quiet);
+    let mut reports = Vec::new();
+    for input in group(live, args.layout) {
+        let n = input.policies.len();
+        let analysis = analyze_game(n, &input.cells, &input.units, &cfg, &mut bar)
+            .with_context(|| format!("analysing game `{}`", input.game))?;
+        reports.push(GameReport {
+            elo: elo(n, input.results.iter().copied()),
+            game: input.game,
+            policies: input.policies,
+            records: input.records,
+            solver: cfg.solver.kind,
+            missing: cfg.missing,
+            analysis,
+            cells: input.cells,
+        });
+    }
+    Ok(Analysis {
+        reports,
+        dead_letters,
+        ledger,
+    })
+}
+
+/// The `--format json` document: the game object itself for one game, else `{"games": [...]}`;
+/// `dead_letters` counts rejected rows.
+pub fn to_json(a: &Analysis) -> Value {
+    let mut docs: Vec<Value> = a.reports.iter().map(GameReport::to_json).collect();
+    let mut doc = if docs.len() == 1 {
+        docs.remove(0)
+    } else {
+        json!({ "games": docs })
+    };
+    doc["dead_letters"] = json!(a.dead_letters.len());
+    doc
+}
+
+pub fn write_out(a: &Analysis, dir: &std::path::Path) -> Result<()> {
+    let r = &a.reports;
+    let out = [
+        ("policies", tables::policies(r, 0)),
+        ("cells", tables::cells(r, 0)),
+        ("metrics", tables::metrics(r, 0)),
+        ("equilibria", tables::equilibria(r, 0)),
+        ("lifts", tables::lifts(r, 0)),
+        ("attribution", tables::attribution(r, 0)),
+        ("matches", matches_batch(a.ledger.live())),
+        ("dead_letters", dead_letters_batch(&a.dead_letters)),
+    ];
+    tables::write_all(dir, &out).map_err(anyhow::Error::msg)
+}
+
+pub fn run(args: &AnalyzeArgs) -> Result<()> {
+    let a = run_analysis(args)?;
+    report_dead_letters(&a.dead_letters);
+    if let Some(dir) = &args.out {
+        write_out(&a, dir)?;
+        eprintln!("wrote Parquet tables to {}", dir.display());
+    }
+    match args.format {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&to_json(&a))?),
+        OutputFormat::Table => {
+            for (k, r) in a.reports.iter().enumerate() {
+                if k > 0 {
+                    println!();
+                }
+                print!("{}", r.to_table());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Bad rows are never silent: a summary and the first few reasons on stderr.
+fn report_dead_letters(errors: &[RecordError]) {
+    if errors.is_empty() {
+        return;
+    }
+    eprintln!(
+        "warning: {} bad row(s) skipped (use --out to keep them in dead_letters.parquet, --strict to stop):",
+        errors.len()
+    );
+    for e in errors.iter().take(10) {
+        eprintln!("  {e}");
+    }
+    if errors.len() > 10 {
+        eprintln!("  … and {} more", errors.len() - 10);
+    }
+}

@@ -1,0 +1,160 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use nashflow_kernels::stats::Missing;
+use nashflow_kernels::{SolverConfig, SolverKind};
+use nashflow_schemas::Layout;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "nashflow",
+    version,
+    about = "Empirical game-theoretic analysis of match logs: payoff matrices, Nash mixtures, \
+             exploitability, welfare, lifts, attribution and ratings.",
+    long_about = "Empirical game-theoretic analysis of match logs.\n\n\
+        A match log has one row per finished match (columns match_id, game, policy_i, policy_j, \
+        payoff_i, payoff_j, and optionally batna_i, batna_j, agreement, ef1, context, propensity, \
+        ts, source, seed, retract). nashflow builds the symmetric meta-game payoff matrix \
+        M[i,j] = mean payoff to i against j, solves it (max-entropy Nash by default) and reports \
+        regret, exploitability, welfare, partner/ecosystem lifts, Shapley attribution and ratings.\n\n\
+        Examples:\n  \
+        nashflow analyze examples/rps.csv\n  \
+        nashflow analyze logs/*.jsonl --bootstrap 200 --seed 7 --out results/\n  \
+        nashflow analyze egta.csv --layout perspective --format json\n  \
+        nashflow solve matrix.json --solver alpharank"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Analyse match logs end to end (batch).
+    Analyze(AnalyzeArgs),
+    /// Solve a payoff matrix given directly (JSON or CSV).
+    Solve(SolveArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SolverArgs {
+    /// Meta-solver: mene (max-entropy Nash), nash-lp (maximin LP, zero-sum), uniform, prd
+    /// (projected replicator dynamics), alpharank, cce (max-entropy symmetric CCE), lle
+    /// (limiting logit equilibrium).
+    #[arg(long, default_value = "mene", value_parser = parse_solver)]
+    pub solver: SolverKind,
+    /// α-Rank population size m.
+    #[arg(long, default_value_t = 50.0)]
+    pub alpharank_m: f64,
+    /// α-Rank ranking intensity α (applied to raw payoffs).
+    #[arg(long, default_value_t = 100.0)]
+    pub alpharank_alpha: f64,
+    /// PRD iterations (the result averages all iterates).
+    #[arg(long, default_value_t = 100_000)]
+    pub prd_iterations: usize,
+    /// PRD step size on the range-normalised matrix.
+    #[arg(long, default_value_t = 1e-3)]
+    pub prd_dt: f64,
+    /// PRD exploration floor.
+    #[arg(long, default_value_t = 1e-6)]
+    pub prd_gamma: f64,
+    /// Final logit precision λ for lle, on the range-normalised matrix.
+    #[arg(long, default_value_t = 1e3)]
+    pub lle_lambda: f64,
+}
+
+fn parse_solver(s: &str) -> Result<SolverKind, String> {
+    s.parse()
+}
+
+impl SolverArgs {
+    pub fn config(&self) -> SolverConfig {
+        SolverConfig {
+            kind: self.solver,
+            alpharank_m: self.alpharank_m,
+            alpharank_alpha: self.alpharank_alpha,
+            prd_iterations: self.prd_iterations,
+            prd_dt: self.prd_dt,
+            prd_gamma: self.prd_gamma,
+            lle_lambda: self.lle_lambda,
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AnalyzeArgs {
+    /// Match logs: .csv, .jsonl/.ndjson/.json or .parquet.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Row layout: `match` (one row per match, both seats count) or `perspective` (one row per
+    /// seat, each row feeds only cell (policy_i, policy_j)).
+    #[arg(long, default_value = "match", value_parser = parse_layout)]
+    pub layout: Layout,
+    #[command(flatten)]
+    pub solver: SolverArgs,
+    /// Missing-cell policy: column-mean, zero or prior=X.
+    #[arg(long, default_value = "column-mean", value_parser = parse_missing)]
+    pub missing: Missing,
+    /// Bootstrap replicates (stratified by seat pair); 0 turns it off.
+    #[arg(long, default_value_t = 0)]
+    pub bootstrap: usize,
+    /// Seed for the bootstrap and Monte-Carlo attribution.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Central coverage of bootstrap intervals.
+    #[arg(long, default_value_t = 0.95)]
+    pub ci_level: f64,
+    /// Exact Shapley/Banzhaf up to this many policies (2^n solves); Monte Carlo beyond.
+    #[arg(long, default_value_t = 16)]
+    pub exact_max: usize,
+    /// Monte-Carlo samples (permutations and coalitions) beyond --exact-max.
+    #[arg(long, default_value_t = 200)]
+    pub mc_samples: usize,
+    /// Skip Level 3 attribution.
+    #[arg(long)]
+    pub no_level3: bool,
+    /// Only analyse this game.
+    #[arg(long)]
+    pub game: Option<String>,
+    /// Write Parquet tables (policies, cells, metrics, equilibria, lifts, attribution, matches,
+    /// dead_letters) into this directory.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Output on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+    /// Stop at the first bad row instead of skipping it.
+    #[arg(long)]
+    pub strict: bool,
+    /// No progress bars.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+fn parse_layout(s: &str) -> Result<Layout, String> {
+    s.parse()
+}
+
+fn parse_missing(s: &str) -> Result<Missing, String> {
+    s.parse()
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SolveArgs {
+    /// Payoff matrix: JSON `{"policies": [...], "payoff": [[...]]}` or CSV whose header row
+    /// names the policies (an optional first column of row labels is ignored). `-` reads JSON
+    /// from stdin.
+    pub matrix: PathBuf,
+    #[command(flatten)]
+    pub solver: SolverArgs,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}

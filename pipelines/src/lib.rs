@@ -1,0 +1,9 @@
+//! nashflow pipelines: the `nashflow` command-line tool. Wiring only: reading inputs, calling
+//! the kernels, rendering tables, JSON and Parquet.
+
+pub mod analyze;
+pub mod cli;
+pub mod progress;
+pub mod report;
+pub mod solve;
+pub mod tables;

@@ -1,0 +1,14 @@
+use clap::Parser;
+use nashflow_pipelines::cli::{Cli, Command};
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Analyze(a) => nashflow_pipelines::analyze::run(a),
+        Command::Solve(s) => nashflow_pipelines::solve::run(s),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

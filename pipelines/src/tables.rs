@@ -1,0 +1,415 @@
+//! The output tables of DESIGN §4 as Arrow record batches, written as Parquet by `--out`.
+//! Every table carries `game` and `epoch` (0 for a batch analysis).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema};
+use nashflow_kernels::metrics::WelfareKind;
+use nashflow_schemas::arrow_io::write_parquet;
+
+use crate::report::GameReport;
+
+/// Column-by-column batch builder.
+#[derive(Default)]
+pub struct Table {
+    fields: Vec<Field>,
+    cols: Vec<ArrayRef>,
+}
+
+impl Table {
+    pub fn str(mut self, name: &str, v: Vec<String>) -> Self {
+        self.fields.push(Field::new(name, DataType::Utf8, false));
+        self.cols.push(Arc::new(StringArray::from(v)));
+        self
+    }
+    pub fn opt_str(mut self, name: &str, v: Vec<Option<String>>) -> Self {
+        self.fields.push(Field::new(name, DataType::Utf8, true));
+        self.cols.push(Arc::new(StringArray::from(v)));
+        self
+    }
+    pub fn f64(mut self, name: &str, v: Vec<f64>) -> Self {
+        self.fields.push(Field::new(name, DataType::Float64, false));
+        self.cols.push(Arc::new(Float64Array::from(v)));
+        self
+    }
+    pub fn opt_f64(mut self, name: &str, v: Vec<Option<f64>>) -> Self {
+        self.fields.push(Field::new(name, DataType::Float64, true));
+        self.cols.push(Arc::new(Float64Array::from(v)));
+        self
+    }
+    pub fn u64(mut self, name: &str, v: Vec<u64>) -> Self {
+        self.fields.push(Field::new(name, DataType::UInt64, false));
+        self.cols.push(Arc::new(UInt64Array::from(v)));
+        self
+    }
+    pub fn bool(mut self, name: &str, v: Vec<bool>) -> Self {
+        self.fields.push(Field::new(name, DataType::Boolean, false));
+        self.cols.push(Arc::new(BooleanArray::from(v)));
+        self
+    }
+    pub fn build(self) -> RecordBatch {
+        RecordBatch::try_new(Arc::new(Schema::new(self.fields)), self.cols)
+            .expect("columns of equal length")
+    }
+}
+
+/// Repeats a per-game value once per row.
+fn rep<T: Clone>(rows: &[(usize, usize)], f: impl Fn(usize) -> T) -> Vec<T> {
+    rows.iter().map(|&(g, _)| f(g)).collect()
+}
+
+pub fn policies(reports: &[GameReport], epoch: u64) -> RecordBatch {
+    let rows: Vec<(usize, usize)> = reports
+        .iter()
+        .enumerate()
+        .flat_map(|(g, r)| r.ranking().into_iter().map(move |k| (g, k)))
+        .collect();
+    let col = |f: &dyn Fn(&GameReport, usize) -> f64| -> Vec<f64> {
+        rows.iter().map(|&(g, k)| f(&reports[g], k)).collect()
+    };
+    let opt = |f: &dyn Fn(&GameReport, usize) -> Option<f64>| -> Vec<Option<f64>> {
+        rows.iter().map(|&(g, k)| f(&reports[g], k)).collect()
+    };
+    let rank: Vec<u64> = reports
+        .iter()
+        .flat_map(|r| (1..=r.policies.len() as u64).collect::<Vec<_>>())
+        .collect();
+    let bt = |r: &GameReport, k: usize| r.analysis.bradley_terry.ratings[k];
+    Table::default()
+        .str("game", rep(&rows, |g| reports[g].game.clone()))
+        .u64("epoch", vec![epoch; rows.len()])
+        .str(
+            "solver",
+            rep(&rows, |g| reports[g].solver.name().to_string()),
+        )
+        .u64("rank", rank)
+        .str(
+            "policy",
+            rows.iter()
+                .map(|&(g, k)| reports[g].policies[k].clone())
+                .collect(),
+        )
+        .f64("mass", col(&|r, k| r.analysis.sigma[k]))
+        .f64("regret", col(&|r, k| r.analysis.eval.regret[k]))
+        .f64(
+            "payoff_vs_sigma",
+            col(&|r, k| r.analysis.eval.payoff_vs_sigma[k]),
+        )
+        .f64("games", col(&|r, k| r.analysis.games[k]))
+        .opt_f64("win_rate", opt(&|r, k| r.analysis.win_rate[k]))
+        .opt_f64("rating", opt(&|r, k| bt(r, k).map(|x| x.rating)))
+        .opt_f64("rating_lo", opt(&|r, k| bt(r, k).map(|x| x.lo)))
+        .opt_f64("rating_hi", opt(&|r, k| bt(r, k).map(|x| x.hi)))
+        .opt_f64("rating_se", opt(&|r, k| bt(r, k).map(|x| x.se)))
+        .f64("elo", col(&|r, k| r.elo[k]))
+        .f64("nash_avg", col(&|r, k| r.analysis.nash_avg[k]))
+        .f64("uw_vs_sigma", col(&|r, k| r.analysis.vs_sigma.uw[k]))
+        .f64("nw_vs_sigma", col(&|r, k| r.analysis.vs_sigma.nw[k]))
+        .f64(
+            "nw_plus_vs_sigma",
+            col(&|r, k| r.analysis.vs_sigma.nw_plus[k]),
+        )
+        .f64("ef1_vs_sigma", col(&|r, k| r.analysis.vs_sigma.ef1[k]))
+        .opt_f64(
+            "mass_lo",
+            opt(&|r, k| r.analysis.bootstrap.as_ref().map(|b| b.mass[k].lo)),
+        )
+        .opt_f64(
+            "mass_hi",
+            opt(&|r, k| r.analysis.bootstrap.as_ref().map(|b| b.mass[k].hi)),
+        )
+        .opt_f64(
+            "regret_lo",
+            opt(&|r, k| r.analysis.bootstrap.as_ref().map(|b| b.regret[k].lo)),
+        )
+        .opt_f64(
+            "regret_hi",
+            opt(&|r, k| r.analysis.bootstrap.as_ref().map(|b| b.regret[k].hi)),
+        )
+        .build()
+}
+
+pub fn equilibria(reports: &[GameReport], epoch: u64) -> RecordBatch {
+    let rows: Vec<(usize, usize)> = reports
+        .iter()
+        .enumerate()
+        .flat_map(|(g, r)| (0..r.policies.len()).map(move |k| (g, k)))
+        .collect();
+    Table::default()
+        .str("game", rep(&rows, |g| reports[g].game.clone()))
+        .u64("epoch", vec![epoch; rows.len()])
+        .str(
+            "solver",
+            rep(&rows, |g| reports[g].solver.name().to_string()),
+        )
+        .str(
+            "policy",
+            rows.iter()
+                .map(|&(g, k)| reports[g].policies[k].clone())
+                .collect(),
+        )
+        .f64(
+            "mass",
+            rows.iter()
+                .map(|&(g, k)| reports[g].analysis.sigma[k])
+                .collect(),
+        )
+        .build()
+}
+
+pub fn cells(reports: &[GameReport], epoch: u64) -> RecordBatch {
+    let rows: Vec<(usize, usize)> = reports
+        .iter()
+        .enumerate()
+        .flat_map(|(g, r)| (0..r.policies.len().pow(2)).map(move |c| (g, c)))
+        .collect();
+    let at = |f: &dyn Fn(&GameReport, usize, usize) -> f64| -> Vec<f64> {
+        rows.iter()
+            .map(|&(g, c)| {
+                let n = reports[g].policies.len();
+                f(&reports[g], c / n, c % n)
+            })
+            .collect()
+    };
+    let known = |r: &GameReport, c: usize| r.analysis.matrices.known[c];
+    // CI of the mean from the cell's own matches; imputed cells have none.
+    let ci = |lo: bool| -> Vec<Option<f64>> {
+        rows.iter()
+            .map(|&(g, c)| {
+                let r = &reports[g];
+                known(r, c).then(|| {
+                    let (a, b) = r.cell_ci(c);
+                    if lo {
+                        a
+                    } else {
+                        b
+                    }
+                })
+            })
+            .collect()
+    };
+    Table::default()
+        .str("game", rep(&rows, |g| reports[g].game.clone()))
+        .u64("epoch", vec![epoch; rows.len()])
+        .str(
+            "policy_i",
+            rows.iter()
+                .map(|&(g, c)| {
+                    let r = &reports[g];
+                    r.policies[c / r.policies.len()].clone()
+                })
+                .collect(),
+        )
+        .str(
+            "policy_j",
+            rows.iter()
+                .map(|&(g, c)| {
+                    let r = &reports[g];
+                    r.policies[c % r.policies.len()].clone()
+                })
+                .collect(),
+        )
+        .u64(
+            "n",
+            at(&|r, i, j| r.analysis.matrices.counts[(i, j)])
+                .into_iter()
+                .map(|x| x as u64)
+                .collect(),
+        )
+        .bool(
+            "observed",
+            rows.iter().map(|&(g, c)| known(&reports[g], c)).collect(),
+        )
+        .f64("mean", at(&|r, i, j| r.analysis.matrices.payoff[(i, j)]))
+        .opt_f64("ci_lo", ci(true))
+        .opt_f64("ci_hi", ci(false))
+        .f64("nw", at(&|r, i, j| r.analysis.matrices.nw[(i, j)]))
+        .f64(
+            "nw_plus",
+            at(&|r, i, j| r.analysis.matrices.nw_plus[(i, j)]),
+        )
+        .f64("ef1", at(&|r, i, j| r.analysis.matrices.ef1[(i, j)]))
+        .build()
+}
+
+pub fn metrics(reports: &[GameReport], epoch: u64) -> RecordBatch {
+    let f = |g: &dyn Fn(&GameReport) -> f64| -> Vec<f64> { reports.iter().map(g).collect() };
+    let boot =
+        |g: &dyn Fn(&nashflow_kernels::bootstrap::BootstrapResult) -> f64| -> Vec<Option<f64>> {
+            reports
+                .iter()
+                .map(|r| r.analysis.bootstrap.as_ref().map(g))
+                .collect()
+        };
+    Table::default()
+        .str("game", reports.iter().map(|r| r.game.clone()).collect())
+        .u64("epoch", vec![epoch; reports.len()])
+        .str(
+            "solver",
+            reports
+                .iter()
+                .map(|r| r.solver.name().to_string())
+                .collect(),
+        )
+        .u64(
+            "policies",
+            reports.iter().map(|r| r.policies.len() as u64).collect(),
+        )
+        .u64(
+            "matches",
+            reports.iter().map(|r| r.records as u64).collect(),
+        )
+        .f64("exploitability", f(&|r| r.analysis.eval.exploitability))
+        .f64("value", f(&|r| r.analysis.eval.value))
+        .f64("uw", f(&|r| r.analysis.welfare.uw))
+        .f64("nw", f(&|r| r.analysis.welfare.nw))
+        .f64("nw_plus", f(&|r| r.analysis.welfare.nw_plus))
+        .f64("ef1", f(&|r| r.analysis.welfare.ef1))
+        .f64("entropy", f(&|r| r.analysis.entropy))
+        .u64(
+            "support_size",
+            reports
+                .iter()
+                .map(|r| r.analysis.support_size as u64)
+                .collect(),
+        )
+        .f64("solve_seconds", f(&|r| r.analysis.solve_seconds))
+        .opt_f64("exploitability_lo", boot(&|b| b.exploitability.lo))
+        .opt_f64("exploitability_hi", boot(&|b| b.exploitability.hi))
+        .opt_f64("value_lo", boot(&|b| b.value.lo))
+        .opt_f64("value_hi", boot(&|b| b.value.hi))
+        .build()
+}
+
+/// Long form: (game, candidate, level, metric, incumbent, value).
+pub fn lifts(reports: &[GameReport], epoch: u64) -> RecordBatch {
+    let mut rows: Vec<(String, String, &str, String, Option<String>, f64)> = Vec::new();
+    for r in reports {
+        let p = |k: usize| r.policies[k].clone();
+        for l in &r.analysis.lifts.level1 {
+            let c = p(l.candidate);
+            for (i, x) in &l.per_incumbent {
+                rows.push((
+                    r.game.clone(),
+                    c.clone(),
+                    "1",
+                    "partner_lift".into(),
+                    Some(p(*i)),
+                    *x,
+                ));
+            }
+            for (m, x) in [
+                ("uniform_avg", l.uniform_avg),
+                ("equilibrium_avg", l.equilibrium_avg),
+                ("min", l.min),
+                ("max", l.max),
+            ] {
+                rows.push((r.game.clone(), c.clone(), "1", m.into(), None, x));
+            }
+        }
+        for l in &r.analysis.lifts.level2 {
+            let c = p(l.candidate);
+            for (w, x) in WelfareKind::ALL.iter().zip(l.delta_eco) {
+                rows.push((
+                    r.game.clone(),
+                    c.clone(),
+                    "2",
+                    format!("delta_eco_{}", w.name()),
+                    None,
+                    x,
+                ));
+                rows.push((
+                    r.game.clone(),
+                    c.clone(),
+                    "keystone",
+                    format!("removal_delta_{}", w.name()),
+                    None,
+                    -x,
+                ));
+            }
+            rows.push((
+                r.game.clone(),
+                c.clone(),
+                "2",
+                "entry_mass".into(),
+                None,
+                l.entry_mass,
+            ));
+            rows.push((
+                r.game.clone(),
+                c.clone(),
+                "2",
+                "equilibrium_shift".into(),
+                None,
+                l.equilibrium_shift,
+            ));
+            for (i, x) in &l.incumbent_shifts {
+                rows.push((
+                    r.game.clone(),
+                    c.clone(),
+                    "2",
+                    "incumbent_shift".into(),
+                    Some(p(*i)),
+                    *x,
+                ));
+            }
+        }
+    }
+    Table::default()
+        .str("game", rows.iter().map(|r| r.0.clone()).collect())
+        .u64("epoch", vec![epoch; rows.len()])
+        .str("candidate", rows.iter().map(|r| r.1.clone()).collect())
+        .str("level", rows.iter().map(|r| r.2.to_string()).collect())
+        .str("metric", rows.iter().map(|r| r.3.clone()).collect())
+        .opt_str("incumbent", rows.iter().map(|r| r.4.clone()).collect())
+        .f64("value", rows.iter().map(|r| r.5).collect())
+        .build()
+}
+
+pub fn attribution(reports: &[GameReport], epoch: u64) -> RecordBatch {
+    let mut rows: Vec<(String, &str, String, &str, String, f64, f64)> = Vec::new();
+    for r in reports {
+        let Some(at) = &r.analysis.attribution else {
+            continue;
+        };
+        for (kind, vals, ses) in [
+            ("shapley", &at.shapley, &at.shapley_se),
+            ("banzhaf", &at.banzhaf, &at.banzhaf_se),
+        ] {
+            for (w, welfare) in WelfareKind::ALL.iter().enumerate() {
+                for (k, p) in r.policies.iter().enumerate() {
+                    rows.push((
+                        r.game.clone(),
+                        kind,
+                        at.method.clone(),
+                        welfare.name(),
+                        p.clone(),
+                        vals[w][k],
+                        ses[w][k],
+                    ));
+                }
+            }
+        }
+    }
+    Table::default()
+        .str("game", rows.iter().map(|r| r.0.clone()).collect())
+        .u64("epoch", vec![epoch; rows.len()])
+        .str("index", rows.iter().map(|r| r.1.to_string()).collect())
+        .str("method", rows.iter().map(|r| r.2.clone()).collect())
+        .str("welfare", rows.iter().map(|r| r.3.to_string()).collect())
+        .str("policy", rows.iter().map(|r| r.4.clone()).collect())
+        .f64("value", rows.iter().map(|r| r.5).collect())
+        .f64("se", rows.iter().map(|r| r.6).collect())
+        .build()
+}
+
+/// Writes every table as `DIR/NAME.parquet`.
+pub fn write_all(dir: &Path, tables: &[(&str, RecordBatch)]) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for (name, batch) in tables {
+        write_parquet(&dir.join(format!("{name}.parquet")), batch)?;
+    }
+    Ok(())
+}

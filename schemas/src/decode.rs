@@ -1,0 +1,255 @@
+//! One decoding path for every input format: readers turn a row into named [`RawValue`]s,
+//! and [`decode_row`] validates them into a [`Match`].
+
+use crate::error::RecordError;
+use crate::record::{Match, DEFAULT_GAME};
+
+/// A cell value as read, before validation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RawValue {
+    Null,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Str(String),
+    /// A value of a type the decoder does not accept (nested JSON, Arrow lists…).
+    Unsupported(String),
+}
+
+impl RawValue {
+    fn render(&self) -> String {
+        match self {
+            RawValue::Null => "null".into(),
+            RawValue::Bool(b) => b.to_string(),
+            RawValue::Int(i) => i.to_string(),
+            RawValue::UInt(u) => u.to_string(),
+            RawValue::Float(f) => f.to_string(),
+            RawValue::Str(s) => format!("{s:?}"),
+            RawValue::Unsupported(t) => format!("<{t}>"),
+        }
+    }
+}
+
+/// The columns the decoder understands; any other column is ignored.
+pub const KNOWN_COLUMNS: &[&str] = &[
+    "match_id",
+    "ts",
+    "game",
+    "policy_i",
+    "policy_j",
+    "payoff_i",
+    "payoff_j",
+    "batna_i",
+    "batna_j",
+    "agreement",
+    "ef1",
+    "context",
+    "propensity",
+    "source",
+    "seed",
+    "retract",
+    "diff",
+];
+
+/// Renders a row for the dead-letter output as a JSON-like object.
+pub fn render_row(fields: &[(&str, RawValue)]) -> String {
+    let parts: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("{k:?}: {}", v.render()))
+        .collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
+struct Ctx<'a> {
+    source: &'a str,
+    row: u64,
+    raw: &'a dyn Fn() -> String,
+}
+
+impl Ctx<'_> {
+    fn err(&self, field: &str, reason: impl Into<String>) -> RecordError {
+        RecordError {
+            source_name: self.source.to_string(),
+            row: self.row,
+            field: (!field.is_empty()).then(|| field.to_string()),
+            reason: reason.into(),
+            raw: (self.raw)(),
+        }
+    }
+
+    fn unsupported(&self, field: &str, t: &str) -> RecordError {
+        self.err(field, format!("unknown column type {t}"))
+    }
+
+    fn string(&self, field: &str, v: Option<&RawValue>) -> Result<Option<String>, RecordError> {
+        match v {
+            None | Some(RawValue::Null) => Ok(None),
+            Some(RawValue::Str(s)) if s.trim().is_empty() => Ok(None),
+            Some(RawValue::Str(s)) => Ok(Some(s.trim().to_string())),
+            Some(RawValue::Int(i)) => Ok(Some(i.to_string())),
+            Some(RawValue::UInt(u)) => Ok(Some(u.to_string())),
+            Some(RawValue::Float(f)) if f.fract() == 0.0 && f.is_finite() => {
+                Ok(Some(format!("{}", *f as i64)))
+            }
+            Some(RawValue::Unsupported(t)) => Err(self.unsupported(field, t)),
+            Some(other) => Err(self.err(field, format!("expected text, got {}", other.render()))),
+        }
+    }
+
+    fn float(&self, field: &str, v: Option<&RawValue>) -> Result<Option<f64>, RecordError> {
+        let x = match v {
+            None | Some(RawValue::Null) => return Ok(None),
+            Some(RawValue::Float(f)) => *f,
+            Some(RawValue::Int(i)) => *i as f64,
+            Some(RawValue::UInt(u)) => *u as f64,
+            Some(RawValue::Str(s)) if s.trim().is_empty() => return Ok(None),
+            Some(RawValue::Str(s)) => s
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| self.err(field, format!("expected a number, got {s:?}")))?,
+            Some(RawValue::Unsupported(t)) => return Err(self.unsupported(field, t)),
+            Some(other) => {
+                return Err(self.err(field, format!("expected a number, got {}", other.render())))
+            }
+        };
+        if !x.is_finite() {
+            return Err(self.err(field, format!("non-finite value {x}")));
+        }
+        Ok(Some(x))
+    }
+
+    fn int(&self, field: &str, v: Option<&RawValue>) -> Result<Option<i64>, RecordError> {
+        match v {
+            Some(RawValue::Int(i)) => Ok(Some(*i)),
+            Some(RawValue::UInt(u)) => i64::try_from(*u)
+                .map(Some)
+                .map_err(|_| self.err(field, format!("integer {u} out of range"))),
+            Some(RawValue::Str(s)) if !s.trim().is_empty() => s
+                .trim()
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|_| self.err(field, format!("expected an integer, got {s:?}"))),
+            other => match self.float(field, other)? {
+                None => Ok(None),
+                Some(f) if f.fract() == 0.0 && f.abs() < 9.007e15 => Ok(Some(f as i64)),
+                Some(f) => Err(self.err(field, format!("expected an integer, got {f}"))),
+            },
+        }
+    }
+
+    fn boolean(&self, field: &str, v: Option<&RawValue>) -> Result<Option<bool>, RecordError> {
+        match v {
+            None | Some(RawValue::Null) => Ok(None),
+            Some(RawValue::Bool(b)) => Ok(Some(*b)),
+            Some(RawValue::Int(0)) | Some(RawValue::UInt(0)) => Ok(Some(false)),
+            Some(RawValue::Int(1)) | Some(RawValue::UInt(1)) => Ok(Some(true)),
+            Some(RawValue::Float(f)) if *f == 0.0 || *f == 1.0 => Ok(Some(*f == 1.0)),
+            Some(RawValue::Str(s)) => match s.trim().to_ascii_lowercase().as_str() {
+                "" => Ok(None),
+                "true" | "1" => Ok(Some(true)),
+                "false" | "0" => Ok(Some(false)),
+                _ => Err(self.err(field, format!("expected true/false or 1/0, got {s:?}"))),
+            },
+            Some(RawValue::Unsupported(t)) => Err(self.unsupported(field, t)),
+            Some(other) => Err(self.err(
+                field,
+                format!("expected true/false or 1/0, got {}", other.render()),
+            )),
+        }
+    }
+}
+
+/// Validates one row. `derived_id` is used when the row has no `match_id`.
+pub fn decode_row(
+    source: &str,
+    row: u64,
+    fields: &[(&str, RawValue)],
+    derived_id: &str,
+) -> Result<Match, RecordError> {
+    let raw = || render_row(fields);
+    let cx = Ctx {
+        source,
+        row,
+        raw: &raw,
+    };
+    let get = |name: &str| fields.iter().find(|(k, _)| *k == name).map(|(_, v)| v);
+    let required_text = |name: &str| -> Result<String, RecordError> {
+        cx.string(name, get(name))?
+            .ok_or_else(|| cx.err(name, "missing or empty policy name"))
+    };
+    let match_id = cx
+        .string("match_id", get("match_id"))?
+        .unwrap_or_else(|| derived_id.to_string());
+    let diff = cx.int("diff", get("diff"))?;
+    let retract = match (cx.boolean("retract", get("retract"))?, diff) {
+        (_, Some(d)) if d != 1 && d != -1 => {
+            return Err(cx.err("diff", format!("diff must be 1 or -1, got {d}")))
+        }
+        (Some(r), _) => r || diff == Some(-1),
+        (None, d) => d == Some(-1),
+    };
+    let game = cx
+        .string("game", get("game"))?
+        .unwrap_or_else(|| DEFAULT_GAME.to_string());
+    let ts = cx.int("ts", get("ts"))?;
+    if retract {
+        // A retraction needs only its id; the rest is kept if present and valid.
+        let text = |f: &str| cx.string(f, get(f)).ok().flatten().unwrap_or_default();
+        let num = |f: &str| cx.float(f, get(f)).ok().flatten().unwrap_or(0.0);
+        return Ok(Match {
+            match_id,
+            ts,
+            game,
+            policy_i: text("policy_i"),
+            policy_j: text("policy_j"),
+            payoff_i: num("payoff_i"),
+            payoff_j: num("payoff_j"),
+            batna_i: None,
+            batna_j: None,
+            agreement: None,
+            ef1: None,
+            context: None,
+            propensity: None,
+            source: None,
+            seed: None,
+            retract: true,
+        });
+    }
+    let policy_i = required_text("policy_i")?;
+    let policy_j = required_text("policy_j")?;
+    let payoff = |name: &str| -> Result<f64, RecordError> {
+        cx.float(name, get(name))?
+            .ok_or_else(|| cx.err(name, "missing payoff"))
+    };
+    let payoff_i = payoff("payoff_i")?;
+    let payoff_j = payoff("payoff_j")?;
+    let propensity = cx.float("propensity", get("propensity"))?;
+    if let Some(p) = propensity {
+        if !(p > 0.0 && p <= 1.0) {
+            return Err(cx.err("propensity", format!("propensity {p} is outside (0, 1]")));
+        }
+    }
+    let seed = match cx.int("seed", get("seed"))? {
+        Some(s) if s < 0 => return Err(cx.err("seed", format!("seed {s} is negative"))),
+        s => s.map(|s| s as u64),
+    };
+    Ok(Match {
+        match_id,
+        ts,
+        game,
+        policy_i,
+        policy_j,
+        payoff_i,
+        payoff_j,
+        batna_i: cx.float("batna_i", get("batna_i"))?,
+        batna_j: cx.float("batna_j", get("batna_j"))?,
+        agreement: cx.boolean("agreement", get("agreement"))?,
+        ef1: cx.boolean("ef1", get("ef1"))?,
+        context: cx.string("context", get("context"))?,
+        propensity,
+        source: cx.string("source", get("source"))?,
+        seed,
+        retract: false,
+    })
+}

@@ -1,0 +1,14 @@
+//! nashflow schemas: the Match record (DESIGN §4), its decoding and validation from CSV,
+//! JSON Lines and Parquet, the dedupe/retraction ledger, and Arrow/Parquet codecs.
+
+pub mod arrow_io;
+pub mod decode;
+pub mod error;
+pub mod ledger;
+pub mod read;
+pub mod record;
+
+pub use error::{FileError, RecordError};
+pub use ledger::{Ledger, Outcome};
+pub use read::{read_file, ReadOutcome};
+pub use record::{Layout, Match, DEFAULT_GAME};

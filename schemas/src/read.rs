@@ -1,0 +1,305 @@
+//! File readers: CSV, JSON Lines (or a JSON array) and Parquet, chosen by extension.
+//! Every reader yields rows of named [`RawValue`]s into [`decode_row`]; bad rows become
+//! [`RecordError`]s and the good rows around them are kept.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::datatypes::{
+    DataType, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, TimeUnit,
+    UInt16Type, UInt32Type, UInt64Type, UInt8Type,
+};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::decode::{decode_row, RawValue, KNOWN_COLUMNS};
+use crate::error::{FileError, RecordError};
+use crate::record::Match;
+
+/// What one file yielded.
+#[derive(Debug, Default)]
+pub struct ReadOutcome {
+    /// Good records with their 1-based row.
+    pub matches: Vec<(u64, Match)>,
+    pub errors: Vec<RecordError>,
+}
+
+impl ReadOutcome {
+    fn push(&mut self, row: u64, r: Result<Match, RecordError>) {
+        match r {
+            Ok(m) => self.matches.push((row, m)),
+            Err(e) => self.errors.push(e),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    JsonLines,
+    Parquet,
+}
+
+impl Format {
+    pub fn from_path(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "csv" => Some(Format::Csv),
+            "jsonl" | "ndjson" | "json" => Some(Format::JsonLines),
+            "parquet" | "pq" => Some(Format::Parquet),
+            _ => None,
+        }
+    }
+}
+
+fn unreadable(path: &Path, reason: impl ToString) -> FileError {
+    FileError::Unreadable {
+        path: path.display().to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Reads a match log. Rows without `match_id` get `FILE:ROW` (FILE as given).
+pub fn read_file(path: &Path) -> Result<ReadOutcome, FileError> {
+    let format = Format::from_path(path).ok_or_else(|| {
+        unreadable(
+            path,
+            "unknown file type; expected .csv, .jsonl/.ndjson/.json or .parquet",
+        )
+    })?;
+    let file = File::open(path).map_err(|e| unreadable(path, e))?;
+    let name = path.display().to_string();
+    match format {
+        Format::Csv => read_csv(&name, file).map_err(|e| unreadable(path, e)),
+        Format::JsonLines => {
+            read_json(&name, BufReader::new(file)).map_err(|e| unreadable(path, e))
+        }
+        Format::Parquet => read_parquet(&name, file).map_err(|e| unreadable(path, e)),
+    }
+}
+
+pub fn read_csv(source: &str, input: impl Read) -> Result<ReadOutcome, String> {
+    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(input);
+    let headers: Vec<String> = rdr
+        .headers()
+        .map_err(|e| format!("cannot read CSV header: {e}"))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    let mut out = ReadOutcome::default();
+    for (k, rec) in rdr.records().enumerate() {
+        let row = k as u64 + 1;
+        let derived = format!("{source}:{row}");
+        match rec {
+            Ok(rec) if rec.len() != headers.len() => out.errors.push(RecordError {
+                source_name: source.into(),
+                row,
+                field: None,
+                reason: format!("{} fields, but the header has {}", rec.len(), headers.len()),
+                raw: rec.iter().collect::<Vec<_>>().join(","),
+            }),
+            Ok(rec) => {
+                let fields: Vec<(&str, RawValue)> = headers
+                    .iter()
+                    .zip(rec.iter())
+                    .filter(|(h, _)| KNOWN_COLUMNS.contains(&h.as_str()))
+                    .map(|(h, v)| {
+                        let v = if v.is_empty() {
+                            RawValue::Null
+                        } else {
+                            RawValue::Str(v.to_string())
+                        };
+                        (h.as_str(), v)
+                    })
+                    .collect();
+                out.push(row, decode_row(source, row, &fields, &derived));
+            }
+            Err(e) => out.errors.push(RecordError {
+                source_name: source.into(),
+                row,
+                field: None,
+                reason: format!("malformed CSV: {e}"),
+                raw: String::new(),
+            }),
+        }
+    }
+    Ok(out)
+}
+
+fn json_raw(v: &serde_json::Value) -> RawValue {
+    use serde_json::Value;
+    match v {
+        Value::Null => RawValue::Null,
+        Value::Bool(b) => RawValue::Bool(*b),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                RawValue::Int(i)
+            } else if let Some(u) = n.as_u64() {
+                RawValue::UInt(u)
+            } else {
+                RawValue::Float(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        Value::String(s) => RawValue::Str(s.clone()),
+        Value::Array(_) => RawValue::Unsupported("array".into()),
+        Value::Object(_) => RawValue::Unsupported("object".into()),
+    }
+}
+
+/// Decodes one JSON object (the text form of a record).
+pub fn decode_json(
+    source: &str,
+    row: u64,
+    text: &str,
+    derived_id: &str,
+) -> Result<Match, RecordError> {
+    let bad = |reason: String| RecordError {
+        source_name: source.into(),
+        row,
+        field: None,
+        reason,
+        raw: text.to_string(),
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+    decode_json_value(source, row, &value, derived_id).map_err(|mut e| {
+        e.raw = text.to_string();
+        e
+    })
+}
+
+fn decode_json_value(
+    source: &str,
+    row: u64,
+    value: &serde_json::Value,
+    derived_id: &str,
+) -> Result<Match, RecordError> {
+    let obj = value.as_object().ok_or_else(|| RecordError {
+        source_name: source.into(),
+        row,
+        field: None,
+        reason: "expected a JSON object".into(),
+        raw: value.to_string(),
+    })?;
+    let fields: Vec<(&str, RawValue)> = obj
+        .iter()
+        .filter(|(k, _)| KNOWN_COLUMNS.contains(&k.as_str()))
+        .map(|(k, v)| (k.as_str(), json_raw(v)))
+        .collect();
+    decode_row(source, row, &fields, derived_id)
+}
+
+/// JSON Lines (one object per line; blank lines skipped), or a single JSON array of objects.
+pub fn read_json(source: &str, mut input: impl BufRead) -> Result<ReadOutcome, String> {
+    let mut out = ReadOutcome::default();
+    let first = input.fill_buf().map_err(|e| e.to_string())?;
+    let is_array = first
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'[');
+    if is_array {
+        let mut text = String::new();
+        input.read_to_string(&mut text).map_err(|e| e.to_string())?;
+        let values: Vec<serde_json::Value> =
+            serde_json::from_str(&text).map_err(|e| format!("invalid JSON array: {e}"))?;
+        for (k, v) in values.iter().enumerate() {
+            let row = k as u64 + 1;
+            out.push(
+                row,
+                decode_json_value(source, row, v, &format!("{source}:{row}")),
+            );
+        }
+        return Ok(out);
+    }
+    for (k, line) in input.lines().enumerate() {
+        let line = line.map_err(|e| e.to_string())?;
+        let row = k as u64 + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        out.push(
+            row,
+            decode_json(source, row, &line, &format!("{source}:{row}")),
+        );
+    }
+    Ok(out)
+}
+
+/// Arrow column → per-row raw values, after casting the types we can read exactly.
+fn normalize(col: &ArrayRef) -> ArrayRef {
+    let target = match col.data_type() {
+        DataType::Dictionary(_, _) | DataType::LargeUtf8 | DataType::Utf8View => {
+            Some(DataType::Utf8)
+        }
+        DataType::Decimal128(_, _) | DataType::Decimal256(_, _) | DataType::Float16 => {
+            Some(DataType::Float64)
+        }
+        DataType::Timestamp(_, _) | DataType::Date64 => {
+            Some(DataType::Timestamp(TimeUnit::Millisecond, None))
+        }
+        _ => None,
+    };
+    let casted = target.and_then(|t| arrow::compute::cast(col, &t).ok());
+    match casted {
+        Some(c) if matches!(c.data_type(), DataType::Timestamp(_, _)) => {
+            arrow::compute::cast(&c, &DataType::Int64).unwrap_or(c)
+        }
+        Some(c) => c,
+        None => col.clone(),
+    }
+}
+
+fn raw_at(col: &dyn Array, i: usize) -> RawValue {
+    if col.is_null(i) {
+        return RawValue::Null;
+    }
+    match col.data_type() {
+        DataType::Null => RawValue::Null,
+        DataType::Boolean => RawValue::Bool(col.as_boolean().value(i)),
+        DataType::Int8 => RawValue::Int(col.as_primitive::<Int8Type>().value(i) as i64),
+        DataType::Int16 => RawValue::Int(col.as_primitive::<Int16Type>().value(i) as i64),
+        DataType::Int32 => RawValue::Int(col.as_primitive::<Int32Type>().value(i) as i64),
+        DataType::Int64 => RawValue::Int(col.as_primitive::<Int64Type>().value(i)),
+        DataType::UInt8 => RawValue::UInt(col.as_primitive::<UInt8Type>().value(i) as u64),
+        DataType::UInt16 => RawValue::UInt(col.as_primitive::<UInt16Type>().value(i) as u64),
+        DataType::UInt32 => RawValue::UInt(col.as_primitive::<UInt32Type>().value(i) as u64),
+        DataType::UInt64 => RawValue::UInt(col.as_primitive::<UInt64Type>().value(i)),
+        DataType::Float32 => RawValue::Float(col.as_primitive::<Float32Type>().value(i) as f64),
+        DataType::Float64 => RawValue::Float(col.as_primitive::<Float64Type>().value(i)),
+        DataType::Utf8 => RawValue::Str(col.as_string::<i32>().value(i).to_string()),
+        other => RawValue::Unsupported(other.to_string()),
+    }
+}
+
+pub fn read_parquet(source: &str, file: File) -> Result<ReadOutcome, String> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| format!("not a readable Parquet file: {e}"))?
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut out = ReadOutcome::default();
+    let mut row = 0u64;
+    for batch in reader {
+        let batch = batch.map_err(|e| format!("corrupt Parquet data: {e}"))?;
+        let schema = batch.schema();
+        let cols: Vec<(&str, ArrayRef)> = schema
+            .fields()
+            .iter()
+            .zip(batch.columns())
+            .filter(|(f, _)| KNOWN_COLUMNS.contains(&f.name().as_str()))
+            .map(|(f, c)| (f.name().as_str(), normalize(c)))
+            .collect();
+        for i in 0..batch.num_rows() {
+            row += 1;
+            let fields: Vec<(&str, RawValue)> = cols
+                .iter()
+                .map(|(n, c)| (*n, raw_at(c.as_ref(), i)))
+                .collect();
+            out.push(
+                row,
+                decode_row(source, row, &fields, &format!("{source}:{row}")),
+            );
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,94 @@
+//! The Match record (DESIGN §4). JSON field names equal Arrow column names.
+
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_GAME: &str = "default";
+
+/// One finished match (match layout), or one seat's view of it (perspective layout).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Match {
+    /// Unique id; the idempotency key. Derived as `FILE:ROW` when a file has no such column.
+    pub match_id: String,
+    /// Event time, ms since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ts: Option<i64>,
+    /// Meta-game name; independent games share one stream.
+    #[serde(default = "default_game")]
+    pub game: String,
+    pub policy_i: String,
+    pub policy_j: String,
+    pub payoff_i: f64,
+    pub payoff_j: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batna_i: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batna_j: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ef1: Option<bool>,
+    /// Observed stratum / confounder (strings and integers are both kept as text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// Probability in (0, 1] that the matchmaker chose this pairing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propensity: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// A retraction cancels the earlier match with the same `match_id`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retract: bool,
+}
+
+fn default_game() -> String {
+    DEFAULT_GAME.to_string()
+}
+
+/// How rows map to cells (DESIGN §4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// One row per match; both seats contribute.
+    #[default]
+    Match,
+    /// One row per seat (Python EGTA logs); a row contributes only to (policy_i, policy_j).
+    Perspective,
+}
+
+impl std::str::FromStr for Layout {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "match" => Ok(Layout::Match),
+            "perspective" => Ok(Layout::Perspective),
+            _ => Err(format!(
+                "unknown layout `{s}`; expected match or perspective"
+            )),
+        }
+    }
+}
+
+impl Match {
+    /// The dedupe key: the match id, plus the seat pair in perspective layout (where both
+    /// seats' rows of one match share its id).
+    pub fn key(&self, layout: Layout) -> String {
+        match layout {
+            Layout::Match => self.match_id.clone(),
+            Layout::Perspective => {
+                format!(
+                    "{}\u{1f}{}\u{1f}{}",
+                    self.match_id, self.policy_i, self.policy_j
+                )
+            }
+        }
+    }
+
+    /// Equality of content, ignoring the retraction flag.
+    pub fn same_content(&self, other: &Match) -> bool {
+        let mut a = self.clone();
+        a.retract = other.retract;
+        a == *other
+    }
+}
