@@ -1,1 +1,127 @@
-fn main() {}
+//! `cargo bench -p nashflow-kernels --bench solvers`: solve times of `mene` and `nash-lp` on
+//! random zero-sum and general-sum games, each beside a baseline measured in the same run:
+//! one maximin LP (`nash-lp`) for zero-sum games, and for general-sum games a brute-force
+//! enumeration of all 2^n supports where that is feasible (n ≤ 12).
+//!
+//! Targets (issue #2, one core): general-sum `mene` < 10 ms at n = 12 and < 1 s at n = 30;
+//! zero-sum `mene` ≤ 3× one LP at n = 100.
+
+use std::time::{Duration, Instant};
+
+use nashflow_kernels::maxent::max_entropy;
+use nashflow_kernels::polytope::{Polytope, Row};
+use nashflow_kernels::rng::SplitMix64;
+use nashflow_kernels::solvers::{mene, nash_lp};
+use nashflow_kernels::{KernelError, Matrix};
+
+fn random_matrix(n: usize, seed: u64) -> Matrix {
+    let mut r = SplitMix64::new(seed);
+    Matrix::from_fn(n, |_, _| r.next_f64() * 2.0 - 1.0)
+}
+
+fn zero_sum(n: usize, seed: u64) -> Matrix {
+    let a = random_matrix(n, seed);
+    Matrix::from_fn(n, |i, j| a[(i, j)] - a[(j, i)])
+}
+
+/// Median wall time of `f` over `reps` runs.
+fn time<T>(reps: usize, mut f: impl FnMut() -> T) -> Duration {
+    let mut ts: Vec<Duration> = (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(f());
+            t.elapsed()
+        })
+        .collect();
+    ts.sort();
+    ts[ts.len() / 2]
+}
+
+fn brute_force(m: &Matrix) -> f64 {
+    let n = m.n();
+    let m = m.normalized();
+    let mut best = f64::NEG_INFINITY;
+    for mask in 1u32..(1 << n) {
+        let mut eq = vec![Row::new(
+            (0..=n).map(|i| if i < n { 1.0 } else { 0.0 }).collect(),
+            1.0,
+        )];
+        let mut ineq = vec![];
+        for k in 0..n {
+            let mut coef = m.row(k).to_vec();
+            coef.push(-1.0);
+            if mask >> k & 1 == 1 {
+                eq.push(Row::new(coef, 0.0));
+            } else {
+                ineq.push(Row::new(coef, 0.0));
+                let mut z = vec![0.0; n + 1];
+                z[k] = 1.0;
+                eq.push(Row::new(z, 0.0));
+            }
+        }
+        match max_entropy(&Polytope {
+            dim: n + 1,
+            n_entropy: n,
+            eq,
+            ineq,
+        }) {
+            Ok(r) => best = best.max(r.entropy),
+            Err(KernelError::Infeasible) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    best
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::var("NASHFLOW_BENCH_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or_else(|| vec![3, 5, 8, 12, 30, 100, 200]);
+    println!("zero-sum (antisymmetric) games: mene vs one maximin LP (nash-lp)");
+    println!(
+        "{:>5}  {:>12}  {:>12}  {:>8}",
+        "n", "nash-lp ms", "mene ms", "ratio"
+    );
+    for &n in &sizes {
+        let m = zero_sum(n, 42 + n as u64);
+        let reps = if n <= 30 { 21 } else { 3 };
+        let lp = time(reps, || nash_lp(&m).unwrap());
+        let me = time(reps, || mene(&m).unwrap());
+        println!(
+            "{n:>5}  {:>12.3}  {:>12.3}  {:>8.2}",
+            ms(lp),
+            ms(me),
+            me.as_secs_f64() / lp.as_secs_f64()
+        );
+    }
+    println!("\ngeneral-sum games: mene vs brute-force support enumeration (n ≤ 12)");
+    println!(
+        "{:>5}  {:>12}  {:>14}  {:>8}",
+        "n", "mene ms", "brute ms", "speedup"
+    );
+    for &n in &sizes {
+        let m = random_matrix(n, 7 + n as u64);
+        let reps = if n <= 12 { 11 } else { 1 };
+        let me = time(reps, || mene(&m).unwrap());
+        if n <= 12 {
+            let bf = time(1, || brute_force(&m));
+            println!(
+                "{n:>5}  {:>12.3}  {:>14.3}  {:>8.1}",
+                ms(me),
+                ms(bf),
+                bf.as_secs_f64() / me.as_secs_f64()
+            );
+        } else {
+            println!("{n:>5}  {:>12.3}  {:>14}  {:>8}", ms(me), "—", "—");
+        }
+        if me > Duration::from_secs(20) {
+            println!("(stopping: larger general-sum games would take too long)");
+            break;
+        }
+    }
+}

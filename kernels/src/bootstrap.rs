@@ -83,9 +83,9 @@ pub fn bootstrap(
         strata.entry(u.stratum).or_default().push(k);
     }
     let b = cfg.replicates;
-    let mut mass = vec![Vec::with_capacity(b); n];
-    let mut regret = vec![Vec::with_capacity(b); n];
-    let mut scalars = vec![Vec::with_capacity(b); 6];
+    let mut mass: Vec<Vec<f64>> = (0..n).map(|_| Vec::with_capacity(b)).collect();
+    let mut regret: Vec<Vec<f64>> = (0..n).map(|_| Vec::with_capacity(b)).collect();
+    let mut scalars: Vec<Vec<f64>> = (0..6).map(|_| Vec::with_capacity(b)).collect();
     progress.start("bootstrap", b as u64);
     for r in 0..b {
         let mut rng = SplitMix64::keyed(cfg.seed, r as u64);

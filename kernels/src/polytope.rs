@@ -11,6 +11,9 @@ use good_lp::{
 
 use crate::KernelError;
 
+/// Largest homogenisation scale in the relative-interior LP.
+const S_MAX: f64 = 1e6;
+
 /// One linear row `coef · x (=|≤) rhs`.
 #[derive(Clone, Debug)]
 pub struct Row {
@@ -48,6 +51,38 @@ pub struct RelativeInterior {
     pub zero: Vec<bool>,
 }
 
+/// The order in which variables/rows are handed to the LP solver: identity on the first
+/// attempt, then deterministic shuffles.
+pub struct Order(u64);
+
+impl Order {
+    pub fn perm(&self, len: usize) -> Vec<usize> {
+        let mut p: Vec<usize> = (0..len).collect();
+        if self.0 > 0 {
+            let mut rng = crate::rng::SplitMix64::keyed(self.0, len as u64);
+            for k in (1..len).rev() {
+                p.swap(k, rng.below(k + 1));
+            }
+        }
+        p
+    }
+}
+
+/// microlp occasionally reports a singular basis on degenerate problems; whether it does
+/// depends on pivot order, so a numerical failure is retried with the problem reordered.
+pub fn retry_reordered<T>(
+    mut solve: impl FnMut(&Order) -> Result<T, KernelError>,
+) -> Result<T, KernelError> {
+    let mut last = String::new();
+    for attempt in 0..4 {
+        match solve(&Order(attempt)) {
+            Err(KernelError::Numerical(e)) => last = e,
+            other => return other,
+        }
+    }
+    Err(KernelError::Numerical(last))
+}
+
 /// Maps the LP outcome into our error type.
 pub(crate) fn lp_error(e: ResolutionError) -> KernelError {
     match e {
@@ -61,17 +96,27 @@ impl Polytope {
     /// Scaling a relative-interior point up makes every non-implicit slack ≥ 1, so at the optimum
     /// `y = 1` exactly on the non-implicit rows and `y = 0` on the implicit ones.
     pub fn relative_interior(&self) -> Result<RelativeInterior, KernelError> {
+        retry_reordered(|order| self.relative_interior_ordered(order))
+    }
+
+    fn relative_interior_ordered(&self, order: &Order) -> Result<RelativeInterior, KernelError> {
+        let perm = |len: usize| order.perm(len);
         let mut vars = ProblemVariables::new();
-        let x: Vec<_> = (0..self.dim)
-            .map(|i| {
-                if i < self.n_entropy {
-                    vars.add(variable().min(0.0))
-                } else {
-                    vars.add(variable())
-                }
-            })
+        let mut slots = vec![None; self.dim];
+        for i in perm(self.dim) {
+            slots[i] = Some(if i < self.n_entropy {
+                vars.add(variable().min(0.0))
+            } else {
+                vars.add(variable())
+            });
+        }
+        let x: Vec<_> = slots
+            .into_iter()
+            .map(|v| v.expect("every slot filled"))
             .collect();
-        let s = vars.add(variable().min(1.0));
+        // Capping s makes the tolerance explicit: a direction in which the polytope is thinner
+        // than ~1/S_MAX (in units of the payoff range) counts as flat (an implicit equality).
+        let s = vars.add(variable().min(1.0).max(S_MAX));
         let y_row: Vec<_> = (0..self.ineq.len())
             .map(|_| vars.add(variable().min(0.0).max(1.0)))
             .collect();
@@ -91,8 +136,9 @@ impl Polytope {
         for row in &self.eq {
             model = model.with((lin(row) - row.rhs * s).eq(0.0));
         }
-        for (row, &y) in self.ineq.iter().zip(&y_row) {
-            model = model.with((lin(row) + y - row.rhs * s).leq(0.0));
+        for k in perm(self.ineq.len()) {
+            let row = &self.ineq[k];
+            model = model.with((lin(row) + y_row[k] - row.rhs * s).leq(0.0));
         }
         for (i, &y) in y_var.iter().enumerate() {
             model = model.with((x[i] - y).geq(0.0));

@@ -242,3 +242,56 @@ fn maxent_on_a_simple_polytope() {
     let r = max_entropy(&p).unwrap();
     assert_close(&r.x, &[0.1, 0.45, 0.45], 1e-9);
 }
+
+/// Independent of `max_entropy`: vertices of the Nash polytope `{σ ∈ Δ : Mσ ≤ c/2}` of a
+/// constant-sum game found by LPs with random objectives; every convex combination of them is
+/// an equilibrium, so none may beat the max-entropy answer.
+#[test]
+fn mene_beats_every_sampled_equilibrium_of_degenerate_zero_sum_games() {
+    use good_lp::{microlp, variable, Expression, ProblemVariables, Solution, SolverModel};
+    for (n, seed) in [(4, 1u64), (5, 2), (6, 3), (7, 4), (8, 5)] {
+        // Rounded antisymmetric payoffs have large equilibrium sets.
+        let a = random_zero_sum(n, seed);
+        let m = Matrix::from_fn(n, |i, j| a[(i, j)].round());
+        let best = mene(&m).unwrap();
+        let h = entropy(&best);
+        let mut rng = nashflow_kernels::rng::SplitMix64::new(seed);
+        let mut vertices = Vec::new();
+        for _ in 0..12 {
+            let mut vars = ProblemVariables::new();
+            let s: Vec<_> = (0..n).map(|_| vars.add(variable().min(0.0))).collect();
+            let obj: Expression = s.iter().map(|&x| (rng.next_f64() - 0.5) * x).sum();
+            let mut model = vars.maximise(obj).using(microlp);
+            model = model.with(s.iter().copied().sum::<Expression>().eq(1.0));
+            for k in 0..n {
+                let u: Expression = (0..n).map(|j| m[(k, j)] * s[j]).sum();
+                model = model.with(u.leq(0.0));
+            }
+            let sol = model.solve().unwrap();
+            vertices.push(
+                s.iter()
+                    .map(|&x| sol.value(x).max(0.0))
+                    .collect::<Vec<f64>>(),
+            );
+        }
+        for _ in 0..200 {
+            let w: Vec<f64> = (0..vertices.len()).map(|_| -rng.next_f64().ln()).collect();
+            let total: f64 = w.iter().sum();
+            let mix: Vec<f64> = (0..n)
+                .map(|i| {
+                    vertices
+                        .iter()
+                        .zip(&w)
+                        .map(|(v, wk)| v[i] * wk / total)
+                        .sum()
+                })
+                .collect();
+            assert!(rel_exploitability(&m, &mix) < 1e-7);
+            assert!(
+                entropy(&mix) <= h + 1e-9,
+                "n={n}: sampled NE entropy {} > mene {h}",
+                entropy(&mix)
+            );
+        }
+    }
+}

@@ -283,125 +283,136 @@ pub fn metrics(reports: &[GameReport], epoch: u64) -> RecordBatch {
         .build()
 }
 
-/// Long form: (game, candidate, level, metric, incumbent, value).
+/// One row of the long-form `lifts` table.
+struct LiftRow {
+    game: String,
+    candidate: String,
+    level: &'static str,
+    metric: String,
+    incumbent: Option<String>,
+    value: f64,
+}
+
+/// Long form: (game, candidate, level, metric, incumbent, value); level is "1", "2" or
+/// "keystone" (the effect of removing the candidate: minus its Level 2 delta).
 pub fn lifts(reports: &[GameReport], epoch: u64) -> RecordBatch {
-    let mut rows: Vec<(String, String, &str, String, Option<String>, f64)> = Vec::new();
+    let mut rows: Vec<LiftRow> = Vec::new();
     for r in reports {
         let p = |k: usize| r.policies[k].clone();
+        let mut push = |candidate: usize, level, metric: &str, incumbent: Option<usize>, value| {
+            rows.push(LiftRow {
+                game: r.game.clone(),
+                candidate: p(candidate),
+                level,
+                metric: metric.to_string(),
+                incumbent: incumbent.map(p),
+                value,
+            })
+        };
         for l in &r.analysis.lifts.level1 {
-            let c = p(l.candidate);
             for (i, x) in &l.per_incumbent {
-                rows.push((
-                    r.game.clone(),
-                    c.clone(),
-                    "1",
-                    "partner_lift".into(),
-                    Some(p(*i)),
-                    *x,
-                ));
+                push(l.candidate, "1", "partner_lift", Some(*i), *x);
             }
-            for (m, x) in [
-                ("uniform_avg", l.uniform_avg),
-                ("equilibrium_avg", l.equilibrium_avg),
-                ("min", l.min),
-                ("max", l.max),
-            ] {
-                rows.push((r.game.clone(), c.clone(), "1", m.into(), None, x));
-            }
+            push(l.candidate, "1", "uniform_avg", None, l.uniform_avg);
+            push(l.candidate, "1", "equilibrium_avg", None, l.equilibrium_avg);
+            push(l.candidate, "1", "min", None, l.min);
+            push(l.candidate, "1", "max", None, l.max);
         }
         for l in &r.analysis.lifts.level2 {
-            let c = p(l.candidate);
             for (w, x) in WelfareKind::ALL.iter().zip(l.delta_eco) {
-                rows.push((
-                    r.game.clone(),
-                    c.clone(),
+                push(
+                    l.candidate,
                     "2",
-                    format!("delta_eco_{}", w.name()),
+                    &format!("delta_eco_{}", w.name()),
                     None,
                     x,
-                ));
-                rows.push((
-                    r.game.clone(),
-                    c.clone(),
+                );
+                push(
+                    l.candidate,
                     "keystone",
-                    format!("removal_delta_{}", w.name()),
+                    &format!("removal_delta_{}", w.name()),
                     None,
                     -x,
-                ));
+                );
             }
-            rows.push((
-                r.game.clone(),
-                c.clone(),
+            push(l.candidate, "2", "entry_mass", None, l.entry_mass);
+            push(
+                l.candidate,
                 "2",
-                "entry_mass".into(),
-                None,
-                l.entry_mass,
-            ));
-            rows.push((
-                r.game.clone(),
-                c.clone(),
-                "2",
-                "equilibrium_shift".into(),
+                "equilibrium_shift",
                 None,
                 l.equilibrium_shift,
-            ));
+            );
             for (i, x) in &l.incumbent_shifts {
-                rows.push((
-                    r.game.clone(),
-                    c.clone(),
-                    "2",
-                    "incumbent_shift".into(),
-                    Some(p(*i)),
-                    *x,
-                ));
+                push(l.candidate, "2", "incumbent_shift", Some(*i), *x);
             }
         }
     }
     Table::default()
-        .str("game", rows.iter().map(|r| r.0.clone()).collect())
+        .str("game", rows.iter().map(|r| r.game.clone()).collect())
         .u64("epoch", vec![epoch; rows.len()])
-        .str("candidate", rows.iter().map(|r| r.1.clone()).collect())
-        .str("level", rows.iter().map(|r| r.2.to_string()).collect())
-        .str("metric", rows.iter().map(|r| r.3.clone()).collect())
-        .opt_str("incumbent", rows.iter().map(|r| r.4.clone()).collect())
-        .f64("value", rows.iter().map(|r| r.5).collect())
+        .str(
+            "candidate",
+            rows.iter().map(|r| r.candidate.clone()).collect(),
+        )
+        .str("level", rows.iter().map(|r| r.level.to_string()).collect())
+        .str("metric", rows.iter().map(|r| r.metric.clone()).collect())
+        .opt_str(
+            "incumbent",
+            rows.iter().map(|r| r.incumbent.clone()).collect(),
+        )
+        .f64("value", rows.iter().map(|r| r.value).collect())
         .build()
 }
 
+/// One row of the long-form `attribution` table.
+struct AttributionRow {
+    game: String,
+    index: &'static str,
+    method: String,
+    welfare: &'static str,
+    policy: String,
+    value: f64,
+    se: f64,
+}
+
 pub fn attribution(reports: &[GameReport], epoch: u64) -> RecordBatch {
-    let mut rows: Vec<(String, &str, String, &str, String, f64, f64)> = Vec::new();
+    let mut rows: Vec<AttributionRow> = Vec::new();
     for r in reports {
         let Some(at) = &r.analysis.attribution else {
             continue;
         };
-        for (kind, vals, ses) in [
+        for (index, vals, ses) in [
             ("shapley", &at.shapley, &at.shapley_se),
             ("banzhaf", &at.banzhaf, &at.banzhaf_se),
         ] {
             for (w, welfare) in WelfareKind::ALL.iter().enumerate() {
-                for (k, p) in r.policies.iter().enumerate() {
-                    rows.push((
-                        r.game.clone(),
-                        kind,
-                        at.method.clone(),
-                        welfare.name(),
-                        p.clone(),
-                        vals[w][k],
-                        ses[w][k],
-                    ));
+                for (k, policy) in r.policies.iter().enumerate() {
+                    rows.push(AttributionRow {
+                        game: r.game.clone(),
+                        index,
+                        method: at.method.clone(),
+                        welfare: welfare.name(),
+                        policy: policy.clone(),
+                        value: vals[w][k],
+                        se: ses[w][k],
+                    });
                 }
             }
         }
     }
     Table::default()
-        .str("game", rows.iter().map(|r| r.0.clone()).collect())
+        .str("game", rows.iter().map(|r| r.game.clone()).collect())
         .u64("epoch", vec![epoch; rows.len()])
-        .str("index", rows.iter().map(|r| r.1.to_string()).collect())
-        .str("method", rows.iter().map(|r| r.2.clone()).collect())
-        .str("welfare", rows.iter().map(|r| r.3.to_string()).collect())
-        .str("policy", rows.iter().map(|r| r.4.clone()).collect())
-        .f64("value", rows.iter().map(|r| r.5).collect())
-        .f64("se", rows.iter().map(|r| r.6).collect())
+        .str("index", rows.iter().map(|r| r.index.to_string()).collect())
+        .str("method", rows.iter().map(|r| r.method.clone()).collect())
+        .str(
+            "welfare",
+            rows.iter().map(|r| r.welfare.to_string()).collect(),
+        )
+        .str("policy", rows.iter().map(|r| r.policy.clone()).collect())
+        .f64("value", rows.iter().map(|r| r.value).collect())
+        .f64("se", rows.iter().map(|r| r.se).collect())
         .build()
 }
 

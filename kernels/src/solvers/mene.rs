@@ -48,7 +48,10 @@ pub fn mene(m: &Matrix) -> Result<Vec<f64>, KernelError> {
         if min_size > n {
             break;
         }
-        let Some(br) = next_best_response_set(&m, &seen, min_size)? else {
+        let found = crate::polytope::retry_reordered(|order| {
+            next_best_response_set(&m, &seen, min_size, order)
+        })?;
+        let Some(br) = found else {
             break;
         };
         match max_entropy(&equilibrium_polytope(&m, &br)) {
@@ -118,6 +121,7 @@ fn next_best_response_set(
     m: &Matrix,
     seen: &[Vec<bool>],
     min_size: usize,
+    order: &crate::polytope::Order,
 ) -> Result<Option<Vec<bool>>, KernelError> {
     let n = m.n();
     let mut vars = ProblemVariables::new();
@@ -130,7 +134,7 @@ fn next_best_response_set(
     let mut model = vars.maximise(size.clone()).using(microlp);
     model = model.with(sigma.iter().copied().sum::<Expression>().eq(1.0));
     model = model.with(size.geq(min_size as f64));
-    for k in 0..n {
+    for k in order.perm(n) {
         let u: Expression = (0..n)
             .filter(|&j| m[(k, j)] != 0.0)
             .map(|j| m[(k, j)] * sigma[j])

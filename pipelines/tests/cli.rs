@@ -1,0 +1,277 @@
+//! The `nashflow` binary end to end: JSON contract, Parquet tables, solve, errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::Float64Type;
+use nashflow_schemas::arrow_io::read_parquet_batches;
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_nashflow"))
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("nashflow-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("binary runs");
+    assert!(
+        out.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Rock–paper–scissors plus a dominated "rookie", with BATNAs and negotiation flags.
+fn write_log(dir: &Path) -> PathBuf {
+    let beats = |a: &str, b: &str| {
+        matches!(
+            (a, b),
+            ("rock", "scissors") | ("paper", "rock") | ("scissors", "paper")
+        )
+    };
+    let names = ["paper", "rock", "rookie", "scissors"];
+    let mut text = String::from(
+        "match_id,game,policy_i,policy_j,payoff_i,payoff_j,batna_i,batna_j,agreement,ef1\n",
+    );
+    let mut k = 0;
+    for a in names {
+        for b in names {
+            for rep in 0..3 {
+                k += 1;
+                let (pa, pb) = if a == "rookie" && b == "rookie" {
+                    (0.5, 0.5)
+                } else if a == "rookie" {
+                    (0.0, 1.0)
+                } else if b == "rookie" || beats(a, b) {
+                    (1.0, 0.0)
+                } else if beats(b, a) {
+                    (0.0, 1.0)
+                } else {
+                    (0.5, 0.5)
+                };
+                let ef1 = if rep == 0 { "1" } else { "0" };
+                text.push_str(&format!("m{k},rps,{a},{b},{pa},{pb},0.1,0.1,1,{ef1}\n"));
+            }
+        }
+    }
+    text.push_str("broken,rps,rock,,1,0,,,,\n");
+    let p = dir.join("log.csv");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn analyze_json_contract() {
+    let dir = tmpdir("json");
+    let log = write_log(&dir);
+    let out = run(bin()
+        .args([
+            "analyze",
+            "--format",
+            "json",
+            "--bootstrap",
+            "20",
+            "--seed",
+            "4",
+        ])
+        .arg(&log));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["policies"],
+        serde_json::json!(["paper", "rock", "rookie", "scissors"])
+    );
+    assert_eq!(v["solver"], "mene");
+    let sigma: Vec<f64> = v["sigma"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    for (k, expect) in [1.0 / 3.0, 1.0 / 3.0, 0.0, 1.0 / 3.0].iter().enumerate() {
+        assert!((sigma[k] - expect).abs() < 1e-7, "{sigma:?}");
+    }
+    assert!(v["exploitability"].as_f64().unwrap().abs() < 1e-7);
+    assert!((v["value"].as_f64().unwrap() - 0.5).abs() < 1e-9);
+    for key in ["payoff", "counts", "nw", "nw_plus", "ef1"] {
+        assert_eq!(v["matrices"][key].as_array().unwrap().len(), 4, "{key}");
+    }
+    // 3 matches per ordered pair in each seat: 6 per off-diagonal cell, 6 on the diagonal.
+    assert_eq!(v["matrices"]["counts"][0][1], 6.0);
+    assert_eq!(v["matrices"]["ef1"][0][1].as_f64().unwrap(), 1.0 / 3.0);
+    for key in ["value", "uw", "nw", "nw_plus", "ef1"] {
+        assert!(v["welfare"][key].is_number(), "{key}");
+    }
+    assert!((v["welfare"]["uw"].as_f64().unwrap() - 1.0).abs() < 1e-9);
+    let l1 = &v["level1"]["rookie"];
+    for key in [
+        "per_incumbent",
+        "uniform_avg",
+        "equilibrium_avg",
+        "min",
+        "max",
+    ] {
+        assert!(!l1[key].is_null(), "level1.{key}");
+    }
+    assert!(
+        l1["per_incumbent"]["rock"].as_f64().unwrap() > 0.0,
+        "the rookie is a gift to rock"
+    );
+    let l2 = &v["level2"]["rookie"];
+    assert_eq!(l2["entry_mass"].as_f64().unwrap(), 0.0);
+    for key in ["uw", "nw", "nw_plus"] {
+        assert!(l2["delta_eco"][key].is_number());
+    }
+    assert!(l2["incumbent_shifts"]["paper"].is_number());
+    assert_eq!(v["level3"]["method"], "exact");
+    let shapley_uw = &v["level3"]["shapley"]["uw"];
+    let total: f64 = ["paper", "rock", "rookie", "scissors"]
+        .iter()
+        .map(|p| shapley_uw[p].as_f64().unwrap())
+        .sum();
+    assert!((total - 1.0).abs() < 1e-9, "Shapley efficiency: {total}");
+    assert!(v["level3"]["banzhaf"]["nw"].is_object());
+    assert_eq!(v["bootstrap"]["replicates"], 20);
+    assert!(v["bootstrap"]["mass"]["rock"]["lo"].is_number());
+    assert!(v["ratings"]["bradley_terry"]["rock"]["rating"].is_number());
+    assert!(v["ratings"]["elo"]["rock"].is_number());
+    assert_eq!(v["dead_letters"], 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("row 49, field `policy_j`"), "{err}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "no progress bar escape codes when stderr is piped"
+    );
+}
+
+#[test]
+fn analyze_writes_parquet_tables() {
+    let dir = tmpdir("out");
+    let log = write_log(&dir);
+    let out_dir = dir.join("tables");
+    let out = run(bin()
+        .args(["analyze", "--quiet"])
+        .arg(&log)
+        .arg("--out")
+        .arg(&out_dir));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("rank") && table.contains("rookie"),
+        "{table}"
+    );
+    let policies = read_parquet_batches(&out_dir.join("policies.parquet")).unwrap();
+    let b = &policies[0];
+    assert_eq!(b.num_rows(), 4);
+    for col in [
+        "game",
+        "policy",
+        "mass",
+        "regret",
+        "payoff_vs_sigma",
+        "games",
+        "rating",
+        "rating_lo",
+        "rating_hi",
+    ] {
+        assert!(b.column_by_name(col).is_some(), "policies.{col}");
+    }
+    let mass = b
+        .column_by_name("mass")
+        .unwrap()
+        .as_primitive::<Float64Type>();
+    assert!((mass.iter().flatten().sum::<f64>() - 1.0).abs() < 1e-9);
+    for (name, rows) in [
+        ("cells", 16),
+        ("metrics", 1),
+        ("equilibria", 4),
+        ("matches", 48),
+        ("dead_letters", 1),
+    ] {
+        let batches = read_parquet_batches(&out_dir.join(format!("{name}.parquet"))).unwrap();
+        assert_eq!(
+            batches.iter().map(|b| b.num_rows()).sum::<usize>(),
+            rows,
+            "{name}"
+        );
+    }
+    for name in ["lifts", "attribution"] {
+        let batches = read_parquet_batches(&out_dir.join(format!("{name}.parquet"))).unwrap();
+        assert!(
+            batches.iter().map(|b| b.num_rows()).sum::<usize>() > 0,
+            "{name}"
+        );
+    }
+    let dl = &read_parquet_batches(&out_dir.join("dead_letters.parquet")).unwrap()[0];
+    let reason = dl.column_by_name("reason").unwrap().as_string::<i32>();
+    assert!(reason.value(0).contains("policy name"));
+    assert!(!dl.column_by_name("raw").unwrap().is_null(0));
+}
+
+#[test]
+fn strict_mode_and_empty_input_fail_clearly() {
+    let dir = tmpdir("strict");
+    let log = write_log(&dir);
+    let out = bin()
+        .args(["analyze", "--strict"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--strict") && err.contains("row 49"), "{err}");
+    let empty = dir.join("empty.jsonl");
+    std::fs::write(&empty, "\n").unwrap();
+    let out = bin().arg("analyze").arg(&empty).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no valid matches"));
+    let out = bin()
+        .args(["analyze", "--solver", "nope"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown solver `nope`"));
+}
+
+#[test]
+fn solve_json_and_csv() {
+    let dir = tmpdir("solve");
+    let json_path = dir.join("m.json");
+    std::fs::write(
+        &json_path,
+        r#"{"policies": ["r", "p", "s"], "payoff": [[0, -1, 1], [1, 0, -1], [-1, 1, 0]]}"#,
+    )
+    .unwrap();
+    let out = run(bin().args(["solve", "--format", "json"]).arg(&json_path));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in [
+        "policies",
+        "sigma",
+        "regret",
+        "value",
+        "exploitability",
+        "solve_seconds",
+    ] {
+        assert!(!v[key].is_null(), "{key}");
+    }
+    for x in v["sigma"].as_array().unwrap() {
+        assert!((x.as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9);
+    }
+    let csv_path = dir.join("m.csv");
+    std::fs::write(&csv_path, ",c,d\nc,3,0\nd,5,1\n").unwrap();
+    let out = run(bin()
+        .args(["solve", "--format", "json", "--solver", "alpharank"])
+        .arg(&csv_path));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["policies"], serde_json::json!(["c", "d"]));
+    assert!(v["sigma"][1].as_f64().unwrap() > 0.99);
+    let out = run(bin().arg("solve").arg(&json_path));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("exploitability"));
+}

@@ -1,0 +1,296 @@
+//! Readers and validation: bad rows are named (source, row, field, reason) and skipped, good
+//! rows around them are kept.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, DictionaryArray, Float32Array, Int32Array, Int64Array, RecordBatch, StringArray,
+};
+use arrow::datatypes::Int8Type;
+use nashflow_schemas::arrow_io::{matches_batch, read_parquet_batches, write_parquet};
+use nashflow_schemas::read::{read_csv, read_json};
+use nashflow_schemas::{read_file, Layout, Ledger, Match, Outcome};
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("nashflow-schemas-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+#[test]
+fn csv_good_and_bad_rows() {
+    let text = "match_id,game,policy_i,policy_j,payoff_i,payoff_j,agreement,ef1,propensity,extra\n\
+                a,g,x,y,1.5,0.5,1,0,0.5,whatever\n\
+                b,g,x,,1,0,,,,\n\
+                c,g,x,y,nan,0,,,,\n\
+                d,g,x,y,1,0,maybe,,,\n\
+                e,g,x,y,1,0,,,1.5,\n\
+                f,g,y,x,2,3,true,TRUE,1,\n";
+    let out = read_csv("log.csv", text.as_bytes()).unwrap();
+    let ids: Vec<&str> = out
+        .matches
+        .iter()
+        .map(|(_, m)| m.match_id.as_str())
+        .collect();
+    assert_eq!(ids, vec!["a", "f"]);
+    assert_eq!(out.matches[1].0, 6, "row numbers are kept for good rows");
+    let a = &out.matches[0].1;
+    assert_eq!(
+        (a.agreement, a.ef1, a.propensity),
+        (Some(true), Some(false), Some(0.5))
+    );
+    let errs: Vec<(u64, Option<&str>)> = out
+        .errors
+        .iter()
+        .map(|e| (e.row, e.field.as_deref()))
+        .collect();
+    assert_eq!(
+        errs,
+        vec![
+            (2, Some("policy_j")),
+            (3, Some("payoff_i")),
+            (4, Some("agreement")),
+            (5, Some("propensity"))
+        ]
+    );
+    let msg = out.errors[1].to_string();
+    assert!(
+        msg.starts_with("log.csv: row 3, field `payoff_i`: non-finite"),
+        "{msg}"
+    );
+    assert!(out.errors[3].reason.contains("outside (0, 1]"));
+    assert!(
+        !out.errors[0].raw.is_empty(),
+        "the dead letter keeps the record"
+    );
+}
+
+#[test]
+fn csv_without_match_id_gets_derived_ids_and_default_game() {
+    let out = read_csv(
+        "dir/egta.csv",
+        "policy_i,policy_j,payoff_i,payoff_j\na,b,1,2\nb,a,2,1\n".as_bytes(),
+    )
+    .unwrap();
+    let ids: Vec<&str> = out
+        .matches
+        .iter()
+        .map(|(_, m)| m.match_id.as_str())
+        .collect();
+    assert_eq!(ids, vec!["dir/egta.csv:1", "dir/egta.csv:2"]);
+    assert_eq!(out.matches[0].1.game, "default");
+}
+
+#[test]
+fn csv_ragged_row_is_reported() {
+    let out = read_csv(
+        "r.csv",
+        "policy_i,policy_j,payoff_i,payoff_j\na,b,1\na,b,1,2\n".as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(out.matches.len(), 1);
+    assert!(out.errors[0].reason.contains("3 fields"));
+}
+
+#[test]
+fn jsonl_types_retractions_and_errors() {
+    let text = r#"{"match_id":"1","policy_i":"a","policy_j":"b","payoff_i":1,"payoff_j":-1,"context":7,"ts":1700000000000,"seed":3}
+
+{"match_id":"1","retract":true}
+{"match_id":"2","policy_i":"a","policy_j":"b","payoff_i":"x","payoff_j":0}
+not json
+{"match_id":"3","policy_i":"a","policy_j":"b","payoff_i":1,"payoff_j":0,"ef1":[1]}
+{"match_id":"4","policy_i":"a","policy_j":"b","payoff_i":1,"payoff_j":0,"diff":-1}
+[1,2]
+"#;
+    let out = read_json("s.jsonl", text.as_bytes()).unwrap();
+    let first = &out.matches[0].1;
+    assert_eq!(
+        (first.context.as_deref(), first.ts, first.seed),
+        (Some("7"), Some(1_700_000_000_000), Some(3))
+    );
+    assert!(out.matches[1].1.retract);
+    assert_eq!(out.matches[1].0, 3, "blank lines keep line numbering");
+    assert!(out.matches[2].1.retract, "diff = -1 is a retraction");
+    let errs: Vec<(u64, Option<&str>)> = out
+        .errors
+        .iter()
+        .map(|e| (e.row, e.field.as_deref()))
+        .collect();
+    assert_eq!(
+        errs,
+        vec![
+            (4, Some("payoff_i")),
+            (5, None),
+            (6, Some("ef1")),
+            (8, None)
+        ]
+    );
+    assert!(out.errors[1].reason.starts_with("invalid JSON"));
+    assert!(out.errors[2].reason.contains("unknown column type array"));
+}
+
+#[test]
+fn json_array_file() {
+    let out = read_json(
+        "a.json",
+        r#"[{"policy_i":"a","policy_j":"b","payoff_i":1,"payoff_j":0}]"#.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(out.matches.len(), 1);
+    assert_eq!(out.matches[0].1.match_id, "a.json:1");
+}
+
+#[test]
+fn parquet_round_trip_and_foreign_types() {
+    let m = Match {
+        match_id: "m1".into(),
+        ts: Some(5),
+        game: "g".into(),
+        policy_i: "a".into(),
+        policy_j: "b".into(),
+        payoff_i: 0.25,
+        payoff_j: 0.75,
+        batna_i: Some(0.1),
+        batna_j: None,
+        agreement: Some(true),
+        ef1: None,
+        context: Some("map1".into()),
+        propensity: Some(0.5),
+        source: None,
+        seed: Some(9),
+        retract: false,
+    };
+    let path = tmp("round.parquet");
+    write_parquet(&path, &matches_batch([&m])).unwrap();
+    let out = read_file(&path).unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(out.matches[0].1, m);
+    assert_eq!(read_parquet_batches(&path).unwrap()[0].num_rows(), 1);
+
+    // A file as pandas might write it: dictionary-encoded names, int32 payoffs, float32,
+    // no match_id, and a payoff column of the wrong type in a second file.
+    let names: DictionaryArray<Int8Type> = vec!["a", "b", "a"].into_iter().collect();
+    let batch = RecordBatch::try_from_iter(vec![
+        ("policy_i", Arc::new(names.clone()) as ArrayRef),
+        (
+            "policy_j",
+            Arc::new(StringArray::from(vec!["b", "a", "a"])) as ArrayRef,
+        ),
+        (
+            "payoff_i",
+            Arc::new(Int32Array::from(vec![1, 0, 2])) as ArrayRef,
+        ),
+        (
+            "payoff_j",
+            Arc::new(Float32Array::from(vec![0.5, 1.0, 2.0])) as ArrayRef,
+        ),
+        ("ts", Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef),
+    ])
+    .unwrap();
+    let path = tmp("pandas.parquet");
+    write_parquet(&path, &batch).unwrap();
+    let out = read_file(&path).unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(out.matches.len(), 3);
+    assert_eq!(out.matches[2].1.payoff_i, 2.0);
+    assert!(out.matches[0].1.match_id.ends_with("pandas.parquet:1"));
+
+    let bad = RecordBatch::try_from_iter(vec![
+        (
+            "policy_i",
+            Arc::new(StringArray::from(vec!["a"])) as ArrayRef,
+        ),
+        (
+            "policy_j",
+            Arc::new(StringArray::from(vec!["b"])) as ArrayRef,
+        ),
+        (
+            "payoff_i",
+            Arc::new(arrow::array::BinaryArray::from(vec![b"x".as_ref()])) as ArrayRef,
+        ),
+        (
+            "payoff_j",
+            Arc::new(Float32Array::from(vec![0.5])) as ArrayRef,
+        ),
+    ])
+    .unwrap();
+    let path = tmp("bad.parquet");
+    write_parquet(&path, &bad).unwrap();
+    let out = read_file(&path).unwrap();
+    assert_eq!(out.errors.len(), 1);
+    assert_eq!(out.errors[0].field.as_deref(), Some("payoff_i"));
+    assert!(out.errors[0].reason.contains("unknown column type"));
+}
+
+#[test]
+fn unreadable_files_are_errors_naming_the_path() {
+    let e = read_file(std::path::Path::new("/nonexistent/x.csv"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("/nonexistent/x.csv:"), "{e}");
+    let path = tmp("notes.txt");
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(b"hi")
+        .unwrap();
+    assert!(read_file(&path)
+        .unwrap_err()
+        .to_string()
+        .contains("unknown file type"));
+    let path = tmp("garbage.parquet");
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(b"not parquet")
+        .unwrap();
+    assert!(read_file(&path)
+        .unwrap_err()
+        .to_string()
+        .contains("Parquet"));
+}
+
+fn mk(id: &str, pi: f64) -> Match {
+    Match {
+        match_id: id.into(),
+        ts: None,
+        game: "g".into(),
+        policy_i: "a".into(),
+        policy_j: "b".into(),
+        payoff_i: pi,
+        payoff_j: 0.0,
+        batna_i: None,
+        batna_j: None,
+        agreement: None,
+        ef1: None,
+        context: None,
+        propensity: None,
+        source: None,
+        seed: None,
+        retract: false,
+    }
+}
+
+#[test]
+fn ledger_dedupe_conflict_and_retraction() {
+    let mut l = Ledger::new(Layout::Match);
+    assert_eq!(l.apply(mk("1", 1.0)), Outcome::Inserted);
+    assert_eq!(l.apply(mk("1", 1.0)), Outcome::Duplicate);
+    assert!(matches!(l.apply(mk("1", 2.0)), Outcome::Rejected(r) if r.contains("conflict")));
+    assert_eq!(l.live().next().unwrap().payoff_i, 1.0, "the first stays");
+    let mut r = mk("1", 0.0);
+    r.retract = true;
+    assert_eq!(l.apply(r.clone()), Outcome::Retracted);
+    assert!(l.is_empty());
+    assert!(matches!(l.apply(r), Outcome::Rejected(_)));
+    // After a retraction the id may be used again.
+    assert_eq!(l.apply(mk("1", 3.0)), Outcome::Inserted);
+    // Perspective rows of one match share its id but are different seats.
+    let mut p = Ledger::new(Layout::Perspective);
+    let mut other_seat = mk("9", 0.0);
+    other_seat.policy_i = "b".into();
+    other_seat.policy_j = "a".into();
+    assert_eq!(p.apply(mk("9", 1.0)), Outcome::Inserted);
+    assert_eq!(p.apply(other_seat), Outcome::Inserted);
+    assert_eq!(p.len(), 2);
+}
