@@ -157,12 +157,13 @@ fn brute_force_max_entropy(m: &Matrix) -> f64 {
 fn mene_matches_brute_force_on_random_games() {
     // General-sum, plus games with deliberate ties (rounded payoffs) that make degenerate
     // equilibrium sets.
-    for n in 2..=7 {
+    for n in 2..=8 {
         for seed in 0..6u64 {
             let raw = random_matrix(n, 1000 * n as u64 + seed);
             let games = [
                 raw.clone(),
                 Matrix::from_fn(n, |i, j| (raw[(i, j)] * 2.0).round()),
+                Matrix::from_fn(n, |i, j| (raw[(i, j)] * 0.8).round()),
             ];
             for m in games {
                 let s = mene(&m).unwrap();

@@ -7,18 +7,18 @@
 //! max-entropy points ([`crate::maxent`]).
 //!
 //! * Constant-sum games (`M + Mᵀ = c`): the Nash set is the single polytope `{σ : Mσ ≤ c/2}`.
-//! * General-sum: a MILP enumerates the best-response sets (binary `s_k` = "k is a best
-//!   response", with a strict margin off B), largest first, each excluded by a no-good cut once
-//!   solved. Since entropy on `P(B)` is at most `ln |B|`, the search stops as soon as no
-//!   unexplored set can beat the best entropy found.
+//! * General-sum: a depth-first branch and bound over the best-response sets. Each strategy is
+//!   decided IN (a best response: `u_k = v`) or OUT (not one: `σ_k = 0`, `u_k ≤ v − ε`), so
+//!   every NE belongs to exactly one leaf, its own B. A node is pruned when its LP is
+//!   infeasible, when conditional dominance rules it out, or when even all its undecided
+//!   strategies could not beat the best entropy found (entropy on `P(B)` is at most `ln |B|`).
+//!   Node LPs are warm-started from the parent's basis: a child adds one constraint.
 
-use good_lp::{
-    microlp, variable, Expression, ProblemVariables, ResolutionError, Solution, SolverModel,
-};
+use microlp::{ComparisonOp, LinearExpr, OptimizationDirection, Problem, SolveOutcome, Variable};
 
 use crate::matrix::Matrix;
 use crate::maxent::{max_entropy, MaxEnt};
-use crate::polytope::{lp_error, Polytope, Row};
+use crate::polytope::{Polytope, Row};
 use crate::KernelError;
 
 /// Relative tolerance for recognising a constant-sum game.
@@ -37,40 +37,14 @@ pub fn mene(m: &Matrix) -> Result<Vec<f64>, KernelError> {
         let best = max_entropy(&constant_sum_polytope(&m, c / 2.0))?;
         return Ok(crate::matrix::clean_simplex(best.x[..n].to_vec()));
     }
-    let mut best: Option<MaxEnt> = None;
-    let mut seen: Vec<Vec<bool>> = Vec::new();
-    loop {
-        let min_size = match &best {
-            // |B| must exceed e^H to possibly beat H.
-            Some(b) => (b.entropy.exp() + 1e-9).floor() as usize + 1,
-            None => 1,
-        };
-        if min_size > n {
-            break;
-        }
-        let found = crate::polytope::retry_reordered(|order| {
-            next_best_response_set(&m, &seen, min_size, order)
-        })?;
-        let Some(br) = found else {
-            break;
-        };
-        match max_entropy(&equilibrium_polytope(&m, &br)) {
-            Ok(sol) => {
-                if best
-                    .as_ref()
-                    .is_none_or(|b| sol.entropy > b.entropy + 1e-12)
-                {
-                    best = Some(sol);
-                }
-            }
-            // The MILP accepted B within its tolerance but the exact polytope is empty.
-            Err(KernelError::Infeasible) => {}
-            Err(e) => return Err(e),
-        }
-        seen.push(br);
-    }
-    let best = best.ok_or_else(|| {
-        KernelError::Numerical("mene: no symmetric equilibrium found (MILP failure)".into())
+    let mut search = Search::new(&m);
+    let mut state = vec![Decision::Free; n];
+    let root = search.root()?.ok_or_else(|| {
+        KernelError::Numerical("mene: the equilibrium LP is infeasible (LP failure)".into())
+    })?;
+    search.dfs(&mut state, root)?;
+    let best = search.best.ok_or_else(|| {
+        KernelError::Numerical("mene: no symmetric equilibrium found (LP failure)".into())
     })?;
     Ok(crate::matrix::clean_simplex(best.x[..n].to_vec()))
 }
@@ -115,54 +89,172 @@ fn equilibrium_polytope(m: &Matrix, br: &[bool]) -> Polytope {
     }
 }
 
-/// The largest best-response set of some NE that is not in `seen` and has at least
-/// `min_size` members; `None` when there is none.
-fn next_best_response_set(
-    m: &Matrix,
-    seen: &[Vec<bool>],
-    min_size: usize,
-    order: &crate::polytope::Order,
-) -> Result<Option<Vec<bool>>, KernelError> {
-    let n = m.n();
-    let mut vars = ProblemVariables::new();
-    let sigma: Vec<_> = (0..n)
-        .map(|_| vars.add(variable().min(0.0).max(1.0)))
-        .collect();
-    let v = vars.add(variable().min(0.0).max(1.0));
-    let s: Vec<_> = (0..n).map(|_| vars.add(variable().binary())).collect();
-    let size: Expression = s.iter().copied().sum();
-    let mut model = vars.maximise(size.clone()).using(microlp);
-    model = model.with(sigma.iter().copied().sum::<Expression>().eq(1.0));
-    model = model.with(size.geq(min_size as f64));
-    for k in order.perm(n) {
-        let u: Expression = (0..n)
-            .filter(|&j| m[(k, j)] != 0.0)
-            .map(|j| m[(k, j)] * sigma[j])
-            .sum();
-        // u_k ≤ v; s_k = 1 ⇒ u_k = v (big-M = 1 on the normalised range);
-        // s_k = 0 ⇒ u_k ≤ v − margin and σ_k = 0.
-        model = model.with((u.clone() - v).leq(0.0));
-        model = model.with((v - u.clone() + s[k]).leq(1.0));
-        model = model.with((v - u + BR_MARGIN * s[k]).geq(BR_MARGIN));
-        model = model.with((sigma[k] - s[k]).leq(0.0));
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Decision {
+    Free,
+    In,
+    Out,
+}
+
+/// A node LP: σ ∈ Δ, v ∈ [0, 1], `u_k ≤ v` for all k, plus the node's decisions.
+type NodeLp = microlp::Solution;
+
+struct Search<'a> {
+    m: &'a Matrix,
+    sigma: Vec<Variable>,
+    v: Variable,
+    problem: Problem,
+    best: Option<MaxEnt>,
+}
+
+fn outcome(r: Result<SolveOutcome, microlp::Error>) -> Result<Option<NodeLp>, KernelError> {
+    match r {
+        Ok(SolveOutcome::Solution(s)) => Ok(Some(s)),
+        Ok(SolveOutcome::Interrupted(_)) => {
+            Err(KernelError::Numerical("mene: LP interrupted".into()))
+        }
+        Err(microlp::Error::Infeasible) => Ok(None),
+        Err(e) => Err(KernelError::Numerical(format!("mene: LP solver: {e}"))),
     }
-    for pattern in seen {
-        // Exclude exactly this pattern: at least one s_k must differ.
-        let mut cut = Expression::from(0.0);
-        let mut ones = 0.0;
+}
+
+impl<'a> Search<'a> {
+    fn new(m: &'a Matrix) -> Self {
+        let n = m.n();
+        let mut problem = Problem::new(OptimizationDirection::Minimize);
+        let sigma: Vec<Variable> = (0..n).map(|_| problem.add_var(0.0, (0.0, 1.0))).collect();
+        let v = problem.add_var(0.0, (0.0, 1.0));
+        problem.add_constraint(
+            sigma.iter().map(|&s| (s, 1.0)).collect::<LinearExpr>(),
+            ComparisonOp::Eq,
+            1.0,
+        );
+        let mut search = Search {
+            m,
+            sigma,
+            v,
+            problem,
+            best: None,
+        };
         for k in 0..n {
-            if pattern[k] {
-                cut -= s[k];
-                ones += 1.0;
-            } else {
-                cut += s[k];
+            let gap = search.gap(k);
+            search.problem.add_constraint(gap, ComparisonOp::Le, 0.0);
+        }
+        search
+    }
+
+    /// `u_k − v` as a linear expression.
+    fn gap(&self, k: usize) -> LinearExpr {
+        let mut e: LinearExpr = (0..self.m.n())
+            .filter(|&j| self.m[(k, j)] != 0.0)
+            .map(|j| (self.sigma[j], self.m[(k, j)]))
+            .collect();
+        e.add(self.v, -1.0);
+        e
+    }
+
+    fn root(&self) -> Result<Option<NodeLp>, KernelError> {
+        outcome(self.problem.solve())
+    }
+
+    fn child(&self, parent: &NodeLp, k: usize, d: Decision) -> Result<Option<NodeLp>, KernelError> {
+        let lp = parent.clone();
+        match d {
+            Decision::In => outcome(lp.add_constraint(self.gap(k), ComparisonOp::Ge, 0.0)),
+            Decision::Out => {
+                let Some(lp) = outcome(lp.fix_var(self.sigma[k], 0.0))? else {
+                    return Ok(None);
+                };
+                outcome(lp.add_constraint(self.gap(k), ComparisonOp::Le, -BR_MARGIN))
+            }
+            Decision::Free => unreachable!("children decide a strategy"),
+        }
+    }
+
+    /// Can a NE in this node still beat the best entropy? Its support has at most
+    /// |IN ∪ free| members, so its entropy is at most ln of that.
+    fn may_improve(&self, state: &[Decision]) -> bool {
+        let possible = state.iter().filter(|d| **d != Decision::Out).count();
+        self.best
+            .as_ref()
+            .is_none_or(|b| possible as f64 > b.entropy.exp() + 1e-9)
+    }
+
+    /// Conditional strict dominance: with mass only on non-OUT columns, a strategy beaten by
+    /// another non-OUT strategy on every such column (by the margin) is never a best response.
+    /// Returns a free strategy that must be OUT, or `Err(())` if an IN one is dominated.
+    fn forced_out(&self, state: &[Decision]) -> Result<Option<usize>, ()> {
+        let m = self.m;
+        let cols: Vec<usize> = (0..m.n()).filter(|&c| state[c] != Decision::Out).collect();
+        for &k in &cols {
+            let dominated = cols
+                .iter()
+                .any(|&j| j != k && cols.iter().all(|&c| m[(j, c)] >= m[(k, c)] + BR_MARGIN));
+            if dominated {
+                return match state[k] {
+                    Decision::In => Err(()),
+                    _ => Ok(Some(k)),
+                };
             }
         }
-        model = model.with(cut.geq(1.0 - ones));
+        Ok(None)
     }
-    match model.solve() {
-        Ok(sol) => Ok(Some(s.iter().map(|&x| sol.value(x) > 0.5).collect())),
-        Err(ResolutionError::Infeasible) => Ok(None),
-        Err(e) => Err(lp_error(e)),
+
+    fn dfs(&mut self, state: &mut [Decision], lp: NodeLp) -> Result<(), KernelError> {
+        if !self.may_improve(state) {
+            return Ok(());
+        }
+        match self.forced_out(state) {
+            Err(()) => return Ok(()),
+            Ok(Some(k)) => {
+                if let Some(child) = self.child(&lp, k, Decision::Out)? {
+                    state[k] = Decision::Out;
+                    self.dfs(state, child)?;
+                    state[k] = Decision::Free;
+                }
+                return Ok(());
+            }
+            Ok(None) => {}
+        }
+        // Branch on the largest complementarity violation σ_k·|v − u_k| at the LP point.
+        let sigma: Vec<f64> = self.sigma.iter().map(|&s| lp.var_value(s)).collect();
+        let u = self.m.mul_vec(&sigma);
+        let v = lp.var_value(self.v);
+        let pick = (0..state.len())
+            .filter(|&k| state[k] == Decision::Free)
+            .max_by(|&a, &b| {
+                (sigma[a] * (v - u[a]).abs()).total_cmp(&(sigma[b] * (v - u[b]).abs()))
+            });
+        let Some(k) = pick else {
+            return self.leaf(state);
+        };
+        for d in [Decision::In, Decision::Out] {
+            if let Some(child) = self.child(&lp, k, d)? {
+                state[k] = d;
+                self.dfs(state, child)?;
+            }
+        }
+        state[k] = Decision::Free;
+        Ok(())
+    }
+
+    /// Every strategy decided: maximise entropy over `P(IN)`.
+    fn leaf(&mut self, state: &[Decision]) -> Result<(), KernelError> {
+        let br: Vec<bool> = state.iter().map(|d| *d == Decision::In).collect();
+        match max_entropy(&equilibrium_polytope(self.m, &br)) {
+            Ok(sol) => {
+                if self
+                    .best
+                    .as_ref()
+                    .is_none_or(|b| sol.entropy > b.entropy + 1e-12)
+                {
+                    self.best = Some(sol);
+                }
+                Ok(())
+            }
+            // The node LP accepted B within its tolerance but the exact polytope is empty.
+            Err(KernelError::Infeasible) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }
