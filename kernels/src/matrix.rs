@@ -169,7 +169,9 @@ impl IndexMut<(usize, usize)> for Matrix {
 
 /// Shannon entropy in nats, `−Σ p ln p` with `0 ln 0 = 0`.
 pub fn entropy(p: &[f64]) -> f64 {
-    -p.iter()
+    // `0.0 - s` rather than `-s`: a pure mixture has entropy +0, not −0.
+    0.0 - p
+        .iter()
         .filter(|&&x| x > 0.0)
         .map(|&x| x * x.ln())
         .sum::<f64>()

@@ -207,11 +207,13 @@ impl<'a> Search<'a> {
         match self.forced_out(state) {
             Err(()) => return Ok(()),
             Ok(Some(k)) => {
-                if let Some(child) = self.child(&lp, k, Decision::Out)? {
-                    state[k] = Decision::Out;
-                    self.dfs(state, child)?;
-                    state[k] = Decision::Free;
+                state[k] = Decision::Out;
+                if self.may_improve(state) {
+                    if let Some(child) = self.child(&lp, k, Decision::Out)? {
+                        self.dfs(state, child)?;
+                    }
                 }
+                state[k] = Decision::Free;
                 return Ok(());
             }
             Ok(None) => {}
@@ -229,9 +231,12 @@ impl<'a> Search<'a> {
             return self.leaf(state);
         };
         for d in [Decision::In, Decision::Out] {
-            if let Some(child) = self.child(&lp, k, d)? {
-                state[k] = d;
-                self.dfs(state, child)?;
+            state[k] = d;
+            // The count bound needs no LP: check it before paying for the child's solve.
+            if self.may_improve(state) {
+                if let Some(child) = self.child(&lp, k, d)? {
+                    self.dfs(state, child)?;
+                }
             }
         }
         state[k] = Decision::Free;
