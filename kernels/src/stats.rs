@@ -69,45 +69,123 @@ impl SeatView {
     }
 }
 
+/// Fixed-point scale: every per-match quantity is quantised once to `round(x·2^32)`.
+pub const FIXED_SCALE: f64 = 4_294_967_296.0;
+/// Largest magnitude a payoff (or BATNA) may have so that fixed-point sums cannot overflow.
+pub const MAX_MAGNITUDE: f64 = 2_147_483_648.0;
+
+/// `round(x·2^32)`; `x` must satisfy `|x| < MAX_MAGNITUDE` (validated at decode).
+pub fn quantize(x: f64) -> i64 {
+    (x * FIXED_SCALE).round() as i64
+}
+
 /// Sufficient statistics of one cell (game, i, j).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+///
+/// All sums are exact integers in fixed point (see [`quantize`]): addition is associative and
+/// a retraction cancels its insertion exactly, so an incremental engine and a batch pass agree
+/// bit for bit. Squares are taken of the quantised value and scaled back by 2^32.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct CellStats {
-    pub n: u64,
-    pub sum: f64,
-    pub sum_sq: f64,
-    pub nw_sum: f64,
-    pub nw_plus_sum: f64,
-    pub agreements: u64,
+    pub n: i64,
+    /// Σ q(payoff).
+    pub sum: i128,
+    /// Σ q(payoff)² / 2^32 (floor division).
+    pub sum_sq: i128,
+    /// Σ q(per-match Nash welfare).
+    pub nw_sum: i128,
+    /// Σ q(per-match NW+).
+    pub nw_plus_sum: i128,
+    pub agreements: i64,
     /// Matches that carry an `ef1` value and did not end with `agreement = false`.
-    pub ef1_n: u64,
-    pub ef1_true: u64,
-    /// Sum of scores (win 1, draw 0.5) against the opponent, excluding self-play.
-    pub score_sum: f64,
+    pub ef1_n: i64,
+    pub ef1_true: i64,
+    /// Twice the score against the opponent (win 2, draw 1), excluding self-play.
+    pub score2: i64,
 }
 
 impl CellStats {
-    pub fn add(&mut self, o: &Observation) {
-        self.n += 1;
-        self.sum += o.payoff;
-        self.sum_sq += o.payoff * o.payoff;
-        self.nw_sum += o.nw;
-        self.nw_plus_sum += o.nw_plus;
-        if o.agreement == Some(true) {
-            self.agreements += 1;
-        }
-        if let Some(e) = o.ef1 {
-            if o.agreement != Some(false) {
-                self.ef1_n += 1;
-                self.ef1_true += e as u64;
-            }
-        }
-        if o.row != o.col {
-            self.score_sum += o.score;
+    /// The statistics of one observation.
+    pub fn of(o: &Observation) -> CellStats {
+        let q = quantize(o.payoff) as i128;
+        let ef1_counted = o.ef1.is_some() && o.agreement != Some(false);
+        CellStats {
+            n: 1,
+            sum: q,
+            sum_sq: (q * q) >> 32,
+            nw_sum: quantize(o.nw) as i128,
+            nw_plus_sum: quantize(o.nw_plus) as i128,
+            agreements: (o.agreement == Some(true)) as i64,
+            ef1_n: ef1_counted as i64,
+            ef1_true: (ef1_counted && o.ef1 == Some(true)) as i64,
+            score2: if o.row != o.col {
+                (o.score * 2.0).round() as i64
+            } else {
+                0
+            },
         }
     }
 
+    pub fn add(&mut self, o: &Observation) {
+        self.plus(&CellStats::of(o));
+    }
+
+    pub fn plus(&mut self, o: &CellStats) {
+        self.n += o.n;
+        self.sum += o.sum;
+        self.sum_sq += o.sum_sq;
+        self.nw_sum += o.nw_sum;
+        self.nw_plus_sum += o.nw_plus_sum;
+        self.agreements += o.agreements;
+        self.ef1_n += o.ef1_n;
+        self.ef1_true += o.ef1_true;
+        self.score2 += o.score2;
+    }
+
+    /// Multiplies every field by `k` (a retraction is `k = −1`).
+    pub fn scaled(&self, k: i64) -> CellStats {
+        let w = k as i128;
+        CellStats {
+            n: self.n * k,
+            sum: self.sum * w,
+            sum_sq: self.sum_sq * w,
+            nw_sum: self.nw_sum * w,
+            nw_plus_sum: self.nw_plus_sum * w,
+            agreements: self.agreements * k,
+            ef1_n: self.ef1_n * k,
+            ef1_true: self.ef1_true * k,
+            score2: self.score2 * k,
+        }
+    }
+
+    pub fn is_zero(&self) -> bool {
+        *self == CellStats::default()
+    }
+
+    fn real(x: i128) -> f64 {
+        x as f64 / FIXED_SCALE
+    }
+
     pub fn mean(&self) -> Option<f64> {
-        (self.n > 0).then(|| self.sum / self.n as f64)
+        (self.n > 0).then(|| Self::real(self.sum) / self.n as f64)
+    }
+
+    pub fn nw_mean(&self) -> Option<f64> {
+        (self.n > 0).then(|| Self::real(self.nw_sum) / self.n as f64)
+    }
+
+    pub fn nw_plus_mean(&self) -> Option<f64> {
+        (self.n > 0).then(|| Self::real(self.nw_plus_sum) / self.n as f64)
+    }
+
+    pub fn ef1_rate(&self) -> Option<f64> {
+        (self.ef1_n > 0).then(|| self.ef1_true as f64 / self.ef1_n as f64)
+    }
+
+    /// Wins + draws/2 against the opponent.
+    pub fn score(&self) -> f64 {
+        self.score2 as f64 / 2.0
     }
 
     /// Sample standard deviation (n − 1 denominator); 0 for fewer than 2 matches.
@@ -116,7 +194,8 @@ impl CellStats {
             return 0.0;
         }
         let n = self.n as f64;
-        let var = (self.sum_sq - self.sum * self.sum / n) / (n - 1.0);
+        let sum = Self::real(self.sum);
+        let var = (Self::real(self.sum_sq) - sum * sum / n) / (n - 1.0);
         var.max(0.0).sqrt()
     }
 
@@ -195,18 +274,17 @@ impl GameMatrices {
                 cells.len()
             )));
         }
-        let per = |f: &dyn Fn(&CellStats) -> Option<f64>| {
+        let per = |f: fn(&CellStats) -> Option<f64>| {
             let raw: Vec<Option<f64>> = cells.iter().map(f).collect();
             impute(n, &raw, missing)
         };
-        let by_n = |c: &CellStats, s: f64| (c.n > 0).then(|| s / c.n as f64);
         Ok(GameMatrices {
-            payoff: per(&|c| by_n(c, c.sum)),
+            payoff: per(CellStats::mean),
             counts: Matrix::from_fn(n, |i, j| cells[i * n + j].n as f64),
-            nw: per(&|c| by_n(c, c.nw_sum)),
-            nw_plus: per(&|c| by_n(c, c.nw_plus_sum)),
-            ef1: per(&|c| (c.ef1_n > 0).then(|| c.ef1_true as f64 / c.ef1_n as f64)),
-            score: Matrix::from_fn(n, |i, j| cells[i * n + j].score_sum),
+            nw: per(CellStats::nw_mean),
+            nw_plus: per(CellStats::nw_plus_mean),
+            ef1: per(CellStats::ef1_rate),
+            score: Matrix::from_fn(n, |i, j| cells[i * n + j].score()),
             known: cells.iter().map(|c| c.n > 0).collect(),
         })
     }

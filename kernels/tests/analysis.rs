@@ -45,15 +45,21 @@ fn cell_statistics_follow_the_data_model() {
     let cells = aggregate(2, obs);
     let c01 = cells[1];
     assert_eq!(c01.n, 1);
-    assert_eq!(c01.sum, 4.0);
-    assert_eq!(c01.nw_sum, 2.0); // sqrt(4·1)
-    assert_eq!(c01.nw_plus_sum, 0.0); // p_j − b_j < 0
+    assert_eq!(c01.mean(), Some(4.0));
+    assert_eq!(c01.nw_mean(), Some(2.0)); // sqrt(4·1)
+    assert_eq!(c01.nw_plus_mean(), Some(0.0)); // p_j − b_j < 0
     assert_eq!((c01.ef1_n, c01.ef1_true, c01.agreements), (1, 1, 1));
-    assert_eq!(c01.score_sum, 1.0);
+    assert_eq!(c01.score(), 1.0);
     // Self-play contributes both payoffs to (0,0).
     let c00 = cells[0];
-    assert_eq!((c00.n, c00.sum), (2, 8.0));
-    assert_eq!(c00.score_sum, 0.0);
+    assert_eq!((c00.n, c00.mean()), (2, Some(4.0)));
+    assert_eq!(c00.score(), 0.0);
+    // Fixed point: a retraction cancels exactly, and the CI uses the sample variance.
+    let mut c = c00;
+    c.plus(&cells[1].scaled(-1));
+    c.plus(&cells[1]);
+    assert_eq!(c, c00);
+    assert!((c00.std_dev() - 8f64.sqrt()).abs() < 1e-9); // payoffs 2 and 6
     let g = GameMatrices::from_cells(2, &cells, Missing::ColumnMean).unwrap();
     assert_eq!(g.payoff.to_rows(), vec![vec![4.0, 4.0], vec![1.0, 4.0]]);
     // (1,1) was never observed: column mean of column 1's known entries = 4.

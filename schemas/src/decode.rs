@@ -31,6 +31,10 @@ impl RawValue {
     }
 }
 
+/// Payoffs and BATNAs must be smaller than this in magnitude: cell sums are exact fixed-point
+/// integers (kernels `stats::MAX_MAGNITUDE`, which a cross-crate test keeps equal).
+pub const MAX_MAGNITUDE: f64 = 2_147_483_648.0;
+
 /// The columns the decoder understands; any other column is ignored.
 pub const KNOWN_COLUMNS: &[&str] = &[
     "match_id",
@@ -115,6 +119,9 @@ impl Ctx<'_> {
         };
         if !x.is_finite() {
             return Err(self.err(field, format!("non-finite value {x}")));
+        }
+        if x.abs() >= MAX_MAGNITUDE && field != "ts" && field != "seed" {
+            return Err(self.err(field, format!("magnitude of {x} is not below 2^31")));
         }
         Ok(Some(x))
     }

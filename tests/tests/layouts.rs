@@ -92,3 +92,11 @@ fn perspective_and_match_layouts_agree() {
         assert_eq!(ga.games, gb.games);
     }
 }
+
+#[test]
+fn decode_bound_matches_fixed_point_bound() {
+    assert_eq!(
+        nashflow_schemas::decode::MAX_MAGNITUDE,
+        nashflow_kernels::stats::MAX_MAGNITUDE
+    );
+}
