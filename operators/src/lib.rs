@@ -4,4 +4,5 @@
 //! engine must reproduce.
 
 pub mod batch;
+pub mod engine;
 pub mod observe;

@@ -3,7 +3,7 @@
 //! (policy_i, policy_j).
 
 use nashflow_kernels::bootstrap::Unit;
-use nashflow_kernels::stats::{Observation, SeatView};
+use nashflow_kernels::stats::{CellStats, Observation, SeatView};
 use nashflow_schemas::{Layout, Match};
 
 pub fn seat_view(m: &Match) -> SeatView {
@@ -32,4 +32,21 @@ pub fn unit(m: &Match, layout: Layout, i: usize, j: usize) -> Unit {
         stratum: (i, j),
         obs: observations(m, layout, i, j),
     }
+}
+
+/// The cell updates of one record keyed by policy names: ((row policy, column policy), stats).
+pub fn cell_updates(m: &Match, layout: Layout) -> Vec<((String, String), CellStats)> {
+    // Indices only need to tell self-play apart.
+    let j = usize::from(m.policy_i != m.policy_j);
+    let obs = observations(m, layout, 0, j);
+    obs.iter()
+        .map(|o| {
+            let (a, b) = if o.row == 0 {
+                (&m.policy_i, &m.policy_j)
+            } else {
+                (&m.policy_j, &m.policy_i)
+            };
+            ((a.clone(), b.clone()), CellStats::of(o))
+        })
+        .collect()
 }

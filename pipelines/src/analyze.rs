@@ -4,9 +4,8 @@ use anyhow::{bail, Context, Result};
 use nashflow_kernels::analysis::{analyze_game, AnalysisConfig};
 use nashflow_kernels::ratings::elo;
 use nashflow_operators::batch::group;
-use nashflow_schemas::arrow_io::{dead_letters_batch, matches_batch};
 use nashflow_schemas::{read_file, Ledger, RecordError};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::cli::{AnalyzeArgs, OutputFormat};
 use crate::progress::Bar;
@@ -78,7 +77,7 @@ pub fn run_analysis(args: &AnalyzeArgs) -> Result<Analysis> {
         let analysis = analyze_game(n, &input.cells, &input.units, &cfg, &mut bar)
             .with_context(|| format!("analysing game `{}`", input.game))?;
         reports.push(GameReport {
-            elo: elo(n, input.results.iter().copied()),
+            elo: Some(elo(n, input.results.iter().copied())),
             game: input.game,
             policies: input.policies,
             records: input.records,
@@ -95,32 +94,13 @@ pub fn run_analysis(args: &AnalyzeArgs) -> Result<Analysis> {
     })
 }
 
-/// The `--format json` document: the game object itself for one game, else `{"games": [...]}`;
-/// `dead_letters` counts rejected rows.
+/// The `--format json` document (see [`crate::report::document`]).
 pub fn to_json(a: &Analysis) -> Value {
-    let mut docs: Vec<Value> = a.reports.iter().map(GameReport::to_json).collect();
-    let mut doc = if docs.len() == 1 {
-        docs.remove(0)
-    } else {
-        json!({ "games": docs })
-    };
-    doc["dead_letters"] = json!(a.dead_letters.len());
-    doc
+    crate::report::document(&a.reports, a.dead_letters.len())
 }
 
 pub fn write_out(a: &Analysis, dir: &std::path::Path) -> Result<()> {
-    let r = &a.reports;
-    let out = [
-        ("policies", tables::policies(r, 0)),
-        ("cells", tables::cells(r, 0)),
-        ("metrics", tables::metrics(r, 0)),
-        ("equilibria", tables::equilibria(r, 0)),
-        ("lifts", tables::lifts(r, 0)),
-        ("attribution", tables::attribution(r, 0)),
-        ("matches", matches_batch(a.ledger.live())),
-        ("dead_letters", dead_letters_batch(&a.dead_letters)),
-    ];
-    tables::write_all(dir, &out).map_err(anyhow::Error::msg)
+    tables::write_snapshot(dir, &a.reports, 0, a.ledger.live(), &a.dead_letters)
 }
 
 pub fn run(args: &AnalyzeArgs) -> Result<()> {
@@ -145,7 +125,7 @@ pub fn run(args: &AnalyzeArgs) -> Result<()> {
 }
 
 /// Bad rows are never silent: a summary and the first few reasons on stderr.
-fn report_dead_letters(errors: &[RecordError]) {
+pub fn report_dead_letters(errors: &[RecordError]) {
     if errors.is_empty() {
         return;
     }

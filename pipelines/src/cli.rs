@@ -36,6 +36,8 @@ pub enum Command {
     Analyze(AnalyzeArgs),
     /// Solve a payoff matrix given directly (JSON or CSV).
     Solve(SolveArgs),
+    /// Run the incremental engine over match logs, epoch by epoch (timely + differential).
+    Run(RunArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -157,4 +159,45 @@ pub struct SolveArgs {
     pub solver: SolverArgs,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Match logs or directories of them (.csv, .jsonl/.ndjson/.json, .parquet), read in order.
+    #[arg(long = "input", short = 'i', required = true, num_args = 1..)]
+    pub input: Vec<PathBuf>,
+    #[arg(long, default_value = "match", value_parser = parse_layout)]
+    pub layout: Layout,
+    #[command(flatten)]
+    pub solver: SolverArgs,
+    #[arg(long, default_value = "column-mean", value_parser = parse_missing)]
+    pub missing: Missing,
+    /// Records per epoch: each epoch's output is the analysis of all input up to it.
+    #[arg(long, default_value_t = 10_000)]
+    pub epoch_records: usize,
+    /// Timely worker threads.
+    #[arg(short = 'w', long, default_value_t = 1)]
+    pub workers: usize,
+    /// Exact Shapley/Banzhaf up to this many policies; Monte Carlo beyond.
+    #[arg(long, default_value_t = 16)]
+    pub exact_max: usize,
+    #[arg(long, default_value_t = 200)]
+    pub mc_samples: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Skip Level 3 attribution (recommended for large populations with small epochs).
+    #[arg(long)]
+    pub no_level3: bool,
+    /// Stop once the finite inputs are exhausted and the last epoch is applied. File inputs are
+    /// finite, so this is currently always the behaviour; the flag is accepted for scripts.
+    #[arg(long)]
+    pub exit_at_end: bool,
+    /// Write the final snapshot as Parquet tables (same names and columns as `analyze --out`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+    /// No per-epoch status lines.
+    #[arg(long, short)]
+    pub quiet: bool,
 }

@@ -5,5 +5,6 @@ pub mod analyze;
 pub mod cli;
 pub mod progress;
 pub mod report;
+pub mod run;
 pub mod solve;
 pub mod tables;

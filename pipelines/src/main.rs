@@ -6,6 +6,7 @@ fn main() {
     let result = match &cli.command {
         Command::Analyze(a) => nashflow_pipelines::analyze::run(a),
         Command::Solve(s) => nashflow_pipelines::solve::run(s),
+        Command::Run(r) => nashflow_pipelines::run::run(r),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -16,8 +16,8 @@ pub struct GameReport {
     pub solver: SolverKind,
     pub missing: Missing,
     pub analysis: GameAnalysis,
-    /// Sequential Elo in arrival order.
-    pub elo: Vec<f64>,
+    /// Sequential Elo in arrival order (batch only: it depends on the order of matches).
+    pub elo: Option<Vec<f64>>,
     /// Raw cell statistics (row-major), for per-cell confidence intervals.
     pub cells: Vec<CellStats>,
 }
@@ -192,7 +192,7 @@ impl GameReport {
             "ratings": {
                 "bradley_terry": bt,
                 "regularized": a.bradley_terry.regularized,
-                "elo": self.by_policy(self.elo.iter(), |x| num(*x)),
+                "elo": self.elo.as_ref().map(|e| self.by_policy(e.iter(), |x| num(*x))),
                 "nash_avg": self.by_policy(a.nash_avg.iter(), |x| num(*x)),
             },
         })
@@ -339,4 +339,17 @@ impl GameReport {
         }
         out
     }
+}
+
+/// The `--format json` document for several games: the game object itself for one game, else
+/// `{"games": [...]}`; `dead_letters` counts rejected rows.
+pub fn document(reports: &[GameReport], dead_letters: usize) -> Value {
+    let mut docs: Vec<Value> = reports.iter().map(GameReport::to_json).collect();
+    let mut doc = if docs.len() == 1 {
+        docs.remove(0)
+    } else {
+        json!({ "games": docs })
+    };
+    doc["dead_letters"] = json!(dead_letters);
+    doc
 }

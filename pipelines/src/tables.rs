@@ -103,7 +103,7 @@ pub fn policies(reports: &[GameReport], epoch: u64) -> RecordBatch {
         .opt_f64("rating_lo", opt(&|r, k| bt(r, k).map(|x| x.lo)))
         .opt_f64("rating_hi", opt(&|r, k| bt(r, k).map(|x| x.hi)))
         .opt_f64("rating_se", opt(&|r, k| bt(r, k).map(|x| x.se)))
-        .f64("elo", col(&|r, k| r.elo[k]))
+        .opt_f64("elo", opt(&|r, k| r.elo.as_ref().map(|e| e[k])))
         .f64("nash_avg", col(&|r, k| r.analysis.nash_avg[k]))
         .f64("uw_vs_sigma", col(&|r, k| r.analysis.vs_sigma.uw[k]))
         .f64("nw_vs_sigma", col(&|r, k| r.analysis.vs_sigma.nw[k]))
@@ -414,6 +414,30 @@ pub fn attribution(reports: &[GameReport], epoch: u64) -> RecordBatch {
         .f64("value", rows.iter().map(|r| r.value).collect())
         .f64("se", rows.iter().map(|r| r.se).collect())
         .build()
+}
+
+/// Writes the full snapshot (every output table) as `DIR/NAME.parquet`.
+pub fn write_snapshot<'a>(
+    dir: &Path,
+    reports: &[GameReport],
+    epoch: u64,
+    live: impl IntoIterator<Item = &'a nashflow_schemas::Match>,
+    dead_letters: &[nashflow_schemas::RecordError],
+) -> Result<(), anyhow::Error> {
+    let out = [
+        ("policies", policies(reports, epoch)),
+        ("cells", cells(reports, epoch)),
+        ("metrics", metrics(reports, epoch)),
+        ("equilibria", equilibria(reports, epoch)),
+        ("lifts", lifts(reports, epoch)),
+        ("attribution", attribution(reports, epoch)),
+        ("matches", nashflow_schemas::arrow_io::matches_batch(live)),
+        (
+            "dead_letters",
+            nashflow_schemas::arrow_io::dead_letters_batch(dead_letters),
+        ),
+    ];
+    write_all(dir, &out).map_err(anyhow::Error::msg)
 }
 
 /// Writes every table as `DIR/NAME.parquet`.

@@ -1,0 +1,351 @@
+//! The incremental engine (DESIGN §2) on timely + differential dataflow.
+//!
+//! ```text
+//! records (key, (seq, row)) ──reduce: ledger replay──► verdicts ─┬─ live rows ──explode: cell stats──► count
+//!                                                                 └─ dead letters            │ per (game, i, j)
+//!                                          per game: reduce → sorted cell table ◄───────────┘
+//!                                                         └─► kernels, once per changed game per epoch
+//! ```
+//!
+//! * Dedupe replays [`nashflow_schemas::Ledger`] per key over the key's records in arrival
+//!   order (`seq`), so the stream agrees with the batch ledger on every prefix.
+//! * Cell statistics are the difference type of a differential collection ([`CellDiff`]):
+//!   exact fixed-point sums, so a retraction cancels its match exactly.
+//! * A game's analysis is recomputed only in epochs where its cell table changed.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+
+use differential_dataflow::difference::{Abelian, IsZero, Monoid, Multiply, Semigroup};
+use differential_dataflow::input::Input;
+use nashflow_kernels::analysis::{analyze_game, AnalysisConfig, GameAnalysis};
+use nashflow_kernels::progress::Silent;
+use nashflow_kernels::stats::CellStats;
+use nashflow_schemas::{Layout, Ledger, Match, Outcome};
+use serde::{Deserialize, Serialize};
+
+use crate::observe::cell_updates;
+
+/// Cell statistics as a differential difference type.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct CellDiff(pub CellStats);
+
+impl IsZero for CellDiff {
+    fn is_zero(&self) -> bool {
+        self.0.is_zero()
+    }
+}
+
+impl Semigroup for CellDiff {
+    fn plus_equals(&mut self, rhs: &Self) {
+        self.0.plus(&rhs.0);
+    }
+}
+
+impl Monoid for CellDiff {
+    fn zero() -> Self {
+        CellDiff::default()
+    }
+}
+
+impl Abelian for CellDiff {
+    fn negate(&mut self) {
+        self.0 = self.0.scaled(-1);
+    }
+}
+
+impl Multiply<isize> for CellDiff {
+    type Output = CellDiff;
+    fn multiply(self, rhs: &isize) -> CellDiff {
+        CellDiff(self.0.scaled(*rhs as i64))
+    }
+}
+
+/// A record as dataflow data: its content as canonical JSON (floats as shortest round-trip
+/// text), so rows are totally ordered and "identical content" is string equality.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Row(String);
+
+impl Row {
+    pub fn new(m: &Match) -> Row {
+        Row(serde_json::to_string(m).expect("a Match always serialises"))
+    }
+
+    pub fn get(&self) -> Match {
+        serde_json::from_str(&self.0).expect("rows hold serialised matches")
+    }
+}
+
+/// The ledger's verdict on one key.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Verdict {
+    Live(u64, Row),
+    Dead { seq: u64, reason: String, row: Row },
+}
+
+/// A game's full cell table, sorted by (row policy, column policy).
+type CellTable = Vec<(String, String, CellDiff)>;
+
+/// One game's state after an epoch.
+#[derive(Clone, Debug)]
+pub struct GameSnapshot {
+    pub policies: Vec<String>,
+    /// Row-major n×n.
+    pub cells: Vec<CellStats>,
+    pub analysis: GameAnalysis,
+    /// Records that fed the game (matches, or seat rows in perspective layout).
+    pub records: usize,
+}
+
+/// A rejected record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeadLetter {
+    pub seq: u64,
+    pub reason: String,
+    pub record: Match,
+}
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub workers: usize,
+    pub layout: Layout,
+    pub analysis: AnalysisConfig,
+}
+
+/// What a run produced: per-epoch changes of game snapshots (`None` = the game vanished), and
+/// the dead letters as of the last epoch.
+#[derive(Debug, Default)]
+pub struct EngineOutput {
+    pub changes: Vec<(u64, String, Option<GameSnapshot>)>,
+    pub dead_letters: Vec<DeadLetter>,
+    pub epochs: u64,
+}
+
+impl EngineOutput {
+    /// Every game's snapshot as of `epoch` (inclusive).
+    pub fn state_at(&self, epoch: u64) -> BTreeMap<String, GameSnapshot> {
+        let mut state = BTreeMap::new();
+        let mut changes: Vec<_> = self.changes.iter().filter(|c| c.0 <= epoch).collect();
+        changes.sort_by_key(|c| c.0);
+        for (_, game, snap) in changes {
+            match snap {
+                Some(s) => state.insert(game.clone(), s.clone()),
+                None => state.remove(game),
+            };
+        }
+        state
+    }
+}
+
+/// Replays the ledger over one key's records (sorted by arrival) and returns the verdicts.
+fn replay(layout: Layout, records: &[(&(u64, Row), isize)]) -> Vec<Verdict> {
+    let mut ledger = Ledger::new(layout);
+    let mut live: Option<(u64, Row)> = None;
+    let mut out = Vec::new();
+    for ((seq, row), mult) in records {
+        for _ in 0..*mult {
+            let m = row.get();
+            match ledger.apply(m) {
+                Outcome::Inserted => live = Some((*seq, row.clone())),
+                Outcome::Retracted => live = None,
+                Outcome::Duplicate => {}
+                Outcome::Rejected(reason) => out.push(Verdict::Dead {
+                    seq: *seq,
+                    reason,
+                    row: row.clone(),
+                }),
+            }
+        }
+    }
+    out.extend(live.map(|(seq, row)| Verdict::Live(seq, row)));
+    out
+}
+
+/// Per-worker view of the game tables as they change.
+#[derive(Default)]
+struct GameStore {
+    /// game → (table → accumulated diff) over all epochs seen.
+    tables: HashMap<String, HashMap<CellTable, isize>>,
+    dirty: Vec<String>,
+}
+
+impl GameStore {
+    fn update(&mut self, game: &str, table: &CellTable, diff: isize) {
+        let entry = self.tables.entry(game.to_string()).or_default();
+        *entry.entry(table.clone()).or_default() += diff;
+        entry.retain(|_, d| *d != 0);
+        self.dirty.push(game.to_string());
+    }
+
+    /// The current table of `game`, if it has one.
+    fn current(&self, game: &str) -> Option<&CellTable> {
+        self.tables
+            .get(game)?
+            .iter()
+            .find(|(_, d)| **d > 0)
+            .map(|(t, _)| t)
+    }
+}
+
+fn snapshot(table: &CellTable, layout: Layout, cfg: &AnalysisConfig) -> GameSnapshot {
+    let mut policies: Vec<String> = table
+        .iter()
+        .flat_map(|(a, b, _)| [a.clone(), b.clone()])
+        .collect();
+    policies.sort();
+    policies.dedup();
+    let n = policies.len();
+    let index: HashMap<&str, usize> = policies
+        .iter()
+        .enumerate()
+        .map(|(k, p)| (p.as_str(), k))
+        .collect();
+    let mut cells = vec![CellStats::default(); n * n];
+    for (a, b, c) in table {
+        cells[index[a.as_str()] * n + index[b.as_str()]] = c.0;
+    }
+    let observations: i64 = cells.iter().map(|c| c.n).sum();
+    let records = match layout {
+        Layout::Match => observations / 2,
+        Layout::Perspective => observations,
+    } as usize;
+    // The engine has no per-match units: the streaming bootstrap is separate (issue #3).
+    let analysis = analyze_game(n, &cells, &[], cfg, &mut Silent).unwrap_or_else(|e| {
+        panic!("kernels failed on a validated game: {e}");
+    });
+    GameSnapshot {
+        policies,
+        cells,
+        analysis,
+        records,
+    }
+}
+
+/// Runs the engine over finite epochs of records (arrival order within and across epochs).
+pub fn run(epochs: Vec<Vec<Match>>, cfg: &EngineConfig) -> EngineOutput {
+    let n_epochs = epochs.len() as u64;
+    // Global arrival sequence numbers: the ledger's notion of "first".
+    let mut seq = 0u64;
+    let epochs: Vec<Vec<(u64, Match)>> = epochs
+        .into_iter()
+        .map(|e| {
+            e.into_iter()
+                .map(|m| {
+                    seq += 1;
+                    (seq, m)
+                })
+                .collect()
+        })
+        .collect();
+    let epochs = Arc::new(epochs);
+    let changes = Arc::new(Mutex::new(Vec::new()));
+    let dead = Arc::new(Mutex::new(HashMap::<(u64, String, Row), isize>::new()));
+    let cfg = cfg.clone();
+    let (out_changes, out_dead) = (changes.clone(), dead.clone());
+    let timely_cfg = timely::Config::process(cfg.workers.max(1));
+    timely::execute(timely_cfg, move |worker| {
+        let index = worker.index();
+        let peers = worker.peers();
+        let layout = cfg.layout;
+        let store = Rc::new(RefCell::new(GameStore::default()));
+        let dead = dead.clone();
+        let (mut input, probe) = worker.dataflow::<u64, _, _>(|scope| {
+            let (input, records) = scope.new_collection::<(String, (u64, Row)), isize>();
+            let verdicts = records.reduce(move |_key, vals, out: &mut Vec<(Verdict, isize)>| {
+                out.extend(replay(layout, vals).into_iter().map(|v| (v, 1)));
+            });
+            let dead_letters = verdicts.clone().flat_map(|(_, v)| match v {
+                Verdict::Dead { seq, reason, row } => Some((seq, reason, row)),
+                Verdict::Live(..) => None,
+            });
+            let cells = verdicts
+                .flat_map(|(_, v)| match v {
+                    Verdict::Live(_, row) => Some(row),
+                    Verdict::Dead { .. } => None,
+                })
+                .explode(move |row| {
+                    let m = row.get();
+                    cell_updates(&m, layout)
+                        .into_iter()
+                        .map(move |((a, b), c)| ((m.game.clone(), a, b), CellDiff(c)))
+                })
+                .count();
+            let tables = cells.map(|((game, a, b), c)| (game, (a, b, c))).reduce(
+                |_game, vals, out: &mut Vec<(CellTable, isize)>| {
+                    let table: CellTable = vals
+                        .iter()
+                        .map(|((a, b, c), _)| (a.clone(), b.clone(), *c))
+                        .collect();
+                    out.push((table, 1));
+                },
+            );
+            // One probe over both outputs: an epoch is done when tables and dead letters are.
+            let probe = timely::dataflow::operators::probe::Handle::new();
+            let store = store.clone();
+            tables
+                .inspect(move |((game, table), _t, diff)| {
+                    store.borrow_mut().update(game, table, *diff);
+                })
+                .probe_with(&probe);
+            dead_letters
+                .inspect(move |((seq, reason, row), _t, diff)| {
+                    *dead
+                        .lock()
+                        .expect("dead-letter lock")
+                        .entry((*seq, reason.clone(), row.clone()))
+                        .or_default() += diff;
+                })
+                .probe_with(&probe);
+            (input, probe)
+        });
+        for (t, epoch) in epochs.iter().enumerate() {
+            for (seq, m) in epoch {
+                if (*seq as usize) % peers == index {
+                    input.insert((m.key(layout), (*seq, Row::new(m))));
+                }
+            }
+            input.advance_to(t as u64 + 1);
+            input.flush();
+            worker.step_while(|| probe.less_than(input.time()));
+            let mut st = store.borrow_mut();
+            let mut dirty = std::mem::take(&mut st.dirty);
+            dirty.sort();
+            dirty.dedup();
+            for game in dirty {
+                let snap = st
+                    .current(&game)
+                    .map(|table| snapshot(table, layout, &cfg.analysis));
+                changes
+                    .lock()
+                    .expect("changes lock")
+                    .push((t as u64, game, snap));
+            }
+        }
+    })
+    .expect("timely workers start")
+    .join()
+    .into_iter()
+    .for_each(|r| r.expect("a worker panicked"));
+    let changes = std::mem::take(&mut *out_changes.lock().expect("changes lock"));
+    let mut dead_letters: Vec<DeadLetter> = out_dead
+        .lock()
+        .expect("dead-letter lock")
+        .iter()
+        .filter(|(_, d)| **d > 0)
+        .map(|((seq, reason, row), _)| DeadLetter {
+            seq: *seq,
+            reason: reason.clone(),
+            record: row.get(),
+        })
+        .collect();
+    dead_letters.sort_by_key(|d| d.seq);
+    EngineOutput {
+        changes,
+        dead_letters,
+        epochs: n_epochs,
+    }
+}
