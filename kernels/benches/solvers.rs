@@ -9,11 +9,9 @@
 
 use std::time::{Duration, Instant};
 
-use nashflow_kernels::maxent::max_entropy;
-use nashflow_kernels::polytope::{Polytope, Row};
 use nashflow_kernels::rng::SplitMix64;
 use nashflow_kernels::solvers::{mene, nash_lp};
-use nashflow_kernels::{KernelError, Matrix};
+use nashflow_kernels::Matrix;
 
 fn random_matrix(n: usize, seed: u64) -> Matrix {
     let mut r = SplitMix64::new(seed);
@@ -39,39 +37,7 @@ fn time<T>(reps: usize, mut f: impl FnMut() -> T) -> Duration {
 }
 
 fn brute_force(m: &Matrix) -> f64 {
-    let n = m.n();
-    let m = m.normalized();
-    let mut best = f64::NEG_INFINITY;
-    for mask in 1u32..(1 << n) {
-        let mut eq = vec![Row::new(
-            (0..=n).map(|i| if i < n { 1.0 } else { 0.0 }).collect(),
-            1.0,
-        )];
-        let mut ineq = vec![];
-        for k in 0..n {
-            let mut coef = m.row(k).to_vec();
-            coef.push(-1.0);
-            if mask >> k & 1 == 1 {
-                eq.push(Row::new(coef, 0.0));
-            } else {
-                ineq.push(Row::new(coef, 0.0));
-                let mut z = vec![0.0; n + 1];
-                z[k] = 1.0;
-                eq.push(Row::new(z, 0.0));
-            }
-        }
-        match max_entropy(&Polytope {
-            dim: n + 1,
-            n_entropy: n,
-            eq,
-            ineq,
-        }) {
-            Ok(r) => best = best.max(r.entropy),
-            Err(KernelError::Infeasible) => {}
-            Err(e) => panic!("{e}"),
-        }
-    }
-    best
+    nashflow_kernels::solvers::brute_force_max_entropy(m).unwrap()
 }
 
 fn ms(d: Duration) -> f64 {

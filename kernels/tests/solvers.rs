@@ -7,7 +7,7 @@ use nashflow_kernels::matrix::entropy;
 use nashflow_kernels::maxent::max_entropy;
 use nashflow_kernels::polytope::{Polytope, Row};
 use nashflow_kernels::solvers::{alpharank, log_fixation, mene, nash_lp};
-use nashflow_kernels::{KernelError, Matrix, SolverConfig, SolverKind};
+use nashflow_kernels::{Matrix, SolverConfig, SolverKind};
 
 #[test]
 fn rps_is_uniform_for_every_nash_solver() {
@@ -114,43 +114,8 @@ fn constant_matrix_is_uniform() {
     assert_close(&mene(&m).unwrap(), &[0.2; 5], 1e-9);
 }
 
-/// Max entropy over the symmetric Nash set by enumerating every support S:
-/// `P(S) = {supp σ ⊆ S, (Mσ)_k = v on S, ≤ v elsewhere}`.
 fn brute_force_max_entropy(m: &Matrix) -> f64 {
-    let n = m.n();
-    let m = m.normalized();
-    let mut best = f64::NEG_INFINITY;
-    for mask in 1u32..(1 << n) {
-        let mut eq = vec![Row::new(
-            (0..=n).map(|i| if i < n { 1.0 } else { 0.0 }).collect(),
-            1.0,
-        )];
-        let mut ineq = vec![];
-        for k in 0..n {
-            let mut coef = m.row(k).to_vec();
-            coef.push(-1.0);
-            if mask >> k & 1 == 1 {
-                eq.push(Row::new(coef, 0.0));
-            } else {
-                ineq.push(Row::new(coef, 0.0));
-                let mut z = vec![0.0; n + 1];
-                z[k] = 1.0;
-                eq.push(Row::new(z, 0.0));
-            }
-        }
-        let p = Polytope {
-            dim: n + 1,
-            n_entropy: n,
-            eq,
-            ineq,
-        };
-        match max_entropy(&p) {
-            Ok(r) => best = best.max(r.entropy),
-            Err(KernelError::Infeasible) => {}
-            Err(e) => panic!("{e}"),
-        }
-    }
-    best
+    nashflow_kernels::solvers::brute_force_max_entropy(m).unwrap()
 }
 
 #[test]

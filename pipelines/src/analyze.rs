@@ -1,7 +1,7 @@
 //! `nashflow analyze`: read logs → dedupe → per-game analysis → table / JSON / Parquet.
 
 use anyhow::{bail, Context, Result};
-use nashflow_kernels::analysis::{analyze_game, AnalysisConfig};
+use nashflow_kernels::analysis::analyze_game;
 use nashflow_kernels::ratings::elo;
 use nashflow_operators::batch::group;
 use nashflow_schemas::{read_file, Ledger, RecordError};
@@ -19,24 +19,11 @@ pub struct Analysis {
     pub ledger: Ledger,
 }
 
-pub fn config(args: &AnalyzeArgs) -> AnalysisConfig {
-    AnalysisConfig {
-        solver: args.solver.config(),
-        missing: args.missing,
-        bootstrap: args.bootstrap,
-        seed: args.seed,
-        ci_level: args.ci_level,
-        level3: !args.no_level3,
-        exact_max: args.exact_max,
-        mc_samples: args.mc_samples,
-    }
-}
-
 pub fn run_analysis(args: &AnalyzeArgs) -> Result<Analysis> {
     if !(args.ci_level > 0.0 && args.ci_level < 1.0) {
         bail!("--ci-level must be in (0, 1), got {}", args.ci_level);
     }
-    let mut ledger = Ledger::new(args.layout);
+    let mut ledger = Ledger::new(args.model.layout);
     let mut dead_letters = Vec::new();
     for path in &args.files {
         let outcome = read_file(path)?;
@@ -69,10 +56,10 @@ pub fn run_analysis(args: &AnalyzeArgs) -> Result<Analysis> {
             ),
         }
     }
-    let cfg = config(args);
+    let cfg = args.model.analysis(args.bootstrap, args.ci_level);
     let mut bar = Bar::new(args.quiet);
     let mut reports = Vec::new();
-    for input in group(live, args.layout) {
+    for input in group(live, args.model.layout) {
         let n = input.policies.len();
         let analysis = analyze_game(n, &input.cells, &input.units, &cfg, &mut bar)
             .with_context(|| format!("analysing game `{}`", input.game))?;

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use nashflow_kernels::analysis::AnalysisConfig;
 use nashflow_kernels::stats::Missing;
 use nashflow_kernels::{SolverConfig, SolverKind};
 use nashflow_schemas::Layout;
@@ -91,11 +92,9 @@ impl SolverArgs {
     }
 }
 
+/// How records become a meta-game and how it is analysed (shared by `analyze` and `run`).
 #[derive(Args, Debug, Clone)]
-pub struct AnalyzeArgs {
-    /// Match logs: .csv, .jsonl/.ndjson/.json or .parquet.
-    #[arg(required = true)]
-    pub files: Vec<PathBuf>,
+pub struct ModelArgs {
     /// Row layout: `match` (one row per match, both seats count) or `perspective` (one row per
     /// seat, each row feeds only cell (policy_i, policy_j)).
     #[arg(long, default_value = "match", value_parser = parse_layout)]
@@ -105,15 +104,9 @@ pub struct AnalyzeArgs {
     /// Missing-cell policy: column-mean, zero or prior=X.
     #[arg(long, default_value = "column-mean", value_parser = parse_missing)]
     pub missing: Missing,
-    /// Bootstrap replicates (stratified by seat pair); 0 turns it off.
-    #[arg(long, default_value_t = 0)]
-    pub bootstrap: usize,
     /// Seed for the bootstrap and Monte-Carlo attribution.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Central coverage of bootstrap intervals.
-    #[arg(long, default_value_t = 0.95)]
-    pub ci_level: f64,
     /// Exact Shapley/Banzhaf up to this many policies (2^n solves); Monte Carlo beyond.
     #[arg(long, default_value_t = 16)]
     pub exact_max: usize,
@@ -123,6 +116,37 @@ pub struct AnalyzeArgs {
     /// Skip Level 3 attribution.
     #[arg(long)]
     pub no_level3: bool,
+}
+
+impl ModelArgs {
+    /// The kernels' configuration, with `bootstrap` replicates at `ci_level`.
+    pub fn analysis(&self, bootstrap: usize, ci_level: f64) -> AnalysisConfig {
+        AnalysisConfig {
+            solver: self.solver.config(),
+            missing: self.missing,
+            bootstrap,
+            seed: self.seed,
+            ci_level,
+            level3: !self.no_level3,
+            exact_max: self.exact_max,
+            mc_samples: self.mc_samples,
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AnalyzeArgs {
+    /// Match logs: .csv, .jsonl/.ndjson/.json or .parquet.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Bootstrap replicates (stratified by seat pair); 0 turns it off.
+    #[arg(long, default_value_t = 0)]
+    pub bootstrap: usize,
+    /// Central coverage of bootstrap intervals.
+    #[arg(long, default_value_t = 0.95)]
+    pub ci_level: f64,
     /// Only analyse this game.
     #[arg(long)]
     pub game: Option<String>,
@@ -166,28 +190,14 @@ pub struct RunArgs {
     /// Match logs or directories of them (.csv, .jsonl/.ndjson/.json, .parquet), read in order.
     #[arg(long = "input", short = 'i', required = true, num_args = 1..)]
     pub input: Vec<PathBuf>,
-    #[arg(long, default_value = "match", value_parser = parse_layout)]
-    pub layout: Layout,
     #[command(flatten)]
-    pub solver: SolverArgs,
-    #[arg(long, default_value = "column-mean", value_parser = parse_missing)]
-    pub missing: Missing,
+    pub model: ModelArgs,
     /// Records per epoch: each epoch's output is the analysis of all input up to it.
     #[arg(long, default_value_t = 10_000)]
     pub epoch_records: usize,
     /// Timely worker threads.
     #[arg(short = 'w', long, default_value_t = 1)]
     pub workers: usize,
-    /// Exact Shapley/Banzhaf up to this many policies; Monte Carlo beyond.
-    #[arg(long, default_value_t = 16)]
-    pub exact_max: usize,
-    #[arg(long, default_value_t = 200)]
-    pub mc_samples: usize,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Skip Level 3 attribution (recommended for large populations with small epochs).
-    #[arg(long)]
-    pub no_level3: bool,
     /// Stop once the finite inputs are exhausted and the last epoch is applied. File inputs are
     /// finite, so this is currently always the behaviour; the flag is accepted for scripts.
     #[arg(long)]

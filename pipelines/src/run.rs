@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
-use nashflow_kernels::analysis::AnalysisConfig;
 use nashflow_operators::engine::{run as run_engine, EngineConfig};
 use nashflow_schemas::read::Format;
 use nashflow_schemas::{read_file, Match, RecordError};
@@ -60,17 +59,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
         .collect();
     let cfg = EngineConfig {
         workers: args.workers,
-        layout: args.layout,
-        analysis: AnalysisConfig {
-            solver: args.solver.config(),
-            missing: args.missing,
-            bootstrap: 0,
-            seed: args.seed,
-            ci_level: 0.95,
-            level3: !args.no_level3,
-            exact_max: args.exact_max,
-            mc_samples: args.mc_samples,
-        },
+        layout: args.model.layout,
+        // The streaming bootstrap is not built yet.
+        analysis: args.model.analysis(0, 0.95),
     };
     let started = std::time::Instant::now();
     let out = run_engine(epochs, &cfg);
@@ -135,7 +126,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         .collect();
     if let Some(dir) = &args.out {
         // The accepted records: replay the ledger over the input to list the live ones.
-        let mut ledger = nashflow_schemas::Ledger::new(args.layout);
+        let mut ledger = nashflow_schemas::Ledger::new(args.model.layout);
         for m in &records {
             ledger.apply(m.clone());
         }

@@ -60,8 +60,8 @@ pub(crate) fn constant_sum_polytope(m: &Matrix, v: f64) -> Polytope {
     }
 }
 
-/// `P(B)` over coordinates `(σ_0..σ_{n−1}, v)`.
-fn equilibrium_polytope(m: &Matrix, br: &[bool]) -> Polytope {
+/// `P(B)` over coordinates `(σ_0..σ_{n−1}, v)`, on a range-normalised matrix.
+pub fn equilibrium_polytope(m: &Matrix, br: &[bool]) -> Polytope {
     let n = m.n();
     let mut eq = vec![Row::new(
         (0..=n).map(|i| if i < n { 1.0 } else { 0.0 }).collect(),
@@ -262,4 +262,21 @@ impl<'a> Search<'a> {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Slow reference for tests and benchmarks: the largest entropy over the symmetric Nash set by
+/// enumerating every support S (2^n polytopes `P(S)`); `mene` must match it.
+pub fn brute_force_max_entropy(m: &Matrix) -> Result<f64, KernelError> {
+    let n = m.n();
+    let m = m.normalized();
+    let mut best = f64::NEG_INFINITY;
+    for mask in 1u64..(1 << n) {
+        let br: Vec<bool> = (0..n).map(|k| mask >> k & 1 == 1).collect();
+        match max_entropy(&equilibrium_polytope(&m, &br)) {
+            Ok(r) => best = best.max(r.entropy),
+            Err(KernelError::Infeasible) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(best)
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 pub use alpharank::{alpharank, log_fixation};
 pub use cce::cce;
 pub use lle::lle;
-pub use mene::mene;
+pub use mene::{brute_force_max_entropy, equilibrium_polytope, mene};
 pub use nash_lp::nash_lp;
 pub use prd::prd;
 
