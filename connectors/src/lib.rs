@@ -1,2 +1,4 @@
-//! nashflow connectors: sources and sinks (files, Kafka, simulators, archives, job sinks). The
-//! batch readers live in `nashflow-schemas` today; streaming sources arrive with the engine.
+//! nashflow connectors: sources and sinks. Today: the best-response job sinks. File sources
+//! are the batch readers of `nashflow-schemas`; Kafka and simulators arrive with their issues.
+
+pub mod jobs;

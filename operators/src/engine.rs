@@ -27,6 +27,7 @@ use nashflow_schemas::{Layout, Ledger, Match, Outcome};
 use serde::{Deserialize, Serialize};
 
 use crate::observe::cell_updates;
+use crate::trigger::{Job, Trigger, TriggerConfig};
 
 /// Cell statistics as a differential difference type.
 #[derive(
@@ -114,6 +115,8 @@ pub struct EngineConfig {
     pub workers: usize,
     pub layout: Layout,
     pub analysis: AnalysisConfig,
+    /// The PSRO trigger; `None` emits no jobs.
+    pub trigger: Option<TriggerConfig>,
 }
 
 /// What a run produced: per-epoch changes of game snapshots (`None` = the game vanished), and
@@ -122,6 +125,8 @@ pub struct EngineConfig {
 pub struct EngineOutput {
     pub changes: Vec<(u64, String, Option<GameSnapshot>)>,
     pub dead_letters: Vec<DeadLetter>,
+    /// Best-response jobs in (epoch, game) order.
+    pub jobs: Vec<Job>,
     pub epochs: u64,
 }
 
@@ -245,13 +250,16 @@ pub fn run(epochs: Vec<Vec<Match>>, cfg: &EngineConfig) -> EngineOutput {
     let changes = Arc::new(Mutex::new(Vec::new()));
     let dead = Arc::new(Mutex::new(HashMap::<(u64, String, Row), isize>::new()));
     let cfg = cfg.clone();
-    let (out_changes, out_dead) = (changes.clone(), dead.clone());
+    let jobs = Arc::new(Mutex::new(Vec::new()));
+    let (out_changes, out_dead, out_jobs) = (changes.clone(), dead.clone(), jobs.clone());
     let timely_cfg = timely::Config::process(cfg.workers.max(1));
     timely::execute(timely_cfg, move |worker| {
         let index = worker.index();
         let peers = worker.peers();
         let layout = cfg.layout;
         let store = Rc::new(RefCell::new(GameStore::default()));
+        // Each game's table lives on one worker, so its trigger state does too.
+        let mut triggers: HashMap<String, Trigger> = HashMap::new();
         let dead = dead.clone();
         let (mut input, probe) = worker.dataflow::<u64, _, _>(|scope| {
             let (input, records) = scope.new_collection::<(String, (u64, Row)), isize>();
@@ -319,6 +327,17 @@ pub fn run(epochs: Vec<Vec<Match>>, cfg: &EngineConfig) -> EngineOutput {
                 let snap = st
                     .current(&game)
                     .map(|table| snapshot(table, layout, &cfg.analysis));
+                if let (Some(tc), Some(s)) = (&cfg.trigger, &snap) {
+                    let fired = triggers.entry(game.clone()).or_default().observe(
+                        tc,
+                        &game,
+                        t as u64,
+                        &s.policies,
+                        &s.analysis.matrices.payoff,
+                        &s.analysis.sigma,
+                    );
+                    jobs.lock().expect("jobs lock").extend(fired);
+                }
                 changes
                     .lock()
                     .expect("changes lock")
@@ -343,9 +362,12 @@ pub fn run(epochs: Vec<Vec<Match>>, cfg: &EngineConfig) -> EngineOutput {
         })
         .collect();
     dead_letters.sort_by_key(|d| d.seq);
+    let mut jobs = std::mem::take(&mut *out_jobs.lock().expect("jobs lock"));
+    jobs.sort_by(|a, b| (a.epoch, &a.game).cmp(&(b.epoch, &b.game)));
     EngineOutput {
         changes,
         dead_letters,
+        jobs,
         epochs: n_epochs,
     }
 }

@@ -6,3 +6,4 @@
 pub mod batch;
 pub mod engine;
 pub mod observe;
+pub mod trigger;

@@ -87,7 +87,7 @@ pub fn to_json(a: &Analysis) -> Value {
 }
 
 pub fn write_out(a: &Analysis, dir: &std::path::Path) -> Result<()> {
-    tables::write_snapshot(dir, &a.reports, 0, a.ledger.live(), &a.dead_letters)
+    tables::write_snapshot(dir, &a.reports, 0, a.ledger.live(), &a.dead_letters, &[])
 }
 
 pub fn run(args: &AnalyzeArgs) -> Result<()> {

@@ -202,6 +202,25 @@ pub struct RunArgs {
     /// finite, so this is currently always the behaviour; the flag is accepted for scripts.
     #[arg(long)]
     pub exit_at_end: bool,
+    /// PSRO trigger threshold θ on the exploitability of the standing mixture.
+    #[arg(long, default_value_t = 0.05)]
+    pub trigger_threshold: f64,
+    /// θ is `relative` to the payoff range or an `absolute` payoff.
+    #[arg(long, default_value = "relative", value_parser = ["relative", "absolute"])]
+    pub trigger_mode: String,
+    /// After a job, re-arm only below θ·(1 − hysteresis).
+    #[arg(long, default_value_t = 0.5)]
+    pub trigger_hysteresis: f64,
+    /// Minimum epochs between two jobs of one game.
+    #[arg(long, default_value_t = 1)]
+    pub trigger_cooldown: u64,
+    /// Emit no jobs.
+    #[arg(long)]
+    pub no_trigger: bool,
+    /// Where jobs go (repeatable): a .jsonl path, `-` for stdout, `cmd:COMMAND` (JSON on
+    /// stdin), or `http://HOST:PORT/PATH` (POST). Jobs are also in the `jobs` table.
+    #[arg(long = "jobs")]
+    pub jobs: Vec<String>,
     /// Write the final snapshot as Parquet tables (same names and columns as `analyze --out`).
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
+use nashflow_connectors::jobs::JobSink;
 use nashflow_operators::engine::{run as run_engine, EngineConfig};
+use nashflow_operators::trigger::TriggerConfig;
 use nashflow_schemas::read::Format;
 use nashflow_schemas::{read_file, Match, RecordError};
 
@@ -57,11 +59,23 @@ pub fn run(args: &RunArgs) -> Result<()> {
         .chunks(args.epoch_records)
         .map(|c| c.to_vec())
         .collect();
+    let sinks: Vec<JobSink> = args
+        .jobs
+        .iter()
+        .map(|s| s.parse::<JobSink>().map_err(anyhow::Error::msg))
+        .collect::<Result<_>>()?;
+    let trigger = (!args.no_trigger).then(|| TriggerConfig {
+        threshold: args.trigger_threshold,
+        relative: args.trigger_mode == "relative",
+        hysteresis: args.trigger_hysteresis,
+        cooldown: args.trigger_cooldown,
+    });
     let cfg = EngineConfig {
         workers: args.workers,
         layout: args.model.layout,
         // The streaming bootstrap is not built yet.
         analysis: args.model.analysis(0, 0.95),
+        trigger,
     };
     let started = std::time::Instant::now();
     let out = run_engine(epochs, &cfg);
@@ -80,14 +94,26 @@ pub fn run(args: &RunArgs) -> Result<()> {
                     None => format!("{game} removed"),
                 })
                 .collect();
-            eprintln!(
-                "epoch {t}: {}",
-                if changed.is_empty() {
-                    "no change".into()
-                } else {
-                    changed.join(", ")
-                }
-            );
+            let jobs: Vec<String> = out
+                .jobs
+                .iter()
+                .filter(|j| j.epoch == t)
+                .map(|j| {
+                    format!(
+                        "job {} (best response vs σ; {} regrets {:.4})",
+                        j.job_id, j.target_policy, j.exploitability
+                    )
+                })
+                .collect();
+            let mut line = if changed.is_empty() {
+                "no change".to_string()
+            } else {
+                changed.join(", ")
+            };
+            if !jobs.is_empty() {
+                line = format!("{line}; {}", jobs.join(", "));
+            }
+            eprintln!("epoch {t}: {line}");
         }
         eprintln!(
             "{} records in {} epochs, {:.2} s ({:.0} records/s, {} worker(s))",
@@ -109,6 +135,14 @@ pub fn run(args: &RunArgs) -> Result<()> {
         });
     }
     report_dead_letters(&dead_letters);
+    for job in &out.jobs {
+        for sink in &sinks {
+            // A sink failure is reported, not fatal: the job is still in the jobs table.
+            if let Err(e) = sink.send(job) {
+                eprintln!("warning: job {} not delivered: {e}", job.job_id);
+            }
+        }
+    }
     let last = out.epochs.saturating_sub(1);
     let state = out.state_at(last);
     let reports: Vec<GameReport> = state
@@ -130,7 +164,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         for m in &records {
             ledger.apply(m.clone());
         }
-        tables::write_snapshot(dir, &reports, last, ledger.live(), &dead_letters)?;
+        tables::write_snapshot(dir, &reports, last, ledger.live(), &dead_letters, &out.jobs)?;
         eprintln!("wrote Parquet tables to {}", dir.display());
     }
     match args.format {

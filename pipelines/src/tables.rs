@@ -7,6 +7,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use nashflow_kernels::metrics::WelfareKind;
+use nashflow_operators::trigger::Job;
 use nashflow_schemas::arrow_io::write_parquet;
 
 use crate::report::GameReport;
@@ -416,6 +417,30 @@ pub fn attribution(reports: &[GameReport], epoch: u64) -> RecordBatch {
         .build()
 }
 
+/// Best-response jobs; σ is kept as a JSON object of policy → weight.
+pub fn jobs(jobs: &[Job]) -> RecordBatch {
+    Table::default()
+        .str("job_id", jobs.iter().map(|j| j.job_id.clone()).collect())
+        .str("game", jobs.iter().map(|j| j.game.clone()).collect())
+        .u64("epoch", jobs.iter().map(|j| j.epoch).collect())
+        .str(
+            "target_policy",
+            jobs.iter().map(|j| j.target_policy.clone()).collect(),
+        )
+        .f64(
+            "exploitability",
+            jobs.iter().map(|j| j.exploitability).collect(),
+        )
+        .f64("threshold", jobs.iter().map(|j| j.threshold).collect())
+        .str(
+            "sigma",
+            jobs.iter()
+                .map(|j| serde_json::to_string(&j.sigma).unwrap_or_default())
+                .collect(),
+        )
+        .build()
+}
+
 /// Writes the full snapshot (every output table) as `DIR/NAME.parquet`.
 pub fn write_snapshot<'a>(
     dir: &Path,
@@ -423,6 +448,7 @@ pub fn write_snapshot<'a>(
     epoch: u64,
     live: impl IntoIterator<Item = &'a nashflow_schemas::Match>,
     dead_letters: &[nashflow_schemas::RecordError],
+    job_list: &[Job],
 ) -> Result<(), anyhow::Error> {
     let out = [
         ("policies", policies(reports, epoch)),
@@ -436,6 +462,7 @@ pub fn write_snapshot<'a>(
             "dead_letters",
             nashflow_schemas::arrow_io::dead_letters_batch(dead_letters),
         ),
+        ("jobs", jobs(job_list)),
     ];
     write_all(dir, &out).map_err(anyhow::Error::msg)
 }

@@ -337,3 +337,72 @@ fn run_matches_analyze_and_writes_the_same_tables() {
         assert_eq!(ta.num_rows(), tr.num_rows(), "{name}");
     }
 }
+
+/// A league that is stable until a new policy arrives that beats everyone: the trigger fires
+/// exactly once, naming the newcomer, and every sink receives the job.
+#[test]
+fn run_emits_one_job_when_an_exploiter_arrives() {
+    let dir = tmpdir("trigger");
+    let mut text = String::from("match_id,policy_i,policy_j,payoff_i,payoff_j\n");
+    let names = ["paper", "rock", "scissors"];
+    let beats = |a: &str, b: &str| {
+        matches!(
+            (a, b),
+            ("rock", "scissors") | ("paper", "rock") | ("scissors", "paper")
+        )
+    };
+    let mut k = 0;
+    // 4 epochs of 9 records: a balanced RPS league with small noise.
+    for rep in 0..4 {
+        for a in names {
+            for b in names {
+                k += 1;
+                let noise = 0.01 * ((k % 3) as f64 - 1.0);
+                let pa = if beats(a, b) {
+                    1.0
+                } else if beats(b, a) {
+                    0.0
+                } else {
+                    0.5
+                } + noise;
+                text.push_str(&format!("m{k},{a},{b},{pa},{}\n", 1.0 - pa));
+            }
+        }
+        let _ = rep;
+    }
+    // Then the exploiter: wins 0.9 against everyone, for 4 more epochs of 9 records.
+    for _ in 0..12 {
+        for b in names {
+            k += 1;
+            text.push_str(&format!("m{k},newcomer,{b},0.9,0.1\n"));
+        }
+    }
+    let log = dir.join("league.csv");
+    std::fs::write(&log, text).unwrap();
+    let jobs_file = dir.join("jobs.jsonl");
+    let out = run(bin()
+        .args(["run", "--epoch-records", "9", "--no-level3", "-i"])
+        .arg(&log)
+        .arg("--jobs")
+        .arg(&jobs_file)
+        .arg("--jobs")
+        .arg(format!("cmd:cat >> {}", dir.join("cmd.jsonl").display())));
+    let jobs: Vec<Value> = std::fs::read_to_string(&jobs_file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        jobs.len(),
+        1,
+        "{jobs:?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(jobs[0]["target_policy"], "newcomer");
+    assert_eq!(jobs[0]["epoch"], 4, "the first epoch with the newcomer");
+    assert!(jobs[0]["exploitability"].as_f64().unwrap() > 0.3);
+    assert_eq!(jobs[0]["sigma"]["newcomer"].as_f64().unwrap(), 1.0);
+    let via_cmd = std::fs::read_to_string(dir.join("cmd.jsonl")).unwrap();
+    assert_eq!(via_cmd.lines().count(), 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("job default:4"));
+}

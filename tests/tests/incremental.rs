@@ -101,6 +101,7 @@ fn check(seed: u64, workers: usize) {
         workers,
         layout: Layout::Match,
         analysis: analysis.clone(),
+        trigger: None,
     };
     let out = run(epochs.clone(), &cfg);
     assert_eq!(out.epochs, epochs.len() as u64);
