@@ -11,8 +11,10 @@ use good_lp::{
 
 use crate::KernelError;
 
-/// Largest homogenisation scale in the relative-interior LP.
+/// Largest homogenisation scale in the relative-interior LP (first attempt).
 const S_MAX: f64 = 1e6;
+/// Attempts at a degenerate LP before a numerical failure is reported.
+const ATTEMPTS: u64 = 12;
 
 /// One linear row `coef · x (=|≤) rhs`.
 #[derive(Clone, Debug)]
@@ -51,11 +53,17 @@ pub struct RelativeInterior {
     pub zero: Vec<bool>,
 }
 
-/// The order in which variables/rows are handed to the LP solver: identity on the first
-/// attempt, then deterministic shuffles.
+/// One attempt at a degenerate LP: the order in which variables/rows are handed to the solver
+/// (identity first, then deterministic shuffles) and, for the relative-interior LP, the cap on
+/// its homogenisation scale (cycled, since that variable is the badly scaled one).
 pub struct Order(u64);
 
 impl Order {
+    /// Homogenisation cap for this attempt: 1e6, then 1e4 and 1e8 in turn.
+    pub fn scale_cap(&self) -> f64 {
+        [S_MAX, 1e4, 1e8][(self.0 % 3) as usize]
+    }
+
     pub fn perm(&self, len: usize) -> Vec<usize> {
         let mut p: Vec<usize> = (0..len).collect();
         if self.0 > 0 {
@@ -68,17 +76,29 @@ impl Order {
     }
 }
 
-/// microlp occasionally reports a singular basis on degenerate problems; whether it does
-/// depends on pivot order, so a numerical failure is retried with the problem reordered.
+/// microlp occasionally fails on degenerate problems: it reports a singular basis, or, more
+/// rarely, infeasibility of a feasible problem. Both depend on pivot order and scaling, so an
+/// attempt is retried with the problem reordered: a numerical failure up to `ATTEMPTS` times,
+/// and infeasibility is believed only when two differently ordered attempts agree.
 pub fn retry_reordered<T>(
     mut solve: impl FnMut(&Order) -> Result<T, KernelError>,
 ) -> Result<T, KernelError> {
     let mut last = String::new();
-    for attempt in 0..4 {
+    let mut infeasible = 0;
+    for attempt in 0..ATTEMPTS {
         match solve(&Order(attempt)) {
             Err(KernelError::Numerical(e)) => last = e,
+            Err(KernelError::Infeasible) => {
+                infeasible += 1;
+                if infeasible == 2 {
+                    return Err(KernelError::Infeasible);
+                }
+            }
             other => return other,
         }
+    }
+    if infeasible > 0 {
+        return Err(KernelError::Infeasible);
     }
     Err(KernelError::Numerical(last))
 }
@@ -116,7 +136,7 @@ impl Polytope {
             .collect();
         // Capping s makes the tolerance explicit: a direction in which the polytope is thinner
         // than ~1/S_MAX (in units of the payoff range) counts as flat (an implicit equality).
-        let s = vars.add(variable().min(1.0).max(S_MAX));
+        let s = vars.add(variable().min(1.0).max(order.scale_cap()));
         let y_row: Vec<_> = (0..self.ineq.len())
             .map(|_| vars.add(variable().min(0.0).max(1.0)))
             .collect();

@@ -261,3 +261,22 @@ fn mene_beats_every_sampled_equilibrium_of_degenerate_zero_sum_games() {
         }
     }
 }
+
+/// A 50-policy constant-sum meta-game from a noisy league on which microlp once reported a
+/// singular basis (leaving out policy 21) and, with another scaling, false infeasibility:
+/// every leave-one-out sub-game must still solve to an equilibrium.
+#[test]
+fn degenerate_constant_sum_league_solves_everywhere() {
+    let rows: Vec<Vec<f64>> =
+        serde_json::from_str(include_str!("fixtures/degenerate_constant_sum_50.json")).unwrap();
+    let m = Matrix::from_rows(&rows).unwrap();
+    assert!(m.constant_sum(1e-9).is_some());
+    let s = mene(&m).unwrap();
+    assert!(rel_exploitability(&m, &s) < 1e-6);
+    for c in 0..m.n() {
+        let idx: Vec<usize> = (0..m.n()).filter(|&k| k != c).collect();
+        let sub = m.sub(&idx);
+        let s = mene(&sub).unwrap_or_else(|e| panic!("leave out {c}: {e}"));
+        assert!(rel_exploitability(&sub, &s) < 1e-6, "leave out {c}");
+    }
+}

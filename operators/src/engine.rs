@@ -128,6 +128,10 @@ pub struct EngineOutput {
     /// Best-response jobs in (epoch, game) order.
     pub jobs: Vec<Job>,
     pub epochs: u64,
+    /// Wall-clock seconds each epoch took on worker 0 (ingest, dataflow and kernels).
+    pub epoch_seconds: Vec<f64>,
+    /// (epoch, game, reason) for analyses that failed; such a game keeps its last snapshot.
+    pub errors: Vec<(u64, String, String)>,
 }
 
 impl EngineOutput {
@@ -196,7 +200,11 @@ impl GameStore {
     }
 }
 
-fn snapshot(table: &CellTable, layout: Layout, cfg: &AnalysisConfig) -> GameSnapshot {
+fn snapshot(
+    table: &CellTable,
+    layout: Layout,
+    cfg: &AnalysisConfig,
+) -> Result<GameSnapshot, nashflow_kernels::KernelError> {
     let mut policies: Vec<String> = table
         .iter()
         .flat_map(|(a, b, _)| [a.clone(), b.clone()])
@@ -219,15 +227,13 @@ fn snapshot(table: &CellTable, layout: Layout, cfg: &AnalysisConfig) -> GameSnap
         Layout::Perspective => observations,
     } as usize;
     // The engine has no per-match units: the streaming bootstrap is separate (issue #3).
-    let analysis = analyze_game(n, &cells, &[], cfg, &mut Silent).unwrap_or_else(|e| {
-        panic!("kernels failed on a validated game: {e}");
-    });
-    GameSnapshot {
+    let analysis = analyze_game(n, &cells, &[], cfg, &mut Silent)?;
+    Ok(GameSnapshot {
         policies,
         cells,
         analysis,
         records,
-    }
+    })
 }
 
 /// Runs the engine over finite epochs of records (arrival order within and across epochs).
@@ -251,7 +257,11 @@ pub fn run(epochs: Vec<Vec<Match>>, cfg: &EngineConfig) -> EngineOutput {
     let dead = Arc::new(Mutex::new(HashMap::<(u64, String, Row), isize>::new()));
     let cfg = cfg.clone();
     let jobs = Arc::new(Mutex::new(Vec::new()));
+    let timings = Arc::new(Mutex::new(Vec::new()));
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let out_errors = errors.clone();
     let (out_changes, out_dead, out_jobs) = (changes.clone(), dead.clone(), jobs.clone());
+    let out_timings = timings.clone();
     let timely_cfg = timely::Config::process(cfg.workers.max(1));
     timely::execute(timely_cfg, move |worker| {
         let index = worker.index();
@@ -311,6 +321,7 @@ pub fn run(epochs: Vec<Vec<Match>>, cfg: &EngineConfig) -> EngineOutput {
             (input, probe)
         });
         for (t, epoch) in epochs.iter().enumerate() {
+            let started = std::time::Instant::now();
             for (seq, m) in epoch {
                 if (*seq as usize) % peers == index {
                     input.insert((m.key(layout), (*seq, Row::new(m))));
@@ -324,9 +335,20 @@ pub fn run(epochs: Vec<Vec<Match>>, cfg: &EngineConfig) -> EngineOutput {
             dirty.sort();
             dirty.dedup();
             for game in dirty {
-                let snap = st
+                let snap = match st
                     .current(&game)
-                    .map(|table| snapshot(table, layout, &cfg.analysis));
+                    .map(|table| snapshot(table, layout, &cfg.analysis))
+                {
+                    Some(Err(e)) => {
+                        errors
+                            .lock()
+                            .expect("errors lock")
+                            .push((t as u64, game, e.to_string()));
+                        continue;
+                    }
+                    Some(Ok(s)) => Some(s),
+                    None => None,
+                };
                 if let (Some(tc), Some(s)) = (&cfg.trigger, &snap) {
                     let fired = triggers.entry(game.clone()).or_default().observe(
                         tc,
@@ -342,6 +364,12 @@ pub fn run(epochs: Vec<Vec<Match>>, cfg: &EngineConfig) -> EngineOutput {
                     .lock()
                     .expect("changes lock")
                     .push((t as u64, game, snap));
+            }
+            if index == 0 {
+                timings
+                    .lock()
+                    .expect("timings lock")
+                    .push(started.elapsed().as_secs_f64());
             }
         }
     })
@@ -364,10 +392,15 @@ pub fn run(epochs: Vec<Vec<Match>>, cfg: &EngineConfig) -> EngineOutput {
     dead_letters.sort_by_key(|d| d.seq);
     let mut jobs = std::mem::take(&mut *out_jobs.lock().expect("jobs lock"));
     jobs.sort_by(|a, b| (a.epoch, &a.game).cmp(&(b.epoch, &b.game)));
+    let epoch_seconds = std::mem::take(&mut *out_timings.lock().expect("timings lock"));
+    let mut errors = std::mem::take(&mut *out_errors.lock().expect("errors lock"));
+    errors.sort();
     EngineOutput {
         changes,
         dead_letters,
         jobs,
         epochs: n_epochs,
+        epoch_seconds,
+        errors,
     }
 }

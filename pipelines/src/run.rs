@@ -135,6 +135,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
         });
     }
     report_dead_letters(&dead_letters);
+    for (epoch, game, reason) in &out.errors {
+        eprintln!("warning: epoch {epoch}: analysis of game `{game}` failed ({reason}); its previous snapshot stands");
+    }
     for job in &out.jobs {
         for sink in &sinks {
             // A sink failure is reported, not fatal: the job is still in the jobs table.

@@ -157,7 +157,53 @@ impl<'a> Search<'a> {
         outcome(self.problem.solve())
     }
 
-    fn child(&self, parent: &NodeLp, k: usize, d: Decision) -> Result<Option<NodeLp>, KernelError> {
+    /// The node LP of `state` built from scratch, retried in other orders on failure.
+    fn cold(&self, state: &[Decision]) -> Result<Option<NodeLp>, KernelError> {
+        crate::polytope::retry_reordered(|order| {
+            let mut p = self.problem.clone();
+            for k in order.perm(state.len()) {
+                match state[k] {
+                    Decision::Free => {}
+                    Decision::In => p.add_constraint(self.gap(k), ComparisonOp::Ge, 0.0),
+                    Decision::Out => {
+                        p.add_constraint([(self.sigma[k], 1.0)], ComparisonOp::Eq, 0.0);
+                        p.add_constraint(self.gap(k), ComparisonOp::Le, -BR_MARGIN);
+                    }
+                }
+            }
+            match outcome(p.solve())? {
+                Some(lp) => Ok(Some(lp)),
+                // Let the retry confirm infeasibility with another ordering.
+                None => Err(KernelError::Infeasible),
+            }
+        })
+        .or_else(|e| match e {
+            KernelError::Infeasible => Ok(None),
+            other => Err(other),
+        })
+    }
+
+    /// The child LP of `parent` with strategy `k` decided `d` (`state` already holds `d`).
+    /// Warm-started from the parent; on a numerical failure the node is solved cold.
+    fn child(
+        &self,
+        parent: &NodeLp,
+        state: &[Decision],
+        k: usize,
+        d: Decision,
+    ) -> Result<Option<NodeLp>, KernelError> {
+        match self.warm_child(parent, k, d) {
+            Err(KernelError::Numerical(_)) => self.cold(state),
+            other => other,
+        }
+    }
+
+    fn warm_child(
+        &self,
+        parent: &NodeLp,
+        k: usize,
+        d: Decision,
+    ) -> Result<Option<NodeLp>, KernelError> {
         let lp = parent.clone();
         match d {
             Decision::In => outcome(lp.add_constraint(self.gap(k), ComparisonOp::Ge, 0.0)),
@@ -209,7 +255,7 @@ impl<'a> Search<'a> {
             Ok(Some(k)) => {
                 state[k] = Decision::Out;
                 if self.may_improve(state) {
-                    if let Some(child) = self.child(&lp, k, Decision::Out)? {
+                    if let Some(child) = self.child(&lp, state, k, Decision::Out)? {
                         self.dfs(state, child)?;
                     }
                 }
@@ -234,7 +280,7 @@ impl<'a> Search<'a> {
             state[k] = d;
             // The count bound needs no LP: check it before paying for the child's solve.
             if self.may_improve(state) {
-                if let Some(child) = self.child(&lp, k, d)? {
+                if let Some(child) = self.child(&lp, state, k, d)? {
                     self.dfs(state, child)?;
                 }
             }
