@@ -9,7 +9,7 @@ use crate::metrics::{evaluate, welfare};
 use crate::progress::Progress;
 use crate::rng::SplitMix64;
 use crate::solvers::SolverConfig;
-use crate::stats::{aggregate, GameMatrices, Missing, Observation};
+use crate::stats::{aggregate, CellStats, GameMatrices, Missing, Observation};
 use crate::KernelError;
 
 /// One resampling unit: a match (two observations) or a perspective row (one).
@@ -82,12 +82,7 @@ pub fn bootstrap(
     for (k, u) in units.iter().enumerate() {
         strata.entry(u.stratum).or_default().push(k);
     }
-    let b = cfg.replicates;
-    let mut mass: Vec<Vec<f64>> = (0..n).map(|_| Vec::with_capacity(b)).collect();
-    let mut regret: Vec<Vec<f64>> = (0..n).map(|_| Vec::with_capacity(b)).collect();
-    let mut scalars: Vec<Vec<f64>> = (0..6).map(|_| Vec::with_capacity(b)).collect();
-    progress.start("bootstrap", b as u64);
-    for r in 0..b {
+    let replicates = (0..cfg.replicates).map(|r| {
         let mut rng = SplitMix64::keyed(cfg.seed, r as u64);
         let mut obs = Vec::with_capacity(units.len() * 2);
         for members in strata.values() {
@@ -96,7 +91,29 @@ pub fn bootstrap(
                 obs.extend_from_slice(&u.obs);
             }
         }
-        let g = GameMatrices::from_cells(n, &aggregate(n, obs), missing)?;
+        aggregate(n, obs)
+    });
+    summarize(n, replicates, missing, solver, cfg, progress)
+}
+
+/// Percentile intervals from replicate cell tables (row-major n×n each): every replicate is
+/// imputed, solved and evaluated like the point estimate. Shared by the stratified bootstrap
+/// and the streaming Poisson bootstrap.
+pub fn summarize(
+    n: usize,
+    replicates: impl ExactSizeIterator<Item = Vec<CellStats>>,
+    missing: Missing,
+    solver: &SolverConfig,
+    cfg: &BootstrapConfig,
+    progress: &mut dyn Progress,
+) -> Result<BootstrapResult, KernelError> {
+    let b = replicates.len();
+    let mut mass: Vec<Vec<f64>> = (0..n).map(|_| Vec::with_capacity(b)).collect();
+    let mut regret: Vec<Vec<f64>> = (0..n).map(|_| Vec::with_capacity(b)).collect();
+    let mut scalars: Vec<Vec<f64>> = (0..6).map(|_| Vec::with_capacity(b)).collect();
+    progress.start("bootstrap", b as u64);
+    for cells in replicates {
+        let g = GameMatrices::from_cells(n, &cells, missing)?;
         let sigma = solver.solve(&g.payoff)?;
         let e = evaluate(&g.payoff, &sigma);
         let w = welfare(&g, &sigma);
@@ -130,4 +147,28 @@ pub fn bootstrap(
         nw_plus: next(),
         ef1: next(),
     })
+}
+
+/// The Poisson(1) weight of a match in replicate `replicate` of the streaming bootstrap:
+/// a pure function of (seed, replicate, match key), so replicates update incrementally and
+/// are reproducible. Inverse-CDF sampling from a 53-bit uniform made by hashing the key
+/// (FNV-1a) and mixing it with the seed and replicate (SplitMix64).
+pub fn poisson_weight(seed: u64, replicate: u64, key: &str) -> u32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in key.bytes() {
+        h ^= byte as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let mut rng = SplitMix64::keyed(seed ^ crate::rng::mix(h), replicate);
+    let u = rng.next_f64();
+    // P(W = k) = e^{-1}/k!; walk the CDF.
+    let mut k = 0u32;
+    let mut p = (-1.0f64).exp();
+    let mut cdf = p;
+    while u >= cdf && k < 20 {
+        k += 1;
+        p /= k as f64;
+        cdf += p;
+    }
+    k
 }

@@ -376,3 +376,26 @@ fn elo_and_nash_averaging() {
     // A = t − tᵀ, p* = pure 0, so the average is column 0 of A: both others lose 2 to it.
     assert_close(&nash_averaging(&t).unwrap(), &[0.0, -2.0, -2.0], 1e-9);
 }
+
+#[test]
+fn poisson_weights_are_deterministic_with_poisson_moments() {
+    use nashflow_kernels::bootstrap::poisson_weight;
+    let n = 200_000;
+    let ws: Vec<f64> = (0..n)
+        .map(|k| poisson_weight(7, 3, &format!("m{k}")) as f64)
+        .collect();
+    let mean = ws.iter().sum::<f64>() / n as f64;
+    let var = ws.iter().map(|w| (w - mean).powi(2)).sum::<f64>() / n as f64;
+    // Poisson(1): mean 1, variance 1, P(0) = e^{-1}; tolerances ≈ 5 standard errors.
+    assert!((mean - 1.0).abs() < 0.012, "mean {mean}");
+    assert!((var - 1.0).abs() < 0.03, "variance {var}");
+    let zeros = ws.iter().filter(|w| **w == 0.0).count() as f64 / n as f64;
+    assert!((zeros - (-1.0f64).exp()).abs() < 0.006, "P(0) {zeros}");
+    assert_eq!(poisson_weight(7, 3, "m1"), poisson_weight(7, 3, "m1"));
+    let differs = (0..100)
+        .filter(|k| {
+            poisson_weight(7, 3, &format!("m{k}")) != poisson_weight(8, 3, &format!("m{k}"))
+        })
+        .count();
+    assert!(differs > 30, "another seed gives other weights");
+}

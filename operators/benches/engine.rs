@@ -67,6 +67,7 @@ fn main() {
         layout: Layout::Match,
         analysis: analysis.clone(),
         trigger: None,
+        replicates: 0,
     };
 
     // 1. Ingest + cell statistics.

@@ -7,7 +7,7 @@ use nashflow_kernels::bootstrap::Unit;
 use nashflow_kernels::stats::{aggregate, CellStats};
 use nashflow_schemas::{Layout, Match};
 
-use crate::observe::{observations, unit};
+use crate::observe::{observations, replicate_updates, unit};
 
 #[derive(Debug, Clone)]
 pub struct GameInput {
@@ -64,4 +64,29 @@ fn game_input(game: &str, ms: &[&Match], layout: Layout) -> GameInput {
         results,
         records: ms.len(),
     }
+}
+
+/// Replicate cell tables of the streaming Poisson bootstrap computed in one pass over `matches`
+/// of one game (the reference the engine must reproduce): `replicates` row-major n×n tables
+/// over `policies`.
+pub fn poisson_replicates<'a>(
+    matches: impl IntoIterator<Item = &'a Match>,
+    layout: Layout,
+    policies: &[String],
+    replicates: u32,
+    seed: u64,
+) -> Vec<Vec<CellStats>> {
+    let n = policies.len();
+    let index: BTreeMap<&str, usize> = policies
+        .iter()
+        .enumerate()
+        .map(|(k, p)| (p.as_str(), k))
+        .collect();
+    let mut tables = vec![vec![CellStats::default(); n * n]; replicates as usize];
+    for m in matches {
+        for ((r, a, b), c) in replicate_updates(m, layout, replicates, seed) {
+            tables[r as usize][index[a.as_str()] * n + index[b.as_str()]].plus(&c);
+        }
+    }
+    tables
 }

@@ -21,12 +21,13 @@ use std::sync::{Arc, Mutex};
 use differential_dataflow::difference::{Abelian, IsZero, Monoid, Multiply, Semigroup};
 use differential_dataflow::input::Input;
 use nashflow_kernels::analysis::{analyze_game, AnalysisConfig, GameAnalysis};
+use nashflow_kernels::bootstrap::{summarize, BootstrapConfig};
 use nashflow_kernels::progress::Silent;
 use nashflow_kernels::stats::CellStats;
 use nashflow_schemas::{Layout, Ledger, Match, Outcome};
 use serde::{Deserialize, Serialize};
 
-use crate::observe::cell_updates;
+use crate::observe::{cell_updates, replicate_updates};
 use crate::trigger::{Job, Trigger, TriggerConfig};
 
 /// Cell statistics as a differential difference type.
@@ -90,6 +91,8 @@ pub enum Verdict {
 
 /// A game's full cell table, sorted by (row policy, column policy).
 type CellTable = Vec<(String, String, CellDiff)>;
+/// A game's bootstrap replicate cells, sorted by (replicate, row policy, column policy).
+type ReplicateTable = Vec<(u32, String, String, CellDiff)>;
 
 /// One game's state after an epoch.
 #[derive(Clone, Debug)]
@@ -117,6 +120,9 @@ pub struct EngineConfig {
     pub analysis: AnalysisConfig,
     /// The PSRO trigger; `None` emits no jobs.
     pub trigger: Option<TriggerConfig>,
+    /// Streaming Poisson bootstrap replicates (0 = off); seeded by `analysis.seed`, intervals
+    /// at `analysis.ci_level`. (`analysis.bootstrap`, the batch bootstrap, is not used.)
+    pub replicates: u32,
 }
 
 /// What a run produced: per-epoch changes of game snapshots (`None` = the game vanished), and
@@ -174,36 +180,41 @@ fn replay(layout: Layout, records: &[(&(u64, Row), isize)]) -> Vec<Verdict> {
     out
 }
 
-/// Per-worker view of the game tables as they change.
-#[derive(Default)]
-struct GameStore {
-    /// game → (table → accumulated diff) over all epochs seen.
-    tables: HashMap<String, HashMap<CellTable, isize>>,
-    dirty: Vec<String>,
-}
+/// The latest value of a per-game collection, from its stream of (value, ±1) updates.
+struct Latest<V>(HashMap<String, HashMap<V, isize>>);
 
-impl GameStore {
-    fn update(&mut self, game: &str, table: &CellTable, diff: isize) {
-        let entry = self.tables.entry(game.to_string()).or_default();
-        *entry.entry(table.clone()).or_default() += diff;
-        entry.retain(|_, d| *d != 0);
-        self.dirty.push(game.to_string());
+impl<V: std::hash::Hash + Eq + Clone> Latest<V> {
+    fn new() -> Self {
+        Latest(HashMap::new())
     }
 
-    /// The current table of `game`, if it has one.
-    fn current(&self, game: &str) -> Option<&CellTable> {
-        self.tables
+    fn update(&mut self, game: &str, value: &V, diff: isize) {
+        let entry = self.0.entry(game.to_string()).or_default();
+        *entry.entry(value.clone()).or_default() += diff;
+        entry.retain(|_, d| *d != 0);
+    }
+
+    fn current(&self, game: &str) -> Option<&V> {
+        self.0
             .get(game)?
             .iter()
             .find(|(_, d)| **d > 0)
-            .map(|(t, _)| t)
+            .map(|(v, _)| v)
     }
+}
+
+/// Per-worker view of the game tables as they change.
+struct GameStore {
+    tables: Latest<CellTable>,
+    replicates: Latest<ReplicateTable>,
+    dirty: Vec<String>,
 }
 
 fn snapshot(
     table: &CellTable,
+    replicates: Option<&ReplicateTable>,
     layout: Layout,
-    cfg: &AnalysisConfig,
+    cfg: &EngineConfig,
 ) -> Result<GameSnapshot, nashflow_kernels::KernelError> {
     let mut policies: Vec<String> = table
         .iter()
@@ -227,7 +238,30 @@ fn snapshot(
         Layout::Perspective => observations,
     } as usize;
     // The engine has no per-match units: the streaming bootstrap is separate (issue #3).
-    let analysis = analyze_game(n, &cells, &[], cfg, &mut Silent)?;
+    let batch_bootstrap_off = AnalysisConfig {
+        bootstrap: 0,
+        ..cfg.analysis.clone()
+    };
+    let mut analysis = analyze_game(n, &cells, &[], &batch_bootstrap_off, &mut Silent)?;
+    if cfg.replicates > 0 {
+        let mut tables = vec![vec![CellStats::default(); n * n]; cfg.replicates as usize];
+        for (r, a, b, c) in replicates.into_iter().flatten() {
+            tables[*r as usize][index[a.as_str()] * n + index[b.as_str()]] = c.0;
+        }
+        let bc = BootstrapConfig {
+            replicates: cfg.replicates as usize,
+            seed: cfg.analysis.seed,
+            level: cfg.analysis.ci_level,
+        };
+        analysis.bootstrap = Some(summarize(
+            n,
+            tables.into_iter(),
+            cfg.analysis.missing,
+            &cfg.analysis.solver,
+            &bc,
+            &mut Silent,
+        )?);
+    }
     Ok(GameSnapshot {
         policies,
         cells,
@@ -267,7 +301,12 @@ pub fn run(epochs: Vec<Vec<Match>>, cfg: &EngineConfig) -> EngineOutput {
         let index = worker.index();
         let peers = worker.peers();
         let layout = cfg.layout;
-        let store = Rc::new(RefCell::new(GameStore::default()));
+        let store = Rc::new(RefCell::new(GameStore {
+            tables: Latest::new(),
+            replicates: Latest::new(),
+            dirty: Vec::new(),
+        }));
+        let (replicates, seed) = (cfg.replicates, cfg.analysis.seed);
         // Each game's table lives on one worker, so its trigger state does too.
         let mut triggers: HashMap<String, Trigger> = HashMap::new();
         let dead = dead.clone();
@@ -280,11 +319,28 @@ pub fn run(epochs: Vec<Vec<Match>>, cfg: &EngineConfig) -> EngineOutput {
                 Verdict::Dead { seq, reason, row } => Some((seq, reason, row)),
                 Verdict::Live(..) => None,
             });
-            let cells = verdicts
-                .flat_map(|(_, v)| match v {
-                    Verdict::Live(_, row) => Some(row),
-                    Verdict::Dead { .. } => None,
+            let live = verdicts.flat_map(|(_, v)| match v {
+                Verdict::Live(_, row) => Some(row),
+                Verdict::Dead { .. } => None,
+            });
+            let replicate_tables = live
+                .clone()
+                .explode(move |row| {
+                    let m = row.get();
+                    replicate_updates(&m, layout, replicates, seed)
+                        .into_iter()
+                        .map(move |((r, a, b), c)| ((m.game.clone(), r, a, b), CellDiff(c)))
                 })
+                .count()
+                .map(|((game, r, a, b), c)| (game, (r, a, b, c)))
+                .reduce(|_game, vals, out: &mut Vec<(ReplicateTable, isize)>| {
+                    let table: ReplicateTable = vals
+                        .iter()
+                        .map(|((r, a, b, c), _)| (*r, a.clone(), b.clone(), *c))
+                        .collect();
+                    out.push((table, 1));
+                });
+            let cells = live
                 .explode(move |row| {
                     let m = row.get();
                     cell_updates(&m, layout)
@@ -303,10 +359,20 @@ pub fn run(epochs: Vec<Vec<Match>>, cfg: &EngineConfig) -> EngineOutput {
             );
             // One probe over both outputs: an epoch is done when tables and dead letters are.
             let probe = timely::dataflow::operators::probe::Handle::new();
-            let store = store.clone();
+            let st = store.clone();
             tables
                 .inspect(move |((game, table), _t, diff)| {
-                    store.borrow_mut().update(game, table, *diff);
+                    let mut st = st.borrow_mut();
+                    st.tables.update(game, table, *diff);
+                    st.dirty.push(game.clone());
+                })
+                .probe_with(&probe);
+            let st = store.clone();
+            replicate_tables
+                .inspect(move |((game, table), _t, diff)| {
+                    let mut st = st.borrow_mut();
+                    st.replicates.update(game, table, *diff);
+                    st.dirty.push(game.clone());
                 })
                 .probe_with(&probe);
             dead_letters
@@ -335,9 +401,11 @@ pub fn run(epochs: Vec<Vec<Match>>, cfg: &EngineConfig) -> EngineOutput {
             dirty.sort();
             dirty.dedup();
             for game in dirty {
+                let reps = st.replicates.current(&game);
                 let snap = match st
+                    .tables
                     .current(&game)
-                    .map(|table| snapshot(table, layout, &cfg.analysis))
+                    .map(|table| snapshot(table, reps, layout, &cfg))
                 {
                     Some(Err(e)) => {
                         errors

@@ -2,7 +2,7 @@
 //! j→i with j's; a self-play match adds both payoffs to (i,i)); in perspective layout only
 //! (policy_i, policy_j).
 
-use nashflow_kernels::bootstrap::Unit;
+use nashflow_kernels::bootstrap::{poisson_weight, Unit};
 use nashflow_kernels::stats::{CellStats, Observation, SeatView};
 use nashflow_schemas::{Layout, Match};
 
@@ -49,4 +49,26 @@ pub fn cell_updates(m: &Match, layout: Layout) -> Vec<((String, String), CellSta
             ((a.clone(), b.clone()), CellStats::of(o))
         })
         .collect()
+}
+
+/// The record's cell updates in each Poisson bootstrap replicate `r < replicates`, weighted by
+/// `poisson_weight(seed, r, match_id)` (replicates where the weight is 0 are omitted):
+/// ((replicate, row policy, column policy), weighted stats).
+pub fn replicate_updates(
+    m: &Match,
+    layout: Layout,
+    replicates: u32,
+    seed: u64,
+) -> Vec<((u32, String, String), CellStats)> {
+    let updates = cell_updates(m, layout);
+    let mut out = Vec::new();
+    for r in 0..replicates {
+        let w = poisson_weight(seed, r as u64, &m.match_id);
+        if w > 0 {
+            for ((a, b), c) in &updates {
+                out.push(((r, a.clone(), b.clone()), c.scaled(w as i64)));
+            }
+        }
+    }
+    out
 }

@@ -198,6 +198,13 @@ pub struct RunArgs {
     /// Timely worker threads.
     #[arg(short = 'w', long, default_value_t = 1)]
     pub workers: usize,
+    /// Streaming Poisson bootstrap replicates (each match weighted by Poisson(1) from
+    /// hash(seed, replicate, match_id)); 0 turns it off.
+    #[arg(long, default_value_t = 32)]
+    pub bootstrap: u32,
+    /// Central coverage of bootstrap intervals.
+    #[arg(long, default_value_t = 0.95)]
+    pub ci_level: f64,
     /// Stop once the finite inputs are exhausted and the last epoch is applied. File inputs are
     /// finite, so this is currently always the behaviour; the flag is accepted for scripts.
     #[arg(long)]

@@ -73,9 +73,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let cfg = EngineConfig {
         workers: args.workers,
         layout: args.model.layout,
-        // The streaming bootstrap is not built yet.
-        analysis: args.model.analysis(0, 0.95),
+        analysis: args.model.analysis(0, args.ci_level),
         trigger,
+        replicates: args.bootstrap,
     };
     let started = std::time::Instant::now();
     let out = run_engine(epochs, &cfg);

@@ -294,6 +294,8 @@ fn run_matches_analyze_and_writes_the_same_tables() {
             "7",
             "-w",
             "2",
+            "--bootstrap",
+            "0",
             "--format",
             "json",
             "--exit-at-end",

@@ -102,6 +102,7 @@ fn check(seed: u64, workers: usize) {
         layout: Layout::Match,
         analysis: analysis.clone(),
         trigger: None,
+        replicates: 0,
     };
     let out = run(epochs.clone(), &cfg);
     assert_eq!(out.epochs, epochs.len() as u64);
@@ -164,5 +165,57 @@ fn engine_equals_batch_on_every_prefix_one_worker() {
 fn engine_equals_batch_on_every_prefix_two_workers() {
     for seed in 10..12 {
         check(seed, 2);
+    }
+}
+
+/// The streaming Poisson bootstrap equals a batch pass with the same weights on every prefix.
+#[test]
+fn streaming_bootstrap_equals_batch() {
+    use nashflow_kernels::bootstrap::{summarize, BootstrapConfig};
+    use nashflow_operators::batch::poisson_replicates;
+    let epochs = random_stream(21, 150);
+    let analysis = AnalysisConfig {
+        level3: false,
+        seed: 5,
+        ..Default::default()
+    };
+    let cfg = EngineConfig {
+        workers: 2,
+        layout: Layout::Match,
+        analysis: analysis.clone(),
+        trigger: None,
+        replicates: 8,
+    };
+    let out = run(epochs.clone(), &cfg);
+    let mut ledger = Ledger::new(Layout::Match);
+    for (t, epoch) in epochs.iter().enumerate() {
+        for m in epoch {
+            ledger.apply(m.clone());
+        }
+        let state = out.state_at(t as u64);
+        for g in group(ledger.live(), Layout::Match) {
+            let live: Vec<&Match> = ledger.live().filter(|m| m.game == g.game).collect();
+            let reps = poisson_replicates(live, Layout::Match, &g.policies, 8, 5);
+            let bc = BootstrapConfig {
+                replicates: 8,
+                seed: 5,
+                level: 0.95,
+            };
+            let want = summarize(
+                g.policies.len(),
+                reps.into_iter(),
+                analysis.missing,
+                &analysis.solver,
+                &bc,
+                &mut Silent,
+            )
+            .unwrap();
+            let got = state[&g.game]
+                .analysis
+                .bootstrap
+                .as_ref()
+                .expect("bootstrap on");
+            assert_eq!(got, &want, "epoch {t}, game {}", g.game);
+        }
     }
 }
