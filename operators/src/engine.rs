@@ -16,7 +16,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 
 use differential_dataflow::difference::{Abelian, IsZero, Monoid, Multiply, Semigroup};
 use differential_dataflow::input::Input;
@@ -270,36 +270,55 @@ fn snapshot(
     })
 }
 
+/// What the caller sees after each epoch: a consistent view of every game as of that epoch
+/// (the in-memory snapshot a serving layer reads), and what happened in it.
+pub struct EpochReport<'a> {
+    pub epoch: u64,
+    /// Records ingested so far.
+    pub records: u64,
+    pub state: &'a BTreeMap<String, GameSnapshot>,
+    /// Games whose snapshot changed in this epoch (`None`: the game vanished).
+    pub changed: Vec<(&'a str, Option<&'a GameSnapshot>)>,
+    pub jobs: &'a [Job],
+    pub errors: &'a [(u64, String, String)],
+    /// Wall-clock seconds the epoch took (ingest, dataflow and kernels).
+    pub seconds: f64,
+}
+
 /// Runs the engine over finite epochs of records (arrival order within and across epochs).
 pub fn run(epochs: Vec<Vec<Match>>, cfg: &EngineConfig) -> EngineOutput {
-    let n_epochs = epochs.len() as u64;
-    // Global arrival sequence numbers: the ledger's notion of "first".
-    let mut seq = 0u64;
-    let epochs: Vec<Vec<(u64, Match)>> = epochs
-        .into_iter()
-        .map(|e| {
-            e.into_iter()
-                .map(|m| {
-                    seq += 1;
-                    (seq, m)
-                })
-                .collect()
-        })
-        .collect();
-    let epochs = Arc::new(epochs);
+    run_stream(epochs, cfg, |_| {})
+}
+
+/// Runs the engine over epochs as they come (a live source may block between them), calling
+/// `on_epoch` once every worker has applied an epoch. Returns when `epochs` ends.
+pub fn run_stream(
+    epochs: impl IntoIterator<Item = Vec<Match>>,
+    cfg: &EngineConfig,
+    mut on_epoch: impl FnMut(&EpochReport),
+) -> EngineOutput {
+    type Batch = Arc<Vec<(u64, Match)>>;
+    let peers = cfg.workers.max(1);
+    let (senders, receivers): (Vec<mpsc::Sender<Option<Batch>>>, Vec<_>) =
+        (0..peers).map(|_| mpsc::channel()).unzip();
+    let receivers = Arc::new(Mutex::new(
+        receivers.into_iter().map(Some).collect::<Vec<_>>(),
+    ));
+    let (done_tx, done_rx) = mpsc::channel::<()>();
     let changes = Arc::new(Mutex::new(Vec::new()));
     let dead = Arc::new(Mutex::new(HashMap::<(u64, String, Row), isize>::new()));
-    let cfg = cfg.clone();
     let jobs = Arc::new(Mutex::new(Vec::new()));
-    let timings = Arc::new(Mutex::new(Vec::new()));
     let errors = Arc::new(Mutex::new(Vec::new()));
-    let out_errors = errors.clone();
-    let (out_changes, out_dead, out_jobs) = (changes.clone(), dead.clone(), jobs.clone());
-    let out_timings = timings.clone();
-    let timely_cfg = timely::Config::process(cfg.workers.max(1));
-    timely::execute(timely_cfg, move |worker| {
+    let (out_changes, out_dead, out_jobs, out_errors) =
+        (changes.clone(), dead.clone(), jobs.clone(), errors.clone());
+    let cfg = cfg.clone();
+    let guards = timely::execute(timely::Config::process(peers), move |worker| {
         let index = worker.index();
         let peers = worker.peers();
+        let rx = receivers.lock().expect("receivers lock")[index]
+            .take()
+            .expect("one receiver per worker");
+        let done = done_tx.clone();
         let layout = cfg.layout;
         let store = Rc::new(RefCell::new(GameStore {
             tables: Latest::new(),
@@ -386,14 +405,14 @@ pub fn run(epochs: Vec<Vec<Match>>, cfg: &EngineConfig) -> EngineOutput {
                 .probe_with(&probe);
             (input, probe)
         });
-        for (t, epoch) in epochs.iter().enumerate() {
-            let started = std::time::Instant::now();
-            for (seq, m) in epoch {
+        let mut t = 0u64;
+        while let Ok(Some(epoch)) = rx.recv() {
+            for (seq, m) in epoch.iter() {
                 if (*seq as usize) % peers == index {
                     input.insert((m.key(layout), (*seq, Row::new(m))));
                 }
             }
-            input.advance_to(t as u64 + 1);
+            input.advance_to(t + 1);
             input.flush();
             worker.step_while(|| probe.less_than(input.time()));
             let mut st = store.borrow_mut();
@@ -411,7 +430,7 @@ pub fn run(epochs: Vec<Vec<Match>>, cfg: &EngineConfig) -> EngineOutput {
                         errors
                             .lock()
                             .expect("errors lock")
-                            .push((t as u64, game, e.to_string()));
+                            .push((t, game, e.to_string()));
                         continue;
                     }
                     Some(Ok(s)) => Some(s),
@@ -421,31 +440,86 @@ pub fn run(epochs: Vec<Vec<Match>>, cfg: &EngineConfig) -> EngineOutput {
                     let fired = triggers.entry(game.clone()).or_default().observe(
                         tc,
                         &game,
-                        t as u64,
+                        t,
                         &s.policies,
                         &s.analysis.matrices.payoff,
                         &s.analysis.sigma,
                     );
                     jobs.lock().expect("jobs lock").extend(fired);
                 }
-                changes
-                    .lock()
-                    .expect("changes lock")
-                    .push((t as u64, game, snap));
+                changes.lock().expect("changes lock").push((t, game, snap));
             }
-            if index == 0 {
-                timings
-                    .lock()
-                    .expect("timings lock")
-                    .push(started.elapsed().as_secs_f64());
-            }
+            drop(st);
+            done.send(()).expect("the feeder waits for every worker");
+            t += 1;
         }
     })
-    .expect("timely workers start")
-    .join()
-    .into_iter()
-    .for_each(|r| r.expect("a worker panicked"));
-    let changes = std::mem::take(&mut *out_changes.lock().expect("changes lock"));
+    .expect("timely workers start");
+
+    // Feed epochs; after each, wait for every worker, then report a consistent state.
+    let mut seq = 0u64;
+    let mut state: BTreeMap<String, GameSnapshot> = BTreeMap::new();
+    let mut all_changes = Vec::new();
+    let mut all_jobs: Vec<Job> = Vec::new();
+    let mut all_errors = Vec::new();
+    let mut epoch_seconds = Vec::new();
+    let mut t = 0u64;
+    for epoch in epochs {
+        let started = std::time::Instant::now();
+        let batch: Vec<(u64, Match)> = epoch
+            .into_iter()
+            .map(|m| {
+                seq += 1;
+                (seq, m)
+            })
+            .collect();
+        let batch = Arc::new(batch);
+        for tx in &senders {
+            tx.send(Some(batch.clone())).expect("workers are running");
+        }
+        for _ in 0..peers {
+            done_rx.recv().expect("a worker stopped unexpectedly");
+        }
+        let mut changed: Vec<(u64, String, Option<GameSnapshot>)> =
+            std::mem::take(&mut *out_changes.lock().expect("changes lock"));
+        changed.sort_by(|a, b| a.1.cmp(&b.1));
+        for (_, game, snap) in &changed {
+            match snap {
+                Some(s) => state.insert(game.clone(), s.clone()),
+                None => state.remove(game),
+            };
+        }
+        let mut jobs_now = std::mem::take(&mut *out_jobs.lock().expect("jobs lock"));
+        jobs_now.sort_by(|a, b| a.game.cmp(&b.game));
+        let mut errors_now = std::mem::take(&mut *out_errors.lock().expect("errors lock"));
+        errors_now.sort();
+        let seconds = started.elapsed().as_secs_f64();
+        on_epoch(&EpochReport {
+            epoch: t,
+            records: seq,
+            state: &state,
+            changed: changed
+                .iter()
+                .map(|(_, g, s)| (g.as_str(), s.as_ref()))
+                .collect(),
+            jobs: &jobs_now,
+            errors: &errors_now,
+            seconds,
+        });
+        epoch_seconds.push(seconds);
+        all_changes.extend(changed);
+        all_jobs.extend(jobs_now);
+        all_errors.extend(errors_now);
+        t += 1;
+    }
+    for tx in &senders {
+        // A worker that already stopped has nothing left to do.
+        let _ = tx.send(None);
+    }
+    guards
+        .join()
+        .into_iter()
+        .for_each(|r| r.expect("a worker panicked"));
     let mut dead_letters: Vec<DeadLetter> = out_dead
         .lock()
         .expect("dead-letter lock")
@@ -458,17 +532,12 @@ pub fn run(epochs: Vec<Vec<Match>>, cfg: &EngineConfig) -> EngineOutput {
         })
         .collect();
     dead_letters.sort_by_key(|d| d.seq);
-    let mut jobs = std::mem::take(&mut *out_jobs.lock().expect("jobs lock"));
-    jobs.sort_by(|a, b| (a.epoch, &a.game).cmp(&(b.epoch, &b.game)));
-    let epoch_seconds = std::mem::take(&mut *out_timings.lock().expect("timings lock"));
-    let mut errors = std::mem::take(&mut *out_errors.lock().expect("errors lock"));
-    errors.sort();
     EngineOutput {
-        changes,
+        changes: all_changes,
         dead_letters,
-        jobs,
-        epochs: n_epochs,
+        jobs: all_jobs,
+        epochs: t,
         epoch_seconds,
-        errors,
+        errors: all_errors,
     }
 }

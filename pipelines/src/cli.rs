@@ -187,9 +187,17 @@ pub struct SolveArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Match logs or directories of them (.csv, .jsonl/.ndjson/.json, .parquet), read in order.
+    /// Match logs or directories of them (.csv, .jsonl/.ndjson/.json, .parquet), read in order;
+    /// `-` reads JSON Lines from stdin until end of input.
     #[arg(long = "input", short = 'i', required = true, num_args = 1..)]
     pub input: Vec<PathBuf>,
+    /// Keep watching input directories for new files (polled every 500 ms) until interrupted,
+    /// or, with --exit-at-end, until the files present have been read.
+    #[arg(long)]
+    pub watch: bool,
+    /// Also close an epoch after this many milliseconds of wall-clock time (0: count only).
+    #[arg(long, default_value_t = 0)]
+    pub epoch_ms: u64,
     #[command(flatten)]
     pub model: ModelArgs,
     /// Records per epoch: each epoch's output is the analysis of all input up to it.
@@ -205,8 +213,8 @@ pub struct RunArgs {
     /// Central coverage of bootstrap intervals.
     #[arg(long, default_value_t = 0.95)]
     pub ci_level: f64,
-    /// Stop once the finite inputs are exhausted and the last epoch is applied. File inputs are
-    /// finite, so this is currently always the behaviour; the flag is accepted for scripts.
+    /// Stop once the inputs are exhausted and the last epoch is applied (with --watch: once
+    /// the files present at start have been read).
     #[arg(long)]
     pub exit_at_end: bool,
     /// PSRO trigger threshold θ on the exploitability of the standing mixture.

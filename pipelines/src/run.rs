@@ -1,64 +1,210 @@
-//! `nashflow run`: the incremental engine over file inputs, epoch by epoch.
+//! `nashflow run`: the incremental engine over files, directories (optionally watched) and
+//! stdin, epoch by epoch (by record count and/or wall-clock tick).
 
-use std::path::PathBuf;
+use std::collections::HashSet;
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use nashflow_connectors::jobs::JobSink;
-use nashflow_operators::engine::{run as run_engine, EngineConfig};
-use nashflow_operators::trigger::TriggerConfig;
-use nashflow_schemas::read::Format;
-use nashflow_schemas::{read_file, Match, RecordError};
+use nashflow_operators::engine::{run_stream, EngineConfig, EpochReport};
+use nashflow_operators::trigger::{Job, TriggerConfig};
+use nashflow_schemas::read::{decode_json, Format};
+use nashflow_schemas::{read_file, Ledger, Match, RecordError};
 
 use crate::analyze::report_dead_letters;
 use crate::cli::{OutputFormat, RunArgs};
 use crate::report::GameReport;
 use crate::tables;
 
-/// Files named directly, and the supported files inside named directories (sorted by name).
-fn expand(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for p in inputs {
-        if p.is_dir() {
-            let mut inside: Vec<PathBuf> = std::fs::read_dir(p)?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.is_file() && Format::from_path(f).is_some())
-                .collect();
-            inside.sort();
-            files.extend(inside);
-        } else {
-            files.push(p.clone());
+/// What the source thread sends.
+enum Item {
+    Record(Match, String, u64),
+    Bad(RecordError),
+    Fatal(String),
+}
+
+/// Reads every input in order into `tx`: files, directories (watched with `watch`), stdin.
+fn read_sources(inputs: Vec<PathBuf>, watch: bool, exit_at_end: bool, tx: mpsc::Sender<Item>) {
+    let send_file = |path: &Path, tx: &mpsc::Sender<Item>| -> bool {
+        match read_file(path) {
+            Ok(out) => {
+                let source = path.display().to_string();
+                for e in out.errors {
+                    if tx.send(Item::Bad(e)).is_err() {
+                        return false;
+                    }
+                }
+                for (row, m) in out.matches {
+                    if tx.send(Item::Record(m, source.clone(), row)).is_err() {
+                        return false;
+                    }
+                }
+                true
+            }
+            Err(e) => tx.send(Item::Fatal(e.to_string())).is_ok(),
+        }
+    };
+    let listing = |dir: &Path| -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|f| f.is_file() && Format::from_path(f).is_some())
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files
+    };
+    let mut seen: HashSet<PathBuf> = HashSet::new();
+    let mut dirs = Vec::new();
+    for input in &inputs {
+        if input.as_os_str() == "-" {
+            let stdin = std::io::stdin();
+            for (k, line) in stdin.lock().lines().enumerate() {
+                let Ok(line) = line else { break };
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let row = k as u64 + 1;
+                let item = match decode_json("stdin", row, &line, &format!("stdin:{row}")) {
+                    Ok(m) => Item::Record(m, "stdin".into(), row),
+                    Err(e) => Item::Bad(e),
+                };
+                if tx.send(item).is_err() {
+                    return;
+                }
+            }
+        } else if input.is_dir() {
+            dirs.push(input.clone());
+            for f in listing(input) {
+                seen.insert(f.clone());
+                if !send_file(&f, &tx) {
+                    return;
+                }
+            }
+        } else if !send_file(input, &tx) {
+            return;
         }
     }
-    Ok(files)
+    if watch && !exit_at_end {
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            for dir in &dirs {
+                for f in listing(dir) {
+                    if seen.insert(f.clone()) && !send_file(&f, &tx) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Cuts the record stream into epochs: `max_records` records, or `tick` after an epoch's
+/// first record, whichever comes first.
+struct Epochs {
+    rx: Receiver<Item>,
+    max_records: usize,
+    tick: Option<Duration>,
+    /// (source, row) per record in arrival order, and bad rows.
+    log: Arc<Mutex<InputLog>>,
+    done: bool,
+}
+
+#[derive(Default)]
+struct InputLog {
+    origin: Vec<(String, u64)>,
+    bad: Vec<RecordError>,
+    fatal: Option<String>,
+    records: Vec<Match>,
+    keep_records: bool,
+}
+
+impl Iterator for Epochs {
+    type Item = Vec<Match>;
+    fn next(&mut self) -> Option<Vec<Match>> {
+        if self.done {
+            return None;
+        }
+        let mut epoch = Vec::new();
+        let mut opened: Option<Instant> = None;
+        loop {
+            let item = match (self.tick, opened) {
+                (Some(tick), Some(t0)) => {
+                    let left = tick.saturating_sub(t0.elapsed());
+                    match self.rx.recv_timeout(left) {
+                        Ok(item) => item,
+                        Err(RecvTimeoutError::Timeout) => return Some(epoch),
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+                _ => match self.rx.recv() {
+                    Ok(item) => item,
+                    Err(_) => break,
+                },
+            };
+            let mut log = self.log.lock().expect("log lock");
+            match item {
+                Item::Record(m, source, row) => {
+                    log.origin.push((source, row));
+                    if log.keep_records {
+                        log.records.push(m.clone());
+                    }
+                    epoch.push(m);
+                    opened.get_or_insert_with(Instant::now);
+                    if epoch.len() >= self.max_records {
+                        return Some(epoch);
+                    }
+                }
+                Item::Bad(e) => log.bad.push(e),
+                Item::Fatal(e) => {
+                    log.fatal = Some(e);
+                    break;
+                }
+            }
+        }
+        self.done = true;
+        (!epoch.is_empty()).then_some(epoch)
+    }
+}
+
+fn status_line(r: &EpochReport, started: Instant) -> String {
+    let rate = r.records as f64 / started.elapsed().as_secs_f64().max(1e-9);
+    let games: Vec<String> = r
+        .state
+        .iter()
+        .map(|(g, s)| {
+            format!(
+                "{g}: {} policies, expl {:.4}",
+                s.policies.len(),
+                s.analysis.eval.exploitability
+            )
+        })
+        .collect();
+    let mut line = format!(
+        "epoch {} | {} records | {:.0}/s | {}",
+        r.epoch,
+        r.records,
+        rate,
+        games.join("; ")
+    );
+    for j in r.jobs {
+        line.push_str(&format!(
+            " | job {} ({} regrets {:.4})",
+            j.job_id, j.target_policy, j.exploitability
+        ));
+    }
+    line
 }
 
 pub fn run(args: &RunArgs) -> Result<()> {
     if args.epoch_records == 0 {
         bail!("--epoch-records must be at least 1");
     }
-    let mut records: Vec<Match> = Vec::new();
-    // Where each record came from, by arrival position (the engine's seq − 1).
-    let mut origin: Vec<(String, u64)> = Vec::new();
-    let mut dead_letters: Vec<RecordError> = Vec::new();
-    for path in expand(&args.input)? {
-        let outcome = read_file(&path)?;
-        dead_letters.extend(outcome.errors);
-        let source = path.display().to_string();
-        for (row, m) in outcome.matches {
-            records.push(m);
-            origin.push((source.clone(), row));
-        }
-    }
-    if records.is_empty() {
-        bail!(
-            "no valid records in the input ({} bad rows)",
-            dead_letters.len()
-        );
-    }
-    let epochs: Vec<Vec<Match>> = records
-        .chunks(args.epoch_records)
-        .map(|c| c.to_vec())
-        .collect();
     let sinks: Vec<JobSink> = args
         .jobs
         .iter()
@@ -77,55 +223,75 @@ pub fn run(args: &RunArgs) -> Result<()> {
         trigger,
         replicates: args.bootstrap,
     };
-    let started = std::time::Instant::now();
-    let out = run_engine(epochs, &cfg);
-    let elapsed = started.elapsed().as_secs_f64();
-    if !args.quiet {
-        for t in 0..out.epochs {
-            let changed: Vec<String> = out
-                .changes
-                .iter()
-                .filter(|c| c.0 == t)
-                .map(|(_, game, snap)| match snap {
-                    Some(s) => format!(
-                        "{game} exploitability {:.6}",
-                        s.analysis.eval.exploitability
-                    ),
-                    None => format!("{game} removed"),
-                })
-                .collect();
-            let jobs: Vec<String> = out
-                .jobs
-                .iter()
-                .filter(|j| j.epoch == t)
-                .map(|j| {
-                    format!(
-                        "job {} (best response vs σ; {} regrets {:.4})",
-                        j.job_id, j.target_policy, j.exploitability
-                    )
-                })
-                .collect();
-            let mut line = if changed.is_empty() {
-                "no change".to_string()
+    let (tx, rx) = mpsc::channel();
+    let (inputs, watch, exit_at_end) = (args.input.clone(), args.watch, args.exit_at_end);
+    std::thread::spawn(move || read_sources(inputs, watch, exit_at_end, tx));
+    let log = Arc::new(Mutex::new(InputLog {
+        keep_records: args.out.is_some(),
+        ..Default::default()
+    }));
+    let epochs = Epochs {
+        rx,
+        max_records: args.epoch_records,
+        tick: (args.epoch_ms > 0).then(|| Duration::from_millis(args.epoch_ms)),
+        log: log.clone(),
+        done: false,
+    };
+    let terminal = std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut jobs: Vec<Job> = Vec::new();
+    let mut last_state = Vec::new();
+    let out = run_stream(epochs, &cfg, |r| {
+        if !args.quiet {
+            let line = status_line(r, started);
+            if terminal {
+                eprint!("\r\x1b[2K{line}");
             } else {
-                changed.join(", ")
-            };
-            if !jobs.is_empty() {
-                line = format!("{line}; {}", jobs.join(", "));
+                eprintln!("{line}");
             }
-            eprintln!("epoch {t}: {line}");
         }
+        for (epoch, game, reason) in r.errors {
+            eprintln!("\nwarning: epoch {epoch}: analysis of game `{game}` failed ({reason}); its previous snapshot stands");
+        }
+        for job in r.jobs {
+            for sink in &sinks {
+                // A sink failure is reported, not fatal: the job is still in the jobs table.
+                if let Err(e) = sink.send(job) {
+                    eprintln!("\nwarning: job {} not delivered: {e}", job.job_id);
+                }
+            }
+        }
+        jobs.extend(r.jobs.iter().cloned());
+        last_state = r
+            .state
+            .iter()
+            .map(|(g, s)| (g.clone(), s.clone()))
+            .collect();
+    });
+    if !args.quiet && terminal {
+        eprintln!();
+    }
+    let mut log = std::mem::take(&mut *log.lock().expect("log lock"));
+    if let Some(fatal) = log.fatal.take() {
+        bail!("{fatal}");
+    }
+    if out.epochs == 0 {
+        bail!("no valid records in the input ({} bad rows)", log.bad.len());
+    }
+    if !args.quiet {
+        let secs = started.elapsed().as_secs_f64();
         eprintln!(
             "{} records in {} epochs, {:.2} s ({:.0} records/s, {} worker(s))",
-            records.len(),
+            log.origin.len(),
             out.epochs,
-            elapsed,
-            records.len() as f64 / elapsed.max(1e-9),
+            secs,
+            log.origin.len() as f64 / secs.max(1e-9),
             args.workers
         );
     }
+    let mut dead_letters = std::mem::take(&mut log.bad);
     for d in &out.dead_letters {
-        let (source, row) = origin[(d.seq - 1) as usize].clone();
+        let (source, row) = log.origin[(d.seq - 1) as usize].clone();
         dead_letters.push(RecordError {
             source_name: source,
             row,
@@ -135,20 +301,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
         });
     }
     report_dead_letters(&dead_letters);
-    for (epoch, game, reason) in &out.errors {
-        eprintln!("warning: epoch {epoch}: analysis of game `{game}` failed ({reason}); its previous snapshot stands");
-    }
-    for job in &out.jobs {
-        for sink in &sinks {
-            // A sink failure is reported, not fatal: the job is still in the jobs table.
-            if let Err(e) = sink.send(job) {
-                eprintln!("warning: job {} not delivered: {e}", job.job_id);
-            }
-        }
-    }
-    let last = out.epochs.saturating_sub(1);
-    let state = out.state_at(last);
-    let reports: Vec<GameReport> = state
+    let last = out.epochs - 1;
+    let reports: Vec<GameReport> = last_state
         .into_iter()
         .map(|(game, s)| GameReport {
             game,
@@ -163,11 +317,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
         .collect();
     if let Some(dir) = &args.out {
         // The accepted records: replay the ledger over the input to list the live ones.
-        let mut ledger = nashflow_schemas::Ledger::new(args.model.layout);
-        for m in &records {
+        let mut ledger = Ledger::new(args.model.layout);
+        for m in &log.records {
             ledger.apply(m.clone());
         }
-        tables::write_snapshot(dir, &reports, last, ledger.live(), &dead_letters, &out.jobs)?;
+        tables::write_snapshot(dir, &reports, last, ledger.live(), &dead_letters, &jobs)?;
         eprintln!("wrote Parquet tables to {}", dir.display());
     }
     match args.format {

@@ -408,3 +408,51 @@ fn run_emits_one_job_when_an_exploiter_arrives() {
     assert_eq!(via_cmd.lines().count(), 1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("job default:4"));
 }
+
+#[test]
+fn run_reads_json_lines_from_stdin() {
+    use std::io::Write;
+    let mut text = String::new();
+    for k in 0..30 {
+        let (a, b) = if k % 2 == 0 { ("x", "y") } else { ("y", "x") };
+        text.push_str(&format!(
+            "{{\"match_id\":\"s{k}\",\"policy_i\":\"{a}\",\"policy_j\":\"{b}\",\"payoff_i\":{},\"payoff_j\":0.5}}\n",
+            if a == "x" { 0.75 } else { 0.25 }
+        ));
+    }
+    text.push_str("not json\n");
+    let mut child = bin()
+        .args([
+            "run",
+            "-i",
+            "-",
+            "--epoch-records",
+            "10",
+            "--format",
+            "json",
+            "--no-level3",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["epoch"], 2);
+    assert_eq!(v["policies"], serde_json::json!(["x", "y"]));
+    assert_eq!(v["matches"], 30);
+    assert_eq!(v["dead_letters"], 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stdin: row 31"));
+}
