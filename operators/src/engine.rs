@@ -274,6 +274,8 @@ fn snapshot(
 /// (the in-memory snapshot a serving layer reads), and what happened in it.
 pub struct EpochReport<'a> {
     pub epoch: u64,
+    /// This epoch's input records, in arrival order.
+    pub input: Vec<&'a Match>,
     /// Records ingested so far.
     pub records: u64,
     pub state: &'a BTreeMap<String, GameSnapshot>,
@@ -496,6 +498,7 @@ pub fn run_stream(
         let seconds = started.elapsed().as_secs_f64();
         on_epoch(&EpochReport {
             epoch: t,
+            input: batch.iter().map(|(_, m)| m).collect(),
             records: seq,
             state: &state,
             changed: changed

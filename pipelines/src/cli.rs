@@ -12,6 +12,7 @@ use nashflow_schemas::Layout;
 #[command(
     name = "nashflow",
     version,
+    args_override_self = true,
     about = "Empirical game-theoretic analysis of match logs: payoff matrices, Nash mixtures, \
              exploitability, welfare, lifts, attribution and ratings.",
     long_about = "Empirical game-theoretic analysis of match logs.\n\n\
@@ -188,7 +189,9 @@ pub struct SolveArgs {
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     /// Match logs or directories of them (.csv, .jsonl/.ndjson/.json, .parquet), read in order;
-    /// `-` reads JSON Lines from stdin until end of input.
+    /// `-` reads JSON Lines from stdin until end of input. (`--config FILE.toml` supplies any
+    /// of these flags from a file: keys are flag names, `[trigger] threshold` is
+    /// `--trigger-threshold`; command-line flags win.)
     #[arg(long = "input", short = 'i', required = true, num_args = 1..)]
     pub input: Vec<PathBuf>,
     /// Keep watching input directories for new files (polled every 500 ms) until interrupted,
@@ -236,6 +239,10 @@ pub struct RunArgs {
     /// stdin), or `http://HOST:PORT/PATH` (POST). Jobs are also in the `jobs` table.
     #[arg(long = "jobs")]
     pub jobs: Vec<String>,
+    /// Archive every epoch under DIR/epoch=N/: the analysis tables of that epoch's consistent
+    /// state, its jobs, and its incoming records (with `retract`), as Parquet.
+    #[arg(long)]
+    pub archive: Option<PathBuf>,
     /// Write the final snapshot as Parquet tables (same names and columns as `analyze --out`).
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod cli;
+pub mod config;
 pub mod progress;
 pub mod report;
 pub mod run;

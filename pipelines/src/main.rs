@@ -2,7 +2,14 @@ use clap::Parser;
 use nashflow_pipelines::cli::{Cli, Command};
 
 fn main() {
-    let cli = Cli::parse();
+    let argv = match nashflow_pipelines::config::expand(std::env::args().collect()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
+        }
+    };
+    let cli = Cli::parse_from(argv);
     let result = match &cli.command {
         Command::Analyze(a) => nashflow_pipelines::analyze::run(a),
         Command::Solve(s) => nashflow_pipelines::solve::run(s),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use nashflow_connectors::jobs::JobSink;
-use nashflow_operators::engine::{run_stream, EngineConfig, EpochReport};
+use nashflow_operators::engine::{run_stream, EngineConfig, EpochReport, GameSnapshot};
 use nashflow_operators::trigger::{Job, TriggerConfig};
 use nashflow_schemas::read::{decode_json, Format};
 use nashflow_schemas::{read_file, Ledger, Match, RecordError};
@@ -201,6 +201,25 @@ fn status_line(r: &EpochReport, started: Instant) -> String {
     line
 }
 
+fn game_reports(
+    state: impl IntoIterator<Item = (String, GameSnapshot)>,
+    cfg: &EngineConfig,
+) -> Vec<GameReport> {
+    state
+        .into_iter()
+        .map(|(game, s)| GameReport {
+            game,
+            policies: s.policies,
+            records: s.records,
+            solver: cfg.analysis.solver.kind,
+            missing: cfg.analysis.missing,
+            analysis: s.analysis,
+            elo: None,
+            cells: s.cells,
+        })
+        .collect()
+}
+
 pub fn run(args: &RunArgs) -> Result<()> {
     if args.epoch_records == 0 {
         bail!("--epoch-records must be at least 1");
@@ -241,7 +260,16 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let started = Instant::now();
     let mut jobs: Vec<Job> = Vec::new();
     let mut last_state = Vec::new();
+    let mut archive_error: Option<anyhow::Error> = None;
     let out = run_stream(epochs, &cfg, |r| {
+        if let (Some(dir), None) = (&args.archive, &archive_error) {
+            let reports = game_reports(r.state.iter().map(|(g, s)| (g.clone(), s.clone())), &cfg);
+            if let Err(e) =
+                tables::write_archive_epoch(dir, &reports, r.epoch, r.input.iter().copied(), r.jobs)
+            {
+                archive_error = Some(e);
+            }
+        }
         if !args.quiet {
             let line = status_line(r, started);
             if terminal {
@@ -270,6 +298,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
     });
     if !args.quiet && terminal {
         eprintln!();
+    }
+    if let Some(e) = archive_error {
+        return Err(e.context("writing the archive"));
     }
     let mut log = std::mem::take(&mut *log.lock().expect("log lock"));
     if let Some(fatal) = log.fatal.take() {
@@ -302,19 +333,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     }
     report_dead_letters(&dead_letters);
     let last = out.epochs - 1;
-    let reports: Vec<GameReport> = last_state
-        .into_iter()
-        .map(|(game, s)| GameReport {
-            game,
-            policies: s.policies,
-            records: s.records,
-            solver: cfg.analysis.solver.kind,
-            missing: cfg.analysis.missing,
-            analysis: s.analysis,
-            elo: None,
-            cells: s.cells,
-        })
-        .collect();
+    let reports = game_reports(last_state, &cfg);
     if let Some(dir) = &args.out {
         // The accepted records: replay the ledger over the input to list the live ones.
         let mut ledger = Ledger::new(args.model.layout);

@@ -467,6 +467,27 @@ pub fn write_snapshot<'a>(
     write_all(dir, &out).map_err(anyhow::Error::msg)
 }
 
+/// One epoch of the archive: the analysis tables, the epoch's jobs and its input records.
+pub fn write_archive_epoch<'a>(
+    dir: &Path,
+    reports: &[GameReport],
+    epoch: u64,
+    input: impl IntoIterator<Item = &'a nashflow_schemas::Match>,
+    job_list: &[Job],
+) -> Result<(), anyhow::Error> {
+    let out = [
+        ("policies", policies(reports, epoch)),
+        ("cells", cells(reports, epoch)),
+        ("metrics", metrics(reports, epoch)),
+        ("equilibria", equilibria(reports, epoch)),
+        ("lifts", lifts(reports, epoch)),
+        ("attribution", attribution(reports, epoch)),
+        ("jobs", jobs(job_list)),
+        ("records", nashflow_schemas::arrow_io::records_batch(input)),
+    ];
+    write_all(&dir.join(format!("epoch={epoch}")), &out).map_err(anyhow::Error::msg)
+}
+
 /// Writes every table as `DIR/NAME.parquet`.
 pub fn write_all(dir: &Path, tables: &[(&str, RecordBatch)]) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;

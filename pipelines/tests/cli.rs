@@ -382,9 +382,12 @@ fn run_emits_one_job_when_an_exploiter_arrives() {
     let log = dir.join("league.csv");
     std::fs::write(&log, text).unwrap();
     let jobs_file = dir.join("jobs.jsonl");
+    let archive = dir.join("archive");
     let out = run(bin()
         .args(["run", "--epoch-records", "9", "--no-level3", "-i"])
         .arg(&log)
+        .arg("--archive")
+        .arg(&archive)
         .arg("--jobs")
         .arg(&jobs_file)
         .arg("--jobs")
@@ -407,6 +410,21 @@ fn run_emits_one_job_when_an_exploiter_arrives() {
     let via_cmd = std::fs::read_to_string(dir.join("cmd.jsonl")).unwrap();
     assert_eq!(via_cmd.lines().count(), 1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("job default:4"));
+    // The archive holds every epoch: its input records, tables and jobs.
+    for epoch in 0..8 {
+        let part = archive.join(format!("epoch={epoch}"));
+        let rows = |name: &str| -> usize {
+            read_parquet_batches(&part.join(format!("{name}.parquet")))
+                .unwrap()
+                .iter()
+                .map(|b| b.num_rows())
+                .sum()
+        };
+        assert_eq!(rows("records"), 9, "epoch {epoch}");
+        assert_eq!(rows("metrics"), 1);
+        assert_eq!(rows("jobs"), usize::from(epoch == 4), "epoch {epoch}");
+        assert_eq!(rows("policies"), if epoch < 4 { 3 } else { 4 });
+    }
 }
 
 #[test]

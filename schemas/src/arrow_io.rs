@@ -73,6 +73,24 @@ pub fn matches_batch<'a>(matches: impl IntoIterator<Item = &'a Match>) -> Record
     RecordBatch::try_new(match_schema(), columns).expect("columns follow match_schema")
 }
 
+/// Incoming records as received (the archive): the `matches` columns plus `retract`.
+pub fn records_batch<'a>(records: impl IntoIterator<Item = &'a Match>) -> RecordBatch {
+    let rs: Vec<&Match> = records.into_iter().collect();
+    let base = matches_batch(rs.iter().copied());
+    let mut fields: Vec<Field> = base
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new("retract", DataType::Boolean, false));
+    let mut columns = base.columns().to_vec();
+    columns.push(Arc::new(BooleanArray::from_iter(
+        rs.iter().map(|m| Some(m.retract)),
+    )));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("columns follow schema")
+}
+
 /// The `dead_letters` table.
 pub fn dead_letter_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
