@@ -68,6 +68,7 @@ fn main() {
         analysis: analysis.clone(),
         trigger: None,
         replicates: 0,
+        level3_every: 1,
     };
 
     // 1. Ingest + cell statistics.

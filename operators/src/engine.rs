@@ -21,6 +21,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use differential_dataflow::difference::{Abelian, IsZero, Monoid, Multiply, Semigroup};
 use differential_dataflow::input::Input;
 use nashflow_kernels::analysis::{analyze_game, AnalysisConfig, GameAnalysis};
+use nashflow_kernels::attribution::Attribution;
 use nashflow_kernels::bootstrap::{summarize, BootstrapConfig};
 use nashflow_kernels::progress::Silent;
 use nashflow_kernels::stats::CellStats;
@@ -123,6 +124,9 @@ pub struct EngineConfig {
     /// Streaming Poisson bootstrap replicates (0 = off); seeded by `analysis.seed`, intervals
     /// at `analysis.ci_level`. (`analysis.bootstrap`, the batch bootstrap, is not used.)
     pub replicates: u32,
+    /// Level 3 cadence: recomputed at epochs divisible by this (≥ 1), and whenever a game's
+    /// policy set changed; in between a game keeps its last attribution.
+    pub level3_every: u64,
 }
 
 /// What a run produced: per-epoch changes of game snapshots (`None` = the game vanished), and
@@ -210,18 +214,25 @@ struct GameStore {
     dirty: Vec<String>,
 }
 
-fn snapshot(
-    table: &CellTable,
-    replicates: Option<&ReplicateTable>,
-    layout: Layout,
-    cfg: &EngineConfig,
-) -> Result<GameSnapshot, nashflow_kernels::KernelError> {
+/// The policies of a game's cell table, in name order (the matrix order).
+fn table_policies(table: &CellTable) -> Vec<String> {
     let mut policies: Vec<String> = table
         .iter()
         .flat_map(|(a, b, _)| [a.clone(), b.clone()])
         .collect();
     policies.sort();
     policies.dedup();
+    policies
+}
+
+fn snapshot(
+    table: &CellTable,
+    replicates: Option<&ReplicateTable>,
+    layout: Layout,
+    cfg: &EngineConfig,
+    level3: bool,
+) -> Result<GameSnapshot, nashflow_kernels::KernelError> {
+    let policies = table_policies(table);
     let n = policies.len();
     let index: HashMap<&str, usize> = policies
         .iter()
@@ -240,6 +251,7 @@ fn snapshot(
     // The engine has no per-match units: the streaming bootstrap is separate (issue #3).
     let batch_bootstrap_off = AnalysisConfig {
         bootstrap: 0,
+        level3: cfg.analysis.level3 && level3,
         ..cfg.analysis.clone()
     };
     let mut analysis = analyze_game(n, &cells, &[], &batch_bootstrap_off, &mut Silent)?;
@@ -328,8 +340,10 @@ pub fn run_stream(
             dirty: Vec::new(),
         }));
         let (replicates, seed) = (cfg.replicates, cfg.analysis.seed);
-        // Each game's table lives on one worker, so its trigger state does too.
+        // Each game's table lives on one worker, so its trigger state does too, and so does
+        // its last Level 3 attribution (with the policies it was computed for).
         let mut triggers: HashMap<String, Trigger> = HashMap::new();
+        let mut attributions: HashMap<String, (Vec<String>, Attribution)> = HashMap::new();
         let dead = dead.clone();
         let (mut input, probe) = worker.dataflow::<u64, _, _>(|scope| {
             let (input, records) = scope.new_collection::<(String, (u64, Row)), isize>();
@@ -421,13 +435,27 @@ pub fn run_stream(
             let mut dirty = std::mem::take(&mut st.dirty);
             dirty.sort();
             dirty.dedup();
+            let due = t.is_multiple_of(cfg.level3_every.max(1));
             for game in dirty {
                 let reps = st.replicates.current(&game);
-                let snap = match st
-                    .tables
-                    .current(&game)
-                    .map(|table| snapshot(table, reps, layout, &cfg))
-                {
+                let kept = attributions.get(&game).cloned();
+                let snap = match st.tables.current(&game).map(|table| {
+                    let same_policies = kept
+                        .as_ref()
+                        .is_some_and(|(p, _)| *p == table_policies(table));
+                    snapshot(table, reps, layout, &cfg, due || !same_policies).map(|mut s| {
+                        match (&s.analysis.attribution, &kept) {
+                            (Some(a), _) => {
+                                attributions.insert(game.clone(), (s.policies.clone(), a.clone()));
+                            }
+                            (None, Some((_, a))) if cfg.analysis.level3 => {
+                                s.analysis.attribution = Some(a.clone());
+                            }
+                            _ => {}
+                        }
+                        s
+                    })
+                }) {
                     Some(Err(e)) => {
                         errors
                             .lock()

@@ -209,6 +209,10 @@ pub struct RunArgs {
     /// Timely worker threads.
     #[arg(short = 'w', long, default_value_t = 1)]
     pub workers: usize,
+    /// Level 3 cadence: recompute attribution every N epochs (and when a game's policy set
+    /// changes); in between, the last values stand.
+    #[arg(long, default_value_t = 1)]
+    pub level3_every: u64,
     /// Streaming Poisson bootstrap replicates (each match weighted by Poisson(1) from
     /// hash(seed, replicate, match_id)); 0 turns it off.
     #[arg(long, default_value_t = 32)]

@@ -241,6 +241,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         analysis: args.model.analysis(0, args.ci_level),
         trigger,
         replicates: args.bootstrap,
+        level3_every: args.level3_every,
     };
     let (tx, rx) = mpsc::channel();
     let (inputs, watch, exit_at_end) = (args.input.clone(), args.watch, args.exit_at_end);

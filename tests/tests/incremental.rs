@@ -103,6 +103,7 @@ fn check(seed: u64, workers: usize) {
         analysis: analysis.clone(),
         trigger: None,
         replicates: 0,
+        level3_every: 1,
     };
     let out = run(epochs.clone(), &cfg);
     assert_eq!(out.epochs, epochs.len() as u64);
@@ -185,6 +186,7 @@ fn streaming_bootstrap_equals_batch() {
         analysis: analysis.clone(),
         trigger: None,
         replicates: 8,
+        level3_every: 1,
     };
     let out = run(epochs.clone(), &cfg);
     let mut ledger = Ledger::new(Layout::Match);
@@ -216,6 +218,65 @@ fn streaming_bootstrap_equals_batch() {
                 .as_ref()
                 .expect("bootstrap on");
             assert_eq!(got, &want, "epoch {t}, game {}", g.game);
+        }
+    }
+}
+
+/// With a Level 3 cadence, attribution is recomputed on due epochs and whenever the policy set
+/// changes; in between it is the value computed at the last due epoch.
+#[test]
+fn level3_cadence_keeps_the_last_attribution() {
+    let epochs = random_stream(31, 200);
+    let analysis = AnalysisConfig {
+        exact_max: 5,
+        ..Default::default()
+    };
+    let cfg = EngineConfig {
+        workers: 1,
+        layout: Layout::Match,
+        analysis: analysis.clone(),
+        trigger: None,
+        replicates: 0,
+        level3_every: 3,
+    };
+    let out = run(epochs.clone(), &cfg);
+    let mut ledger = Ledger::new(Layout::Match);
+    // Per game: (policies, attribution) at its last recomputation.
+    let mut last: std::collections::HashMap<String, (Vec<String>, _)> = Default::default();
+    for (t, epoch) in epochs.iter().enumerate() {
+        for m in epoch {
+            ledger.apply(m.clone());
+        }
+        let state = out.state_at(t as u64);
+        let changed: Vec<&String> = out
+            .changes
+            .iter()
+            .filter(|c| c.0 == t as u64)
+            .map(|c| &c.1)
+            .collect();
+        for g in group(ledger.live(), Layout::Match) {
+            let got = state[&g.game]
+                .analysis
+                .attribution
+                .clone()
+                .expect("level 3 on");
+            if !changed.contains(&&g.game) {
+                continue;
+            }
+            let fresh = analyze_game(g.policies.len(), &g.cells, &[], &analysis, &mut Silent)
+                .unwrap()
+                .attribution
+                .unwrap();
+            let same_policies = last.get(&g.game).is_some_and(|(p, _)| *p == g.policies);
+            if (t as u64).is_multiple_of(3) || !same_policies {
+                assert_eq!(got, fresh, "epoch {t}: recomputed");
+                last.insert(g.game.clone(), (g.policies.clone(), fresh));
+            } else {
+                assert_eq!(
+                    got, last[&g.game].1,
+                    "epoch {t}: kept from the last recomputation"
+                );
+            }
         }
     }
 }
