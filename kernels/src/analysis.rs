@@ -55,6 +55,8 @@ pub struct VsSigma {
 pub struct GameAnalysis {
     pub matrices: GameMatrices,
     pub sigma: Vec<f64>,
+    /// False when `mene` ran out of search budget (σ is then the best equilibrium found).
+    pub solver_exact: bool,
     pub solve_seconds: f64,
     pub eval: Evaluation,
     pub welfare: Welfare,
@@ -82,7 +84,8 @@ pub fn analyze_game(
 ) -> Result<GameAnalysis, KernelError> {
     let g = GameMatrices::from_cells(n, cells, cfg.missing)?;
     let t0 = std::time::Instant::now();
-    let sigma = cfg.solver.solve(&g.payoff)?;
+    let solved = cfg.solver.solve_detailed(&g.payoff)?;
+    let sigma = solved.sigma;
     let solve_seconds = t0.elapsed().as_secs_f64();
     let eval = evaluate(&g.payoff, &sigma);
     let w = welfare(&g, &sigma);
@@ -151,6 +154,7 @@ pub fn analyze_game(
         nash_avg: nash_averaging(&g.payoff)?,
         matrices: g,
         sigma,
+        solver_exact: solved.exact,
         solve_seconds,
         eval,
         welfare: w,

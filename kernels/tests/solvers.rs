@@ -280,3 +280,21 @@ fn degenerate_constant_sum_league_solves_everywhere() {
         assert!(rel_exploitability(&sub, &s) < 1e-6, "leave out {c}");
     }
 }
+
+#[test]
+fn mene_search_budget_returns_an_equilibrium_and_says_so() {
+    use nashflow_kernels::solvers::{mene_budgeted, DEFAULT_NODE_LIMIT};
+    let m = random_matrix(12, 77);
+    let full = mene_budgeted(&m, DEFAULT_NODE_LIMIT).unwrap();
+    assert!(full.exact);
+    assert_eq!(full.sigma, mene(&m).unwrap());
+    let short = mene_budgeted(&m, 3).unwrap();
+    assert!(!short.exact);
+    assert!(
+        rel_exploitability(&m, &short.sigma) < 1e-6,
+        "still an equilibrium"
+    );
+    assert!(entropy(&short.sigma) <= entropy(&full.sigma) + 1e-9);
+    // Constant-sum games need no search and are always exact.
+    assert!(mene_budgeted(&random_zero_sum(12, 1), 1).unwrap().exact);
+}

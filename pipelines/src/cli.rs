@@ -73,6 +73,10 @@ pub struct SolverArgs {
     /// Final logit precision λ for lle, on the range-normalised matrix.
     #[arg(long, default_value_t = 1e3)]
     pub lle_lambda: f64,
+    /// Search budget (nodes) of general-sum mene. If it runs out, σ is the highest-entropy
+    /// equilibrium found and `solver_exact` is false.
+    #[arg(long, default_value_t = nashflow_kernels::solvers::DEFAULT_NODE_LIMIT)]
+    pub mene_node_limit: usize,
 }
 
 fn parse_solver(s: &str) -> Result<SolverKind, String> {
@@ -89,6 +93,7 @@ impl SolverArgs {
             prd_dt: self.prd_dt,
             prd_gamma: self.prd_gamma,
             lle_lambda: self.lle_lambda,
+            mene_node_limit: self.mene_node_limit,
         }
     }
 }

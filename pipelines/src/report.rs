@@ -161,6 +161,7 @@ impl GameReport {
                 "ef1": matrix(&m.ef1),
             },
             "solver": self.solver.name(),
+            "solver_exact": a.solver_exact,
             "sigma": nums(&a.sigma),
             "regret": nums(&a.eval.regret),
             "payoff_vs_sigma": nums(&a.eval.payoff_vs_sigma),
@@ -333,6 +334,9 @@ impl GameReport {
                 at.method,
                 top.join(", ")
             ));
+        }
+        if !a.solver_exact {
+            out.push_str("note: the mene search budget ran out; σ is the highest-entropy equilibrium found, not proven maximal (--mene-node-limit)\n");
         }
         if a.bradley_terry.regularized {
             out.push_str("ratings: the win graph is not strongly connected; one virtual draw per pair was added\n");

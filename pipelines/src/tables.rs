@@ -254,6 +254,10 @@ pub fn metrics(reports: &[GameReport], epoch: u64) -> RecordBatch {
                 .map(|r| r.solver.name().to_string())
                 .collect(),
         )
+        .bool(
+            "solver_exact",
+            reports.iter().map(|r| r.analysis.solver_exact).collect(),
+        )
         .u64(
             "policies",
             reports.iter().map(|r| r.policies.len() as u64).collect(),

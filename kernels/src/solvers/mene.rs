@@ -26,18 +26,46 @@ const CONSTANT_SUM_TOL: f64 = 1e-9;
 /// Strict margin (in units of the payoff range) by which a non-best-response is worse.
 const BR_MARGIN: f64 = 1e-7;
 
-/// Max-entropy symmetric NE of `m`.
+/// Search nodes after which general-sum `mene` stops and returns the best equilibrium found
+/// (it always continues until it has found one).
+/// Random 30-policy games need about 8,000; larger sparse leagues can need exponentially many.
+pub const DEFAULT_NODE_LIMIT: usize = 20_000;
+
+/// A `mene` result: σ, and whether it is proven to be the max-entropy equilibrium (false when
+/// the search budget ran out; σ is then the highest-entropy equilibrium found).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MeneOutcome {
+    pub sigma: Vec<f64>,
+    pub exact: bool,
+    pub nodes: usize,
+}
+
+/// Max-entropy symmetric NE of `m`, with the default search budget.
 pub fn mene(m: &Matrix) -> Result<Vec<f64>, KernelError> {
+    Ok(mene_budgeted(m, DEFAULT_NODE_LIMIT)?.sigma)
+}
+
+/// Max-entropy symmetric NE of `m`; general-sum search stops after `node_limit` nodes.
+pub fn mene_budgeted(m: &Matrix, node_limit: usize) -> Result<MeneOutcome, KernelError> {
     let n = m.n();
     if n == 0 {
-        return Ok(vec![]);
+        return Ok(MeneOutcome {
+            sigma: vec![],
+            exact: true,
+            nodes: 0,
+        });
     }
     let m = m.normalized();
     if let Some(c) = m.constant_sum(CONSTANT_SUM_TOL) {
         let best = max_entropy(&constant_sum_polytope(&m, c / 2.0))?;
-        return Ok(crate::matrix::clean_simplex(best.x[..n].to_vec()));
+        let sigma = crate::matrix::clean_simplex(best.x[..n].to_vec());
+        return Ok(MeneOutcome {
+            sigma,
+            exact: true,
+            nodes: 0,
+        });
     }
-    let mut search = Search::new(&m);
+    let mut search = Search::new(&m, node_limit);
     let mut state = vec![Decision::Free; n];
     let root = search.root()?.ok_or_else(|| {
         KernelError::Numerical("mene: the equilibrium LP is infeasible (LP failure)".into())
@@ -46,7 +74,11 @@ pub fn mene(m: &Matrix) -> Result<Vec<f64>, KernelError> {
     let best = search.best.ok_or_else(|| {
         KernelError::Numerical("mene: no symmetric equilibrium found (LP failure)".into())
     })?;
-    Ok(crate::matrix::clean_simplex(best.x[..n].to_vec()))
+    Ok(MeneOutcome {
+        sigma: crate::matrix::clean_simplex(best.x[..n].to_vec()),
+        exact: !search.exhausted,
+        nodes: search.nodes,
+    })
 }
 
 /// `{σ ∈ Δ : Mσ ≤ v}` for a constant-sum game with value `v`.
@@ -105,6 +137,9 @@ struct Search<'a> {
     v: Variable,
     problem: Problem,
     best: Option<MaxEnt>,
+    nodes: usize,
+    node_limit: usize,
+    exhausted: bool,
 }
 
 fn outcome(r: Result<SolveOutcome, microlp::Error>) -> Result<Option<NodeLp>, KernelError> {
@@ -119,7 +154,7 @@ fn outcome(r: Result<SolveOutcome, microlp::Error>) -> Result<Option<NodeLp>, Ke
 }
 
 impl<'a> Search<'a> {
-    fn new(m: &'a Matrix) -> Self {
+    fn new(m: &'a Matrix, node_limit: usize) -> Self {
         let n = m.n();
         let mut problem = Problem::new(OptimizationDirection::Minimize);
         let sigma: Vec<Variable> = (0..n).map(|_| problem.add_var(0.0, (0.0, 1.0))).collect();
@@ -135,6 +170,9 @@ impl<'a> Search<'a> {
             v,
             problem,
             best: None,
+            nodes: 0,
+            node_limit,
+            exhausted: false,
         };
         for k in 0..n {
             let gap = search.gap(k);
@@ -247,7 +285,13 @@ impl<'a> Search<'a> {
     }
 
     fn dfs(&mut self, state: &mut [Decision], lp: NodeLp) -> Result<(), KernelError> {
-        if !self.may_improve(state) {
+        if !self.may_improve(state) || self.exhausted {
+            return Ok(());
+        }
+        self.nodes += 1;
+        // The budget ends a search only once it has an equilibrium to return.
+        if self.nodes > self.node_limit && self.best.is_some() {
+            self.exhausted = true;
             return Ok(());
         }
         match self.forced_out(state) {

@@ -15,7 +15,10 @@ use serde::{Deserialize, Serialize};
 pub use alpharank::{alpharank, log_fixation};
 pub use cce::cce;
 pub use lle::lle;
-pub use mene::{brute_force_max_entropy, equilibrium_polytope, mene};
+pub use mene::{
+    brute_force_max_entropy, equilibrium_polytope, mene, mene_budgeted, MeneOutcome,
+    DEFAULT_NODE_LIMIT,
+};
 pub use nash_lp::nash_lp;
 pub use prd::prd;
 
@@ -90,6 +93,16 @@ pub struct SolverConfig {
     pub prd_gamma: f64,
     /// Final logit precision for `lle`, on the range-normalised matrix.
     pub lle_lambda: f64,
+    /// Search budget of general-sum `mene` (nodes).
+    pub mene_node_limit: usize,
+}
+
+/// σ and whether the solver's own guarantee holds (only `mene` can fall short, when its
+/// search budget runs out).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Solved {
+    pub sigma: Vec<f64>,
+    pub exact: bool,
 }
 
 impl Default for SolverConfig {
@@ -102,6 +115,7 @@ impl Default for SolverConfig {
             prd_dt: 1e-3,
             prd_gamma: 1e-6,
             lle_lambda: 1e3,
+            mene_node_limit: DEFAULT_NODE_LIMIT,
         }
     }
 }
@@ -116,15 +130,28 @@ impl SolverConfig {
 
     /// Solves the symmetric meta-game `m`; the result is on the simplex.
     pub fn solve(&self, m: &Matrix) -> Result<Vec<f64>, KernelError> {
+        Ok(self.solve_detailed(m)?.sigma)
+    }
+
+    /// As [`SolverConfig::solve`], also telling whether `mene` proved maximality.
+    pub fn solve_detailed(&self, m: &Matrix) -> Result<Solved, KernelError> {
+        if self.kind == SolverKind::Mene {
+            let o = mene_budgeted(m, self.mene_node_limit)?;
+            return Ok(Solved {
+                sigma: o.sigma,
+                exact: o.exact,
+            });
+        }
         let n = m.n();
-        Ok(match self.kind {
-            SolverKind::Mene => mene(m)?,
+        let sigma = match self.kind {
+            SolverKind::Mene => unreachable!("handled above"),
             SolverKind::NashLp => nash_lp(m)?,
             SolverKind::Uniform => vec![1.0 / n as f64; n],
             SolverKind::Prd => prd(m, self.prd_iterations, self.prd_dt, self.prd_gamma),
             SolverKind::Alpharank => alpharank(m, self.alpharank_m, self.alpharank_alpha),
             SolverKind::Cce => cce(m),
             SolverKind::Lle => lle(m, self.lle_lambda),
-        })
+        };
+        Ok(Solved { sigma, exact: true })
     }
 }
