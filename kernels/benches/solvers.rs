@@ -49,16 +49,35 @@ fn main() {
         .ok()
         .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
         .unwrap_or_else(|| vec![3, 5, 8, 12, 30, 100, 200]);
-    println!("zero-sum (antisymmetric) games: mene vs one maximin LP (nash-lp)");
+    // One instance is a noisy sample (the same n can differ 3× between games): every figure is
+    // the median over INSTANCES random games, each timed as the median of its repetitions.
+    const INSTANCES: u64 = 5;
+    let median = |mut xs: Vec<Duration>| {
+        xs.sort();
+        xs[xs.len() / 2]
+    };
+    println!("zero-sum (antisymmetric) games: mene vs one maximin LP (nash-lp), median of {INSTANCES} games");
     println!(
         "{:>5}  {:>12}  {:>12}  {:>8}",
         "n", "nash-lp ms", "mene ms", "ratio"
     );
     for &n in &sizes {
-        let m = zero_sum(n, 42 + n as u64);
-        let reps = if n <= 30 { 21 } else { 3 };
-        let lp = time(reps, || nash_lp(&m).unwrap());
-        let me = time(reps, || mene(&m).unwrap());
+        let reps = if n <= 30 { 11 } else { 3 };
+        let games: Vec<Matrix> = (0..INSTANCES)
+            .map(|k| zero_sum(n, 42 + n as u64 + 1000 * k))
+            .collect();
+        let lp = median(
+            games
+                .iter()
+                .map(|m| time(reps, || nash_lp(m).unwrap()))
+                .collect(),
+        );
+        let me = median(
+            games
+                .iter()
+                .map(|m| time(reps, || mene(m).unwrap()))
+                .collect(),
+        );
         println!(
             "{n:>5}  {:>12.3}  {:>12.3}  {:>8.2}",
             ms(lp),
@@ -72,17 +91,24 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(30);
-    println!("\ngeneral-sum games: mene vs brute-force support enumeration (n ≤ 12)");
+    println!("\ngeneral-sum games: mene vs brute-force support enumeration (n ≤ 12), median of {INSTANCES} games");
     println!(
         "{:>5}  {:>12}  {:>14}  {:>8}",
         "n", "mene ms", "brute ms", "speedup"
     );
     for &n in sizes.iter().filter(|&&n| n <= general_max) {
-        let m = random_matrix(n, 7 + n as u64);
+        let games: Vec<Matrix> = (0..INSTANCES)
+            .map(|k| random_matrix(n, 7 + n as u64 + 1000 * k))
+            .collect();
         let reps = if n <= 12 { 11 } else { 1 };
-        let me = time(reps, || mene(&m).unwrap());
+        let me = median(
+            games
+                .iter()
+                .map(|m| time(reps, || mene(m).unwrap()))
+                .collect(),
+        );
         if n <= 12 {
-            let bf = time(1, || brute_force(&m));
+            let bf = median(games.iter().map(|m| time(1, || brute_force(m))).collect());
             println!(
                 "{n:>5}  {:>12.3}  {:>14.3}  {:>8.1}",
                 ms(me),
