@@ -33,24 +33,11 @@ fn matches(count: usize, policies: usize, seed: u64) -> Vec<Match> {
     (0..count)
         .map(|k| {
             let pi = r.next_f64();
-            Match {
-                match_id: format!("m{seed}-{k}"),
-                ts: None,
-                game: "default".into(),
-                policy_i: names[r.below(policies)].clone(),
-                policy_j: names[r.below(policies)].clone(),
-                payoff_i: pi,
-                payoff_j: 1.0 - pi,
-                batna_i: None,
-                batna_j: None,
-                agreement: None,
-                ef1: None,
-                context: None,
-                propensity: None,
-                source: None,
-                seed: None,
-                retract: false,
-            }
+            let (a, b) = (
+                names[r.below(policies)].clone(),
+                names[r.below(policies)].clone(),
+            );
+            Match::new(format!("m{seed}-{k}"), "default", a, b, pi, 1.0 - pi)
         })
         .collect()
 }

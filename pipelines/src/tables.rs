@@ -454,21 +454,28 @@ pub fn write_snapshot<'a>(
     dead_letters: &[nashflow_schemas::RecordError],
     job_list: &[Job],
 ) -> Result<(), anyhow::Error> {
-    let out = [
-        ("policies", policies(reports, epoch)),
-        ("cells", cells(reports, epoch)),
-        ("metrics", metrics(reports, epoch)),
-        ("equilibria", equilibria(reports, epoch)),
-        ("lifts", lifts(reports, epoch)),
-        ("attribution", attribution(reports, epoch)),
+    let mut out = analysis_tables(reports, epoch);
+    out.extend([
         ("matches", nashflow_schemas::arrow_io::matches_batch(live)),
         (
             "dead_letters",
             nashflow_schemas::arrow_io::dead_letters_batch(dead_letters),
         ),
         ("jobs", jobs(job_list)),
-    ];
+    ]);
     write_all(dir, &out).map_err(anyhow::Error::msg)
+}
+
+/// The tables computed from the analysis of every game at one epoch.
+pub fn analysis_tables(reports: &[GameReport], epoch: u64) -> Vec<(&'static str, RecordBatch)> {
+    vec![
+        ("policies", policies(reports, epoch)),
+        ("cells", cells(reports, epoch)),
+        ("metrics", metrics(reports, epoch)),
+        ("equilibria", equilibria(reports, epoch)),
+        ("lifts", lifts(reports, epoch)),
+        ("attribution", attribution(reports, epoch)),
+    ]
 }
 
 /// One epoch of the archive: the analysis tables, the epoch's jobs and its input records.
@@ -479,16 +486,11 @@ pub fn write_archive_epoch<'a>(
     input: impl IntoIterator<Item = &'a nashflow_schemas::Match>,
     job_list: &[Job],
 ) -> Result<(), anyhow::Error> {
-    let out = [
-        ("policies", policies(reports, epoch)),
-        ("cells", cells(reports, epoch)),
-        ("metrics", metrics(reports, epoch)),
-        ("equilibria", equilibria(reports, epoch)),
-        ("lifts", lifts(reports, epoch)),
-        ("attribution", attribution(reports, epoch)),
+    let mut out = analysis_tables(reports, epoch);
+    out.extend([
         ("jobs", jobs(job_list)),
         ("records", nashflow_schemas::arrow_io::records_batch(input)),
-    ];
+    ]);
     write_all(&dir.join(format!("epoch={epoch}")), &out).map_err(anyhow::Error::msg)
 }
 

@@ -205,22 +205,16 @@ pub fn decode_row(
         let text = |f: &str| cx.string(f, get(f)).ok().flatten().unwrap_or_default();
         let num = |f: &str| cx.float(f, get(f)).ok().flatten().unwrap_or(0.0);
         return Ok(Match {
-            match_id,
             ts,
-            game,
-            policy_i: text("policy_i"),
-            policy_j: text("policy_j"),
-            payoff_i: num("payoff_i"),
-            payoff_j: num("payoff_j"),
-            batna_i: None,
-            batna_j: None,
-            agreement: None,
-            ef1: None,
-            context: None,
-            propensity: None,
-            source: None,
-            seed: None,
             retract: true,
+            ..Match::new(
+                match_id,
+                game,
+                text("policy_i"),
+                text("policy_j"),
+                num("payoff_i"),
+                num("payoff_j"),
+            )
         });
     }
     let policy_i = required_text("policy_i")?;

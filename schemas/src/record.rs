@@ -71,6 +71,35 @@ impl std::str::FromStr for Layout {
 }
 
 impl Match {
+    /// A match with only the required fields set (every optional field empty).
+    pub fn new(
+        match_id: impl Into<String>,
+        game: impl Into<String>,
+        policy_i: impl Into<String>,
+        policy_j: impl Into<String>,
+        payoff_i: f64,
+        payoff_j: f64,
+    ) -> Match {
+        Match {
+            match_id: match_id.into(),
+            ts: None,
+            game: game.into(),
+            policy_i: policy_i.into(),
+            policy_j: policy_j.into(),
+            payoff_i,
+            payoff_j,
+            batna_i: None,
+            batna_j: None,
+            agreement: None,
+            ef1: None,
+            context: None,
+            propensity: None,
+            source: None,
+            seed: None,
+            retract: false,
+        }
+    }
+
     /// The dedupe key: the match id, plus the seat pair in perspective layout (where both
     /// seats' rows of one match share its id).
     pub fn key(&self, layout: Layout) -> String {

@@ -251,24 +251,7 @@ fn unreadable_files_are_errors_naming_the_path() {
 }
 
 fn mk(id: &str, pi: f64) -> Match {
-    Match {
-        match_id: id.into(),
-        ts: None,
-        game: "g".into(),
-        policy_i: "a".into(),
-        policy_j: "b".into(),
-        payoff_i: pi,
-        payoff_j: 0.0,
-        batna_i: None,
-        batna_j: None,
-        agreement: None,
-        ef1: None,
-        context: None,
-        propensity: None,
-        source: None,
-        seed: None,
-        retract: false,
-    }
+    Match::new(id, "g", "a", "b", pi, 0.0)
 }
 
 #[test]

@@ -10,27 +10,16 @@ use nashflow_schemas::{Layout, Ledger, Match, Outcome};
 
 fn base(id: String, r: &mut SplitMix64) -> Match {
     let names = ["ant", "bee", "cat", "dog"];
+    // Draw in a fixed order: game, seats, payoffs, flags.
+    let game = if r.below(3) == 0 { "g2" } else { "g1" };
+    let (a, b) = (names[r.below(4)], names[r.below(4)]);
+    let pi = (r.next_f64() * 8.0).round() / 4.0 - 1.0;
+    let pj = (r.next_f64() * 8.0).round() / 4.0 - 1.0;
     Match {
-        match_id: id,
-        ts: None,
-        game: if r.below(3) == 0 {
-            "g2".into()
-        } else {
-            "g1".into()
-        },
-        policy_i: names[r.below(4)].into(),
-        policy_j: names[r.below(4)].into(),
-        payoff_i: (r.next_f64() * 8.0).round() / 4.0 - 1.0,
-        payoff_j: (r.next_f64() * 8.0).round() / 4.0 - 1.0,
         batna_i: Some(0.25),
-        batna_j: None,
         agreement: Some(r.below(5) != 0),
         ef1: (r.below(2) == 0).then(|| r.below(2) == 0),
-        context: None,
-        propensity: None,
-        source: None,
-        seed: None,
-        retract: false,
+        ..Match::new(id, game, a, b, pi, pj)
     }
 }
 

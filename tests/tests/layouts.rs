@@ -13,27 +13,17 @@ fn random_matches(count: usize, seed: u64) -> Vec<Match> {
         .map(|k| {
             let (a, b) = (names[r.below(4)], names[r.below(4)]);
             let agreement = r.next_f64() < 0.8;
+            let game = if k % 5 == 0 { "second" } else { "main" };
+            let (pi, pj) = (
+                (r.next_f64() * 10.0).round() / 10.0,
+                (r.next_f64() * 10.0).round() / 10.0,
+            );
             Match {
-                match_id: format!("m{k}"),
-                ts: None,
-                game: if k % 5 == 0 {
-                    "second".into()
-                } else {
-                    "main".into()
-                },
-                policy_i: a.into(),
-                policy_j: b.into(),
-                payoff_i: (r.next_f64() * 10.0).round() / 10.0,
-                payoff_j: (r.next_f64() * 10.0).round() / 10.0,
                 batna_i: Some(0.2),
                 batna_j: Some(0.3),
                 agreement: Some(agreement),
                 ef1: agreement.then(|| r.next_f64() < 0.5),
-                context: None,
-                propensity: None,
-                source: None,
-                seed: None,
-                retract: false,
+                ..Match::new(format!("m{k}"), game, a, b, pi, pj)
             }
         })
         .collect()
