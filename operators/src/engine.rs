@@ -68,18 +68,71 @@ impl Multiply<isize> for CellDiff {
     }
 }
 
-/// A record as dataflow data: its content as canonical JSON (floats as shortest round-trip
-/// text), so rows are totally ordered and "identical content" is string equality.
+/// A record as dataflow data: the Match with floats as their bit patterns, so rows are
+/// totally ordered and "identical content" is field-wise bit equality.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Row(String);
+pub struct Row {
+    match_id: String,
+    game: String,
+    policy_i: String,
+    policy_j: String,
+    payoff_i: u64,
+    payoff_j: u64,
+    batna_i: Option<u64>,
+    batna_j: Option<u64>,
+    agreement: Option<bool>,
+    ef1: Option<bool>,
+    ts: Option<i64>,
+    context: Option<String>,
+    propensity: Option<u64>,
+    source: Option<String>,
+    seed: Option<u64>,
+    retract: bool,
+}
 
 impl Row {
     pub fn new(m: &Match) -> Row {
-        Row(serde_json::to_string(m).expect("a Match always serialises"))
+        let bits = |x: Option<f64>| x.map(f64::to_bits);
+        Row {
+            match_id: m.match_id.clone(),
+            game: m.game.clone(),
+            policy_i: m.policy_i.clone(),
+            policy_j: m.policy_j.clone(),
+            payoff_i: m.payoff_i.to_bits(),
+            payoff_j: m.payoff_j.to_bits(),
+            batna_i: bits(m.batna_i),
+            batna_j: bits(m.batna_j),
+            agreement: m.agreement,
+            ef1: m.ef1,
+            ts: m.ts,
+            context: m.context.clone(),
+            propensity: bits(m.propensity),
+            source: m.source.clone(),
+            seed: m.seed,
+            retract: m.retract,
+        }
     }
 
     pub fn get(&self) -> Match {
-        serde_json::from_str(&self.0).expect("rows hold serialised matches")
+        let float = |x: Option<u64>| x.map(f64::from_bits);
+        Match {
+            match_id: self.match_id.clone(),
+            ts: self.ts,
+            game: self.game.clone(),
+            policy_i: self.policy_i.clone(),
+            policy_j: self.policy_j.clone(),
+            payoff_i: f64::from_bits(self.payoff_i),
+            payoff_j: f64::from_bits(self.payoff_j),
+            batna_i: float(self.batna_i),
+            batna_j: float(self.batna_j),
+            agreement: self.agreement,
+            ef1: self.ef1,
+            context: self.context.clone(),
+            propensity: float(self.propensity),
+            source: self.source.clone(),
+            seed: self.seed,
+            retract: self.retract,
+        }
     }
 }
 
