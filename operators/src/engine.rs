@@ -16,6 +16,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
 use differential_dataflow::difference::{Abelian, IsZero, Monoid, Multiply, Semigroup};
@@ -136,11 +137,21 @@ impl Row {
     }
 }
 
+/// An input record as the dataflow holds it: (dedupe key, (arrival sequence, row)).
+type InputRecord = (String, (u64, Row));
+
 /// The ledger's verdict on one key.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Verdict {
     Live(u64, Row),
-    Dead { seq: u64, reason: String, row: Row },
+    Dead {
+        seq: u64,
+        reason: String,
+        row: Row,
+    },
+    /// A record of a key whose history ended fully retracted with nothing rejected: the batch
+    /// ledger holds no state for such a key, so the record can leave the input.
+    Compact(u64, Row),
 }
 
 /// A game's full cell table, sorted by (row policy, column policy).
@@ -193,6 +204,9 @@ pub struct EngineOutput {
     pub epochs: u64,
     /// Wall-clock seconds each epoch took on worker 0 (ingest, dataflow and kernels).
     pub epoch_seconds: Vec<f64>,
+    /// Input records held by the dataflow after each epoch (fully retracted histories are
+    /// compacted away one epoch later).
+    pub held_records: Vec<u64>,
     /// (epoch, game, reason) for analyses that failed; such a game keeps its last snapshot.
     pub errors: Vec<(u64, String, String)>,
 }
@@ -232,6 +246,12 @@ fn replay(layout: Layout, records: &[(&(u64, Row), isize)]) -> Vec<Verdict> {
                 }),
             }
         }
+    }
+    if live.is_none() && out.is_empty() {
+        return records
+            .iter()
+            .map(|((seq, row), _)| Verdict::Compact(*seq, row.clone()))
+            .collect();
     }
     out.extend(live.map(|(seq, row)| Verdict::Live(seq, row)));
     out
@@ -372,6 +392,9 @@ pub fn run_stream(
         receivers.into_iter().map(Some).collect::<Vec<_>>(),
     ));
     let (done_tx, done_rx) = mpsc::channel::<()>();
+    // Input records currently held by the dataflow (inserted minus compacted away).
+    let held = Arc::new(AtomicI64::new(0));
+    let out_held = held.clone();
     let changes = Arc::new(Mutex::new(Vec::new()));
     let dead = Arc::new(Mutex::new(HashMap::<(u64, String, Row), isize>::new()));
     let jobs = Arc::new(Mutex::new(Vec::new()));
@@ -393,23 +416,30 @@ pub fn run_stream(
             dirty: Vec::new(),
         }));
         let (replicates, seed) = (cfg.replicates, cfg.analysis.seed);
+        // Compactable input records seen by this worker, removed at the next epoch.
+        let to_remove: Rc<RefCell<Vec<InputRecord>>> = Rc::new(RefCell::new(Vec::new()));
+        let held = held.clone();
         // Each game's table lives on one worker, so its trigger state does too, and so does
         // its last Level 3 attribution (with the policies it was computed for).
         let mut triggers: HashMap<String, Trigger> = HashMap::new();
         let mut attributions: HashMap<String, (Vec<String>, Attribution)> = HashMap::new();
         let dead = dead.clone();
         let (mut input, probe) = worker.dataflow::<u64, _, _>(|scope| {
-            let (input, records) = scope.new_collection::<(String, (u64, Row)), isize>();
+            let (input, records) = scope.new_collection::<InputRecord, isize>();
             let verdicts = records.reduce(move |_key, vals, out: &mut Vec<(Verdict, isize)>| {
                 out.extend(replay(layout, vals).into_iter().map(|v| (v, 1)));
             });
             let dead_letters = verdicts.clone().flat_map(|(_, v)| match v {
                 Verdict::Dead { seq, reason, row } => Some((seq, reason, row)),
-                Verdict::Live(..) => None,
+                _ => None,
+            });
+            let compactable = verdicts.clone().flat_map(|(key, v)| match v {
+                Verdict::Compact(seq, row) => Some((key, (seq, row))),
+                _ => None,
             });
             let live = verdicts.flat_map(|(_, v)| match v {
                 Verdict::Live(_, row) => Some(row),
-                Verdict::Dead { .. } => None,
+                _ => None,
             });
             let replicate_tables = live
                 .clone()
@@ -455,6 +485,14 @@ pub fn run_stream(
                     st.dirty.push(game.clone());
                 })
                 .probe_with(&probe);
+            let pending = to_remove.clone();
+            compactable
+                .inspect(move |(record, _t, diff)| {
+                    if *diff > 0 {
+                        pending.borrow_mut().push(record.clone());
+                    }
+                })
+                .probe_with(&probe);
             let st = store.clone();
             replicate_tables
                 .inspect(move |((game, table), _t, diff)| {
@@ -476,9 +514,15 @@ pub fn run_stream(
         });
         let mut t = 0u64;
         while let Ok(Some(epoch)) = rx.recv() {
+            let removed: Vec<_> = std::mem::take(&mut *to_remove.borrow_mut());
+            held.fetch_sub(removed.len() as i64, Ordering::Relaxed);
+            for record in removed {
+                input.remove(record);
+            }
             for (seq, m) in epoch.iter() {
                 if (*seq as usize) % peers == index {
                     input.insert((m.key(layout), (*seq, Row::new(m))));
+                    held.fetch_add(1, Ordering::Relaxed);
                 }
             }
             input.advance_to(t + 1);
@@ -546,6 +590,7 @@ pub fn run_stream(
     let mut all_jobs: Vec<Job> = Vec::new();
     let mut all_errors = Vec::new();
     let mut epoch_seconds = Vec::new();
+    let mut held_records = Vec::new();
     let mut t = 0u64;
     for epoch in epochs {
         let started = std::time::Instant::now();
@@ -591,6 +636,7 @@ pub fn run_stream(
             seconds,
         });
         epoch_seconds.push(seconds);
+        held_records.push(out_held.load(Ordering::Relaxed).max(0) as u64);
         all_changes.extend(changed);
         all_jobs.extend(jobs_now);
         all_errors.extend(errors_now);
@@ -622,6 +668,7 @@ pub fn run_stream(
         jobs: all_jobs,
         epochs: t,
         epoch_seconds,
+        held_records,
         errors: all_errors,
     }
 }

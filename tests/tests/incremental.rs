@@ -269,3 +269,62 @@ fn level3_cadence_keeps_the_last_attribution() {
         }
     }
 }
+
+/// Memory under churn: each epoch inserts 40 new matches and retracts the previous epoch's.
+/// The live data size is fixed, so the records the engine holds must stay bounded (fully
+/// retracted histories are compacted away) while the tables keep equalling batch.
+#[test]
+fn churn_with_fixed_live_size_holds_bounded_records() {
+    let mut r = SplitMix64::new(99);
+    let mut epochs: Vec<Vec<Match>> = Vec::new();
+    let mut previous: Vec<Match> = Vec::new();
+    for e in 0..60 {
+        let fresh: Vec<Match> = (0..40).map(|k| base(format!("e{e}-{k}"), &mut r)).collect();
+        let mut epoch: Vec<Match> = previous
+            .iter()
+            .map(|m| Match {
+                retract: true,
+                ..m.clone()
+            })
+            .collect();
+        epoch.extend(fresh.iter().cloned());
+        previous = fresh;
+        epochs.push(epoch);
+    }
+    let analysis = AnalysisConfig {
+        level3: false,
+        ..Default::default()
+    };
+    let cfg = EngineConfig {
+        workers: 2,
+        layout: Layout::Match,
+        analysis: analysis.clone(),
+        trigger: None,
+        replicates: 0,
+        level3_every: 1,
+    };
+    let out = run(epochs.clone(), &cfg);
+    // 40 live + 80 (last epoch's inserts and retractions) + 40 awaiting compaction.
+    let held = *out.held_records.last().unwrap();
+    assert!(
+        held <= 160,
+        "held {held} records after 60 epochs ({} inserted)",
+        60 * 80 - 40
+    );
+    assert!(
+        out.held_records[10..].iter().all(|&h| h <= 160),
+        "{:?}",
+        out.held_records
+    );
+    assert!(out.dead_letters.is_empty());
+    let mut ledger = Ledger::new(Layout::Match);
+    for epoch in &epochs {
+        for m in epoch {
+            ledger.apply(m.clone());
+        }
+    }
+    let state = out.state_at(epochs.len() as u64 - 1);
+    for g in group(ledger.live(), Layout::Match) {
+        assert_eq!(state[&g.game].cells, g.cells);
+    }
+}
