@@ -1,4 +1,5 @@
-//! nashflow connectors: sources and sinks. Today: the best-response job sinks. File sources
-//! are the batch readers of `nashflow-schemas`; Kafka and simulators arrive with their issues.
+//! nashflow connectors: sources and sinks. Today: the best-response job sinks ([`jobs`]). File
+//! sources are the readers of `nashflow-schemas`, driven by `nashflow run`; Kafka and
+//! simulator sources belong to their own issues.
 
 pub mod jobs;

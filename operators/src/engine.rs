@@ -193,10 +193,12 @@ pub struct EngineConfig {
     pub level3_every: u64,
 }
 
-/// What a run produced: per-epoch changes of game snapshots (`None` = the game vanished), and
-/// the dead letters as of the last epoch.
+/// What a run produced: the final state of every game and the dead letters as of the last
+/// epoch. `changes` (per-epoch snapshot changes, `None` = the game vanished) is filled only by
+/// [`run`]; a live [`run_stream`] hands each epoch to its callback instead of keeping history.
 #[derive(Debug, Default)]
 pub struct EngineOutput {
+    pub state: BTreeMap<String, GameSnapshot>,
     pub changes: Vec<(u64, String, Option<GameSnapshot>)>,
     pub dead_letters: Vec<DeadLetter>,
     /// Best-response jobs in (epoch, game) order.
@@ -374,7 +376,16 @@ pub struct EpochReport<'a> {
 
 /// Runs the engine over finite epochs of records (arrival order within and across epochs).
 pub fn run(epochs: Vec<Vec<Match>>, cfg: &EngineConfig) -> EngineOutput {
-    run_stream(epochs, cfg, |_| {})
+    let mut changes = Vec::new();
+    let mut out = run_stream(epochs, cfg, |r| {
+        changes.extend(
+            r.changed
+                .iter()
+                .map(|(g, s)| (r.epoch, g.to_string(), s.cloned())),
+        );
+    });
+    out.changes = changes;
+    out
 }
 
 /// Runs the engine over epochs as they come (a live source may block between them), calling
@@ -586,7 +597,6 @@ pub fn run_stream(
     // Feed epochs; after each, wait for every worker, then report a consistent state.
     let mut seq = 0u64;
     let mut state: BTreeMap<String, GameSnapshot> = BTreeMap::new();
-    let mut all_changes = Vec::new();
     let mut all_jobs: Vec<Job> = Vec::new();
     let mut all_errors = Vec::new();
     let mut epoch_seconds = Vec::new();
@@ -637,7 +647,6 @@ pub fn run_stream(
         });
         epoch_seconds.push(seconds);
         held_records.push(out_held.load(Ordering::Relaxed).max(0) as u64);
-        all_changes.extend(changed);
         all_jobs.extend(jobs_now);
         all_errors.extend(errors_now);
         t += 1;
@@ -663,7 +672,8 @@ pub fn run_stream(
         .collect();
     dead_letters.sort_by_key(|d| d.seq);
     EngineOutput {
-        changes: all_changes,
+        state,
+        changes: Vec::new(),
         dead_letters,
         jobs: all_jobs,
         epochs: t,

@@ -1,7 +1,7 @@
-//! nashflow operators. This crate will hold the differential-dataflow operators; today it holds
-//! the mapping from match records to cell contributions ([`observe`]) and the batch grouping
-//! of a match log into per-game inputs for the kernels ([`batch`]), which the incremental
-//! engine must reproduce.
+//! nashflow operators: the incremental engine on timely + differential-dataflow ([`engine`]),
+//! the PSRO trigger ([`trigger`]), the mapping from match records to cell contributions
+//! ([`observe`]), and the batch grouping of a match log into per-game kernel inputs
+//! ([`batch`]) that the engine must reproduce.
 
 pub mod batch;
 pub mod engine;

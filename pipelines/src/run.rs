@@ -260,7 +260,6 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let terminal = std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut jobs: Vec<Job> = Vec::new();
-    let mut last_state = Vec::new();
     let mut archive_error: Option<anyhow::Error> = None;
     let out = run_stream(epochs, &cfg, |r| {
         if let (Some(dir), None) = (&args.archive, &archive_error) {
@@ -291,11 +290,6 @@ pub fn run(args: &RunArgs) -> Result<()> {
             }
         }
         jobs.extend(r.jobs.iter().cloned());
-        last_state = r
-            .state
-            .iter()
-            .map(|(g, s)| (g.clone(), s.clone()))
-            .collect();
     });
     if !args.quiet && terminal {
         eprintln!();
@@ -334,7 +328,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     }
     report_dead_letters(&dead_letters);
     let last = out.epochs - 1;
-    let reports = game_reports(last_state, &cfg);
+    let reports = game_reports(out.state, &cfg);
     if let Some(dir) = &args.out {
         // The accepted records: replay the ledger over the input to list the live ones.
         let mut ledger = Ledger::new(args.model.layout);

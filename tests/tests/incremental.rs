@@ -132,6 +132,16 @@ fn check(seed: u64, workers: usize) {
             );
         }
     }
+    // The final state equals the last epoch's reconstruction from the per-epoch changes.
+    let last = out.state_at(out.epochs - 1);
+    assert_eq!(
+        out.state.keys().collect::<Vec<_>>(),
+        last.keys().collect::<Vec<_>>()
+    );
+    for (game, snap) in &out.state {
+        assert_eq!(snap.cells, last[game].cells);
+        assert!(same_analysis(&snap.analysis, &last[game].analysis));
+    }
     let got: Vec<(u64, String)> = out
         .dead_letters
         .iter()
