@@ -7,6 +7,7 @@
 pub mod analysis;
 pub mod attribution;
 pub mod bootstrap;
+pub mod bounds;
 pub mod lifts;
 pub mod matrix;
 pub mod maxent;

@@ -1,0 +1,572 @@
+//! The causal bounds of one game (DESIGN §6, issue #7): per-cell bounds, the interval payoff
+//! matrix per Γ, and certificates for the decisions a leaderboard shows.
+//!
+//! Conventions (stated in the README):
+//! * payoff range `[y_min, y_max]`: declared in the config, else the observed range of the
+//!   game's payoffs; a declared range that excludes an observed payoff is an error;
+//! * Manski share p = n(i,j) / Σ_k n(i,k) over cell observations (a self-play match gives
+//!   (i,i) two);
+//! * MSM exists for a cell (or a stratum of it) iff every match there carries a propensity;
+//! * the stratified bound weights stratum s by w_s = P(s | i's matches) and fills a stratum
+//!   where i never met j (or where MSM is unavailable) with that stratum's Manski bound;
+//! * the box at Γ: MSM cells use the pooled MSM bound at Γ, other observed cells their
+//!   Manski bound, unobserved cells `[y_min, y_max]`; σ stays fixed;
+//! * a claim is certified when it holds for every Γ up to the largest configured Γ.
+
+use good_lp::{microlp, variable, Expression, ProblemVariables, Solution, SolverModel};
+use serde::{Deserialize, Serialize};
+
+use super::interval::{
+    contrast, manski, msm_sorted, stratified, tipping_gamma, tv_certificate, Arm, Interval,
+    Tipping,
+};
+use super::summary::CellSummary;
+use crate::matrix::Matrix;
+use crate::polytope::lp_error;
+use crate::KernelError;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BoundsConfig {
+    /// Sensitivity levels Γ ≥ 1 reported in `bounds`; the largest is the certification level.
+    pub gammas: Vec<f64>,
+    /// Declared payoff range; `None` = the observed range.
+    pub range: Option<(f64, f64)>,
+    /// Upper end of the tipping-Γ search.
+    pub gamma_max: f64,
+}
+
+impl Default for BoundsConfig {
+    fn default() -> Self {
+        BoundsConfig {
+            gammas: vec![1.0, 1.5, 2.0],
+            range: None,
+            gamma_max: 100.0,
+        }
+    }
+}
+
+impl BoundsConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.gammas.is_empty() {
+            return Err("at least one Γ is needed, e.g. --gamma 1,1.5,2".into());
+        }
+        if let Some(g) = self.gammas.iter().find(|g| !(g.is_finite() && **g >= 1.0)) {
+            return Err(format!("Γ must be a finite number ≥ 1, got {g}"));
+        }
+        if !(self.gamma_max.is_finite() && self.gamma_max >= 1.0) {
+            return Err(format!("Γ_max must be ≥ 1, got {}", self.gamma_max));
+        }
+        if let Some((lo, hi)) = self.range {
+            if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
+                return Err(format!("payoff range must be LO,HI with LO ≤ HI, got {lo},{hi}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The Γ at which claims are certified: the largest configured one.
+    pub fn certify_gamma(&self) -> f64 {
+        self.gammas.iter().copied().fold(1.0, f64::max)
+    }
+}
+
+/// Which rows a bound summarises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// All of the cell's matches.
+    Pooled,
+    /// One context stratum.
+    Stratum,
+    /// `Σ_s w_s · bound_s` over the strata.
+    Stratified,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    Manski,
+    Msm,
+    /// Range of a policy's regret against σ over the box.
+    Regret,
+    /// Range of σ's exploitability over the box.
+    Exploitability,
+    /// Total-variation omitted-variable certificate.
+    Tv,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Manski => "manski",
+            Method::Msm => "msm",
+            Method::Regret => "regret",
+            Method::Exploitability => "exploitability",
+            Method::Tv => "tv",
+        }
+    }
+}
+
+/// One row of the `bounds` table (policies as matrix indices).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BoundRow {
+    pub policy_i: Option<usize>,
+    pub policy_j: Option<usize>,
+    pub stratum: Option<String>,
+    pub scope: Scope,
+    /// `None` for Manski (it assumes nothing about Γ).
+    pub gamma: Option<f64>,
+    pub method: Method,
+    pub lo: f64,
+    pub hi: f64,
+    /// Observations behind the bound.
+    pub n: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Claim {
+    /// Adjacent leaderboard ranks: `above` has the larger payoff vs σ (MSM) or mean payoff
+    /// standardised over the context (TV).
+    RanksAbove { above: usize, below: usize },
+    /// The policy's regret against σ stays ≤ 0 (σ stays an equilibrium for it).
+    NoProfitableDeviation { policy: usize },
+}
+
+/// One row of the `certificates` table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Certificate {
+    pub claim: Claim,
+    pub method: Method,
+    /// The naive quantity: u_above − u_below, the mean-payoff contrast (TV), or the regret.
+    pub naive: f64,
+    /// `None`: robust beyond Γ_max (MSM), or not a Γ method (TV).
+    pub tipping_gamma: Option<f64>,
+    pub certified: bool,
+    /// MSM ranks: the contrast's lower end at the certification Γ; regret: its upper end;
+    /// TV: the bias bound.
+    pub bound: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GameBounds {
+    /// `[y_min, y_max]` in use.
+    pub range: (f64, f64),
+    pub certify_gamma: f64,
+    pub has_context: bool,
+    pub rows: Vec<BoundRow>,
+    pub certificates: Vec<Certificate>,
+}
+
+/// A regret tolerance relative to the payoff range (solvers stop at ~1e-9 of it).
+const REGRET_TOL: f64 = 1e-7;
+
+struct Game<'a> {
+    n: usize,
+    cells: &'a [Option<CellSummary>],
+    range: (f64, f64),
+    /// Observations per row.
+    row_n: Vec<u64>,
+}
+
+impl Game<'_> {
+    fn cell(&self, i: usize, j: usize) -> Option<&CellSummary> {
+        self.cells[i * self.n + j].as_ref()
+    }
+
+    fn vacuous(&self) -> Interval {
+        Interval::new(self.range.0, self.range.1)
+    }
+
+    fn manski_pooled(&self, i: usize, j: usize) -> Interval {
+        match self.cell(i, j) {
+            Some(c) => manski(
+                c.pooled.mean,
+                c.pooled.n as f64 / self.row_n[i] as f64,
+                self.range,
+            ),
+            None => self.vacuous(),
+        }
+    }
+
+    /// The box entry of cell (i, j) at Γ.
+    fn cell_box(&self, i: usize, j: usize, gamma: f64) -> Interval {
+        match self.cell(i, j).and_then(|c| c.pooled.weighted.as_deref()) {
+            Some(w) => msm_sorted(w, gamma).expect("non-empty cell"),
+            None => self.manski_pooled(i, j),
+        }
+    }
+
+    /// The box at Γ on the columns in `cols`: (lo, hi), each n × |cols| row-major.
+    fn boxes(&self, cols: &[usize], gamma: f64) -> (Vec<f64>, Vec<f64>) {
+        let mut lo = Vec::with_capacity(self.n * cols.len());
+        let mut hi = Vec::with_capacity(self.n * cols.len());
+        for i in 0..self.n {
+            for &j in cols {
+                let b = self.cell_box(i, j, gamma);
+                lo.push(b.lo);
+                hi.push(b.hi);
+            }
+        }
+        (lo, hi)
+    }
+}
+
+/// The range of each policy's regret `r_k = (Mσ)_k − σᵀMσ` over a box (σ fixed). r_k is
+/// linear in M: M[k,j] has coefficient σ_j(1 − σ_k) ≥ 0, M[i,j] (i ≠ k) −σ_iσ_j ≤ 0, so
+/// each end takes every cell at one of its ends.
+fn regret_ranges(n: usize, w: &[f64], lo: &[f64], hi: &[f64], sigma: &[f64]) -> Vec<Interval> {
+    let s = w.len();
+    let row = |x: &[f64], i: usize| -> f64 { (0..s).map(|c| w[c] * x[i * s + c]).sum() };
+    let (row_lo, row_hi): (Vec<f64>, Vec<f64>) = (0..n).map(|i| (row(lo, i), row(hi, i))).unzip();
+    let value_lo: f64 = (0..n).map(|i| sigma[i] * row_lo[i]).sum();
+    let value_hi: f64 = (0..n).map(|i| sigma[i] * row_hi[i]).sum();
+    (0..n)
+        .map(|k| {
+            let own = 1.0 - sigma[k];
+            Interval::new(
+                own * row_lo[k] - (value_hi - sigma[k] * row_hi[k]),
+                own * row_hi[k] - (value_lo - sigma[k] * row_lo[k]),
+            )
+        })
+        .collect()
+}
+
+/// The smallest exploitability of σ over the box, by LP: min t s.t. t ≥ r_k(M) for every k,
+/// M in the box (only the support columns matter). Solved on the range-normalised box.
+fn min_exploitability(
+    n: usize,
+    cols: &[usize],
+    sigma: &[f64],
+    lo: &[f64],
+    hi: &[f64],
+    range: (f64, f64),
+) -> Result<f64, KernelError> {
+    let width = range.1 - range.0;
+    if width <= 0.0 || cols.is_empty() {
+        return Ok(0.0);
+    }
+    let s = cols.len();
+    let norm = |x: f64| ((x - range.0) / width).clamp(0.0, 1.0);
+    let mut vars = ProblemVariables::new();
+    let x: Vec<_> = (0..n * s)
+        .map(|c| {
+            let (l, h) = (norm(lo[c]), norm(hi[c]));
+            vars.add(variable().min(l).max(h.max(l)))
+        })
+        .collect();
+    let t = vars.add(variable().min(0.0));
+    let mut model = vars.minimise(t).using(microlp);
+    // value = Σ_i Σ_c σ_i σ_{cols[c]} x[i,c]
+    let value: Expression = (0..n)
+        .filter(|&i| sigma[i] > 0.0)
+        .flat_map(|i| (0..s).map(move |c| (i, c)))
+        .map(|(i, c)| sigma[i] * sigma[cols[c]] * x[i * s + c])
+        .sum();
+    for k in 0..n {
+        let u: Expression = (0..s).map(|c| sigma[cols[c]] * x[k * s + c]).sum();
+        model = model.with((t - u + value.clone()).geq(0.0));
+    }
+    let sol = model.solve().map_err(lp_error)?;
+    Ok(sol.value(t).max(0.0) * width)
+}
+
+/// The bounds and certificates of one game. `cells` is row-major n×n (`None` = no matches),
+/// `payoff` the imputed payoff matrix that σ was solved on, `order` the leaderboard order.
+pub fn game_bounds(
+    n: usize,
+    cells: &[Option<CellSummary>],
+    payoff: &Matrix,
+    sigma: &[f64],
+    order: &[usize],
+    cfg: &BoundsConfig,
+) -> Result<GameBounds, KernelError> {
+    cfg.validate().map_err(KernelError::InvalidInput)?;
+    if cells.len() != n * n || payoff.n() != n || sigma.len() != n || order.len() != n {
+        return Err(KernelError::InvalidInput(format!(
+            "bounds of {n} policies need n² cells and n-vectors"
+        )));
+    }
+    let observed = cells
+        .iter()
+        .flatten()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), c| {
+            (l.min(c.min), h.max(c.max))
+        });
+    let range = match cfg.range {
+        _ if observed.0 > observed.1 => {
+            return Ok(GameBounds {
+                range: cfg.range.unwrap_or((0.0, 0.0)),
+                certify_gamma: cfg.certify_gamma(),
+                has_context: false,
+                rows: vec![],
+                certificates: vec![],
+            })
+        }
+        Some((lo, hi)) if observed.0 < lo || observed.1 > hi => {
+            return Err(KernelError::InvalidInput(format!(
+                "observed payoffs span [{}, {}], outside the declared payoff range [{lo}, {hi}]",
+                observed.0, observed.1
+            )))
+        }
+        Some(r) => r,
+        None => observed,
+    };
+    let row_n = (0..n)
+        .map(|i| cells[i * n..(i + 1) * n].iter().flatten().map(|c| c.pooled.n).sum())
+        .collect();
+    let game = Game {
+        n,
+        cells,
+        range,
+        row_n,
+    };
+    let mut strata: Vec<Option<String>> = cells
+        .iter()
+        .flatten()
+        .flat_map(|c| c.strata.iter().map(|s| s.stratum.clone()))
+        .collect();
+    strata.sort();
+    strata.dedup();
+    let has_context = strata.iter().any(Option::is_some);
+    // (count, payoff sum) of row i in stratum s.
+    let row_strata: Vec<Vec<(f64, f64)>> = (0..n)
+        .map(|i| {
+            strata
+                .iter()
+                .map(|s| {
+                    (0..n)
+                        .filter_map(|j| game.cell(i, j)?.stratum(s))
+                        .fold((0.0, 0.0), |(k, sum), st| {
+                            (k + st.n as f64, sum + st.n as f64 * st.mean)
+                        })
+                })
+                .collect()
+        })
+        .collect();
+
+    let mut rows = Vec::new();
+    for i in 0..n {
+        for j in 0..n {
+            cell_rows(&game, i, j, cfg, &strata, &row_strata[i], &mut rows);
+        }
+    }
+
+    let cols: Vec<usize> = (0..n).filter(|&j| sigma[j] > 0.0).collect();
+    let w: Vec<f64> = cols.iter().map(|&j| sigma[j]).collect();
+    let total: u64 = game.row_n.iter().sum();
+    let regrets_at = |gamma: f64| {
+        let (lo, hi) = game.boxes(&cols, gamma);
+        regret_ranges(n, &w, &lo, &hi, sigma)
+    };
+    for &gamma in &cfg.gammas {
+        let (lo, hi) = game.boxes(&cols, gamma);
+        let regrets = regret_ranges(n, &w, &lo, &hi, sigma);
+        for (k, r) in regrets.iter().enumerate() {
+            rows.push(BoundRow {
+                policy_i: Some(k),
+                policy_j: None,
+                stratum: None,
+                scope: Scope::Pooled,
+                gamma: Some(gamma),
+                method: Method::Regret,
+                lo: r.lo,
+                hi: r.hi,
+                n: game.row_n[k],
+            });
+        }
+        let worst = regrets.iter().map(|r| r.hi).fold(0.0, f64::max);
+        rows.push(BoundRow {
+            policy_i: None,
+            policy_j: None,
+            stratum: None,
+            scope: Scope::Pooled,
+            gamma: Some(gamma),
+            method: Method::Exploitability,
+            lo: min_exploitability(n, &cols, sigma, &lo, &hi, range)?.min(worst),
+            hi: worst,
+            n: total,
+        });
+    }
+
+    let certify = cfg.certify_gamma();
+    let u = payoff.mul_vec(sigma);
+    let value: f64 = sigma.iter().zip(&u).map(|(s, x)| s * x).sum();
+    let mut certificates = Vec::new();
+    for pair in order.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        let naive = u[a] - u[b];
+        let band = |gamma: f64| {
+            cols.iter().fold(Interval::point(0.0), |acc, &j| {
+                let c = contrast(game.cell_box(a, j, gamma), game.cell_box(b, j, gamma));
+                Interval::new(acc.lo + sigma[j] * c.lo, acc.hi + sigma[j] * c.hi)
+            })
+        };
+        let tipping = if naive > 0.0 {
+            tipping_gamma(band, true, cfg.gamma_max)
+        } else {
+            Tipping::At(1.0)
+        };
+        certificates.push(Certificate {
+            claim: Claim::RanksAbove { above: a, below: b },
+            method: Method::Msm,
+            naive,
+            tipping_gamma: tipping.gamma(),
+            certified: naive > 0.0 && tipping.robust_at(certify),
+            bound: band(certify).lo,
+        });
+        if has_context {
+            let arm = |k: usize| Arm {
+                strata: row_strata[k]
+                    .iter()
+                    .map(|&(cnt, sum)| (cnt, if cnt > 0.0 { sum / cnt } else { 0.0 }))
+                    .collect(),
+            };
+            if let Some(tv) = tv_certificate(&arm(a), &arm(b), range) {
+                certificates.push(Certificate {
+                    claim: Claim::RanksAbove { above: a, below: b },
+                    method: Method::Tv,
+                    naive: tv.naive,
+                    tipping_gamma: None,
+                    certified: tv.certified && tv.naive > 0.0,
+                    bound: tv.bias_bound,
+                });
+            }
+        }
+    }
+    let tol = REGRET_TOL * (range.1 - range.0);
+    for k in 0..n {
+        let band = |gamma: f64| {
+            let r = regrets_at(gamma)[k];
+            Interval::new(r.lo - tol, r.hi - tol)
+        };
+        let tipping = tipping_gamma(band, false, cfg.gamma_max);
+        certificates.push(Certificate {
+            claim: Claim::NoProfitableDeviation { policy: k },
+            method: Method::Msm,
+            naive: u[k] - value,
+            tipping_gamma: tipping.gamma(),
+            certified: tipping.robust_at(certify),
+            bound: regrets_at(certify)[k].hi,
+        });
+    }
+    Ok(GameBounds {
+        range,
+        certify_gamma: certify,
+        has_context,
+        rows,
+        certificates,
+    })
+}
+
+/// The `bounds` rows of cell (i, j): Manski (pooled, per stratum, stratified) and, where
+/// propensities exist, MSM at every configured Γ (same scopes).
+fn cell_rows(
+    game: &Game,
+    i: usize,
+    j: usize,
+    cfg: &BoundsConfig,
+    strata: &[Option<String>],
+    row_strata: &[(f64, f64)],
+    rows: &mut Vec<BoundRow>,
+) {
+    let row = |stratum: Option<String>, scope, gamma, method, b: Interval, n| BoundRow {
+        policy_i: Some(i),
+        policy_j: Some(j),
+        stratum,
+        scope,
+        gamma,
+        method,
+        lo: b.lo,
+        hi: b.hi,
+        n,
+    };
+    let Some(c) = game.cell(i, j) else {
+        // i never met j: vacuous, and reported as such (n = 0).
+        rows.push(row(
+            None,
+            Scope::Pooled,
+            None,
+            Method::Manski,
+            game.vacuous(),
+            0,
+        ));
+        return;
+    };
+    let n = c.pooled.n;
+    rows.push(row(
+        None,
+        Scope::Pooled,
+        None,
+        Method::Manski,
+        game.manski_pooled(i, j),
+        n,
+    ));
+    // Stratum s of row i: (weight w_s, Manski bound, stats of the cell there).
+    let row_total: f64 = row_strata.iter().map(|s| s.0).sum();
+    let parts: Vec<_> = strata
+        .iter()
+        .zip(row_strata)
+        .filter(|(_, rs)| rs.0 > 0.0)
+        .map(|(s, rs)| {
+            let st = c.stratum(s);
+            let b = match st {
+                Some(st) => manski(st.mean, st.n as f64 / rs.0, game.range),
+                None => game.vacuous(),
+            };
+            (s, rs.0 / row_total, b, st)
+        })
+        .collect();
+    if strata.iter().any(Option::is_some) {
+        for (s, _, b, st) in &parts {
+            rows.push(row(
+                (*s).clone(),
+                Scope::Stratum,
+                None,
+                Method::Manski,
+                *b,
+                st.map_or(0, |x| x.n),
+            ));
+        }
+        let combo: Vec<_> = parts.iter().map(|(_, w, b, _)| (*w, *b)).collect();
+        rows.push(row(
+            None,
+            Scope::Stratified,
+            None,
+            Method::Manski,
+            stratified(&combo),
+            n,
+        ));
+    }
+    for &gamma in &cfg.gammas {
+        if let Some(w) = &c.pooled.weighted {
+            let b = msm_sorted(w, gamma).expect("non-empty cell");
+            rows.push(row(None, Scope::Pooled, Some(gamma), Method::Msm, b, n));
+        }
+        if !strata.iter().any(Option::is_some) {
+            continue;
+        }
+        let mut any = false;
+        let mut combo = Vec::new();
+        for (s, weight, manski_b, st) in &parts {
+            let msm_b = st
+                .and_then(|x| x.weighted.as_deref())
+                .and_then(|w| msm_sorted(w, gamma));
+            if let Some(b) = msm_b {
+                any = true;
+                let k = st.map_or(0, |x| x.n);
+                rows.push(row((*s).clone(), Scope::Stratum, Some(gamma), Method::Msm, b, k));
+            }
+            combo.push((*weight, msm_b.unwrap_or(*manski_b)));
+        }
+        if any {
+            rows.push(row(
+                None,
+                Scope::Stratified,
+                Some(gamma),
+                Method::Msm,
+                stratified(&combo),
+                n,
+            ));
+        }
+    }
+}
