@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::attribution::{attribution, Attribution, AttributionConfig};
 use crate::bootstrap::{bootstrap, BootstrapConfig, BootstrapResult, Unit};
+use crate::bounds::{game_bounds, BoundsConfig, CellSummary, GameBounds};
 use crate::lifts::{lifts, Lifts};
 use crate::metrics::{evaluate, support_size, welfare, Evaluation, Welfare};
 use crate::progress::Progress;
@@ -25,6 +26,8 @@ pub struct AnalysisConfig {
     pub level3: bool,
     pub exact_max: usize,
     pub mc_samples: usize,
+    /// Causal bounds and certificates (DESIGN §6); `None` = off.
+    pub bounds: Option<BoundsConfig>,
 }
 
 impl Default for AnalysisConfig {
@@ -38,6 +41,7 @@ impl Default for AnalysisConfig {
             level3: true,
             exact_max: 16,
             mc_samples: 200,
+            bounds: None,
         }
     }
 }
@@ -72,6 +76,42 @@ pub struct GameAnalysis {
     pub bootstrap: Option<BootstrapResult>,
     pub bradley_terry: BradleyTerry,
     pub nash_avg: Vec<f64>,
+    /// Set by [`add_bounds`] when bounds are on.
+    pub bounds: Option<GameBounds>,
+}
+
+impl GameAnalysis {
+    /// Leaderboard order: payoff against σ (equivalently regret), then Nash mass, then name.
+    pub fn ranking(&self, policies: &[String]) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..policies.len()).collect();
+        order.sort_by(|&x, &y| {
+            self.eval.payoff_vs_sigma[y]
+                .total_cmp(&self.eval.payoff_vs_sigma[x])
+                .then(self.sigma[y].total_cmp(&self.sigma[x]))
+                .then(policies[x].cmp(&policies[y]))
+        });
+        order
+    }
+}
+
+/// Computes the causal bounds of an analysed game from its cells' bound summaries (row-major,
+/// `None` = no matches), against its σ and leaderboard order.
+pub fn add_bounds(
+    analysis: &mut GameAnalysis,
+    policies: &[String],
+    cells: &[Option<CellSummary>],
+    cfg: &BoundsConfig,
+) -> Result<(), KernelError> {
+    let order = analysis.ranking(policies);
+    analysis.bounds = Some(game_bounds(
+        policies.len(),
+        cells,
+        &analysis.matrices.payoff,
+        &analysis.sigma,
+        &order,
+        cfg,
+    )?);
+    Ok(())
 }
 
 /// Analyses one game. `cells` is row-major n×n; `units` feed the bootstrap only.
@@ -164,5 +204,6 @@ pub fn analyze_game(
         lifts,
         attribution,
         bootstrap,
+        bounds: None,
     })
 }

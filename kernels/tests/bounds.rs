@@ -19,18 +19,20 @@ fn sample(stratum: Option<&str>, payoff: f64, propensity: Option<f64>) -> BoundS
 /// Row-major summaries and the matrix of cell means (0 where empty).
 fn game(n: usize, samples: &[Vec<BoundSample>]) -> (Vec<Option<CellSummary>>, Matrix) {
     let cells: Vec<_> = samples.iter().map(|s| CellSummary::of(s)).collect();
-    let m = Matrix::from_fn(n, |i, j| cells[i * n + j].as_ref().map_or(0.0, |c| c.pooled.mean));
+    let m = Matrix::from_fn(n, |i, j| {
+        cells[i * n + j].as_ref().map_or(0.0, |c| c.pooled.mean)
+    });
     (cells, m)
 }
 
-fn find<'a>(
-    rows: &'a [nashflow_kernels::bounds::BoundRow],
+fn find(
+    rows: &[nashflow_kernels::bounds::BoundRow],
     i: Option<usize>,
     j: Option<usize>,
     scope: Scope,
     method: Method,
     gamma: Option<f64>,
-) -> &'a nashflow_kernels::bounds::BoundRow {
+) -> &nashflow_kernels::bounds::BoundRow {
     rows.iter()
         .find(|r| {
             r.policy_i == i
@@ -48,7 +50,11 @@ fn manski_on_a_hand_made_log() {
     // Policy 0 met 1 three times (payoffs 1, 1, 0) and 2 once (payoff 0); range [0, 1]
     // declared. Policy 0 never met itself.
     let mut s = vec![Vec::new(); 9];
-    s[1] = vec![sample(None, 1.0, None), sample(None, 1.0, None), sample(None, 0.0, None)];
+    s[1] = vec![
+        sample(None, 1.0, None),
+        sample(None, 1.0, None),
+        sample(None, 0.0, None),
+    ];
     s[2] = vec![sample(None, 0.0, None)];
     s[3] = vec![sample(None, 0.0, None); 3];
     s[6] = vec![sample(None, 1.0, None)];
@@ -59,13 +65,34 @@ fn manski_on_a_hand_made_log() {
     };
     let b = game_bounds(3, &cells, &m, &[1.0 / 3.0; 3], &[0, 1, 2], &cfg).unwrap();
     // p = 3/4, m = 2/3: [0.5, 0.75].
-    let r = find(&b.rows, Some(0), Some(1), Scope::Pooled, Method::Manski, None);
+    let r = find(
+        &b.rows,
+        Some(0),
+        Some(1),
+        Scope::Pooled,
+        Method::Manski,
+        None,
+    );
     assert!((r.lo - 0.5).abs() < 1e-12 && (r.hi - 0.75).abs() < 1e-12 && r.n == 3);
     // p = 1/4, m = 0: [0, 0.75].
-    let r = find(&b.rows, Some(0), Some(2), Scope::Pooled, Method::Manski, None);
+    let r = find(
+        &b.rows,
+        Some(0),
+        Some(2),
+        Scope::Pooled,
+        Method::Manski,
+        None,
+    );
     assert!(r.lo.abs() < 1e-12 && (r.hi - 0.75).abs() < 1e-12);
     // Never met: vacuous, n = 0.
-    let r = find(&b.rows, Some(0), Some(0), Scope::Pooled, Method::Manski, None);
+    let r = find(
+        &b.rows,
+        Some(0),
+        Some(0),
+        Scope::Pooled,
+        Method::Manski,
+        None,
+    );
     assert_eq!((r.lo, r.hi, r.n), (0.0, 1.0, 0));
     // No propensities: no MSM rows for cells.
     assert!(!b
@@ -78,18 +105,21 @@ fn manski_on_a_hand_made_log() {
         ..BoundsConfig::default()
     };
     let e = game_bounds(3, &cells, &m, &[1.0 / 3.0; 3], &[0, 1, 2], &bad).unwrap_err();
-    assert!(e.to_string().contains("outside the declared payoff range"), "{e}");
+    assert!(
+        e.to_string().contains("outside the declared payoff range"),
+        "{e}"
+    );
 }
 
 /// Random two-policy logs with contexts and propensities.
 fn random_log(rng: &mut SplitMix64, with_propensity: bool) -> Vec<Vec<BoundSample>> {
     let strata = ["map1", "map2", "map3"];
     let mut s = vec![Vec::new(); 4];
-    for cell in 0..4 {
+    for cell in s.iter_mut() {
         for _ in 0..(1 + rng.below(12)) {
             let st = strata[rng.below(3)];
             let e = with_propensity.then(|| 0.1 + 0.9 * rng.next_f64());
-            s[cell].push(sample(Some(st), (rng.next_f64() * 10.0).round() / 10.0, e));
+            cell.push(sample(Some(st), (rng.next_f64() * 10.0).round() / 10.0, e));
         }
     }
     s
@@ -100,10 +130,32 @@ fn stratified_manski_equals_pooled_and_contains_every_stratum_mix() {
     let mut rng = SplitMix64::new(3);
     for _ in 0..50 {
         let (cells, m) = game(2, &random_log(&mut rng, false));
-        let b = game_bounds(2, &cells, &m, &[0.5, 0.5], &[0, 1], &BoundsConfig::default()).unwrap();
+        let b = game_bounds(
+            2,
+            &cells,
+            &m,
+            &[0.5, 0.5],
+            &[0, 1],
+            &BoundsConfig::default(),
+        )
+        .unwrap();
         for (i, j) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
-            let pooled = find(&b.rows, Some(i), Some(j), Scope::Pooled, Method::Manski, None);
-            let strat = find(&b.rows, Some(i), Some(j), Scope::Stratified, Method::Manski, None);
+            let pooled = find(
+                &b.rows,
+                Some(i),
+                Some(j),
+                Scope::Pooled,
+                Method::Manski,
+                None,
+            );
+            let strat = find(
+                &b.rows,
+                Some(i),
+                Some(j),
+                Scope::Stratified,
+                Method::Manski,
+                None,
+            );
             // Σ_s w_s p_s = p and Σ_s w_s m_s p_s = m p: the same interval.
             assert!((pooled.lo - strat.lo).abs() < 1e-9 && (pooled.hi - strat.hi).abs() < 1e-9);
         }
@@ -128,7 +180,16 @@ fn msm_rows_widen_with_gamma_and_start_at_hajek() {
                 .collect();
             let hajek = pairs.iter().map(|(y, e)| y / e).sum::<f64>()
                 / pairs.iter().map(|(_, e)| 1.0 / e).sum::<f64>();
-            let at = |g| find(&b.rows, Some(i), Some(j), Scope::Pooled, Method::Msm, Some(g));
+            let at = |g| {
+                find(
+                    &b.rows,
+                    Some(i),
+                    Some(j),
+                    Scope::Pooled,
+                    Method::Msm,
+                    Some(g),
+                )
+            };
             assert!((at(1.0).lo - hajek).abs() < 1e-9 && (at(1.0).hi - hajek).abs() < 1e-9);
             // Nested up to rounding (a one-match cell is the same point at every Γ).
             let nested = |wide: f64, narrow: f64| {
@@ -137,7 +198,16 @@ fn msm_rows_widen_with_gamma_and_start_at_hajek() {
             assert!(nested(1.5, 1.0) && nested(3.0, 1.5));
         }
         // Regret and exploitability bands are nested in Γ as well.
-        let ex = |g| find(&b.rows, None, None, Scope::Pooled, Method::Exploitability, Some(g));
+        let ex = |g| {
+            find(
+                &b.rows,
+                None,
+                None,
+                Scope::Pooled,
+                Method::Exploitability,
+                Some(g),
+            )
+        };
         assert!(ex(3.0).lo <= ex(1.5).lo + 1e-9 && ex(3.0).hi >= ex(1.5).hi - 1e-9);
     }
 }
@@ -150,7 +220,11 @@ fn exploitability_range_brackets_every_matrix_in_the_box() {
         let mut s = vec![Vec::new(); n * n];
         for cell in s.iter_mut() {
             for _ in 0..(1 + rng.below(6)) {
-                cell.push(sample(None, rng.next_f64() * 4.0 - 2.0, Some(0.2 + 0.8 * rng.next_f64())));
+                cell.push(sample(
+                    None,
+                    rng.next_f64() * 4.0 - 2.0,
+                    Some(0.2 + 0.8 * rng.next_f64()),
+                ));
             }
         }
         let (cells, m) = game(n, &s);
@@ -160,11 +234,21 @@ fn exploitability_range_brackets_every_matrix_in_the_box() {
             ..BoundsConfig::default()
         };
         let b = game_bounds(n, &cells, &m, &sigma, &[0, 1, 2], &cfg).unwrap();
-        let ex = find(&b.rows, None, None, Scope::Pooled, Method::Exploitability, Some(2.0));
+        let ex = find(
+            &b.rows,
+            None,
+            None,
+            Scope::Pooled,
+            Method::Exploitability,
+            Some(2.0),
+        );
         let boxes: Vec<Interval> = s
             .iter()
             .map(|c| {
-                let pairs: Vec<_> = c.iter().map(|x| (x.payoff, x.propensity.unwrap())).collect();
+                let pairs: Vec<_> = c
+                    .iter()
+                    .map(|x| (x.payoff, x.propensity.unwrap()))
+                    .collect();
                 msm(&pairs, 2.0).unwrap()
             })
             .collect();
@@ -182,7 +266,10 @@ fn exploitability_range_brackets_every_matrix_in_the_box() {
                 b.lo + t * (b.hi - b.lo)
             });
             let e = evaluate(&point, &sigma).exploitability;
-            assert!(e >= ex.lo - 1e-9 && e <= ex.hi + 1e-9, "trial {trial}: {e} ∉ {ex:?}");
+            assert!(
+                e >= ex.lo - 1e-9 && e <= ex.hi + 1e-9,
+                "trial {trial}: {e} ∉ {ex:?}"
+            );
             seen_lo = seen_lo.min(e);
             seen_hi = seen_hi.max(e);
         }
@@ -212,7 +299,9 @@ fn rank_tipping_gamma_is_where_the_contrast_reaches_zero() {
         .unwrap();
     let g = cert.tipping_gamma.expect("flips below Γ_max");
     let pairs = |c: usize| -> Vec<(f64, f64)> {
-        s[c].iter().map(|x| (x.payoff, x.propensity.unwrap())).collect()
+        s[c].iter()
+            .map(|x| (x.payoff, x.propensity.unwrap()))
+            .collect()
     };
     let lower = |gamma: f64| {
         (0..2)

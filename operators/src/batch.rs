@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 
 use nashflow_kernels::bootstrap::Unit;
+use nashflow_kernels::bounds::{BoundSample, CellSummary};
 use nashflow_kernels::stats::{aggregate, CellStats};
 use nashflow_schemas::{Layout, Match};
 
-use crate::observe::{observations, replicate_updates, unit};
+use crate::observe::{bound_samples, observations, replicate_updates, unit};
 
 #[derive(Debug, Clone)]
 pub struct GameInput {
@@ -89,4 +90,27 @@ pub fn poisson_replicates<'a>(
         }
     }
     tables
+}
+
+/// The causal-bound summaries of `game`'s cells over `policies` (row-major n×n, `None` where
+/// no match fed the cell), from the live `matches` (other games are skipped).
+pub fn bound_cells<'a>(
+    matches: impl IntoIterator<Item = &'a Match>,
+    layout: Layout,
+    game: &str,
+    policies: &[String],
+) -> Vec<Option<CellSummary>> {
+    let n = policies.len();
+    let index: BTreeMap<&str, usize> = policies
+        .iter()
+        .enumerate()
+        .map(|(k, p)| (p.as_str(), k))
+        .collect();
+    let mut samples: Vec<Vec<BoundSample>> = vec![Vec::new(); n * n];
+    for m in matches.into_iter().filter(|m| m.game == game) {
+        for ((a, b), s) in bound_samples(m, layout) {
+            samples[index[a.as_str()] * n + index[b.as_str()]].push(s);
+        }
+    }
+    samples.iter().map(|s| CellSummary::of(s)).collect()
 }

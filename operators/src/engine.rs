@@ -21,15 +21,16 @@ use std::sync::{mpsc, Arc, Mutex};
 
 use differential_dataflow::difference::{Abelian, IsZero, Monoid, Multiply, Semigroup};
 use differential_dataflow::input::Input;
-use nashflow_kernels::analysis::{analyze_game, AnalysisConfig, GameAnalysis};
+use nashflow_kernels::analysis::{add_bounds, analyze_game, AnalysisConfig, GameAnalysis};
 use nashflow_kernels::attribution::Attribution;
 use nashflow_kernels::bootstrap::{summarize, BootstrapConfig};
+use nashflow_kernels::bounds::{BoundSample, CellSummary};
 use nashflow_kernels::progress::Silent;
 use nashflow_kernels::stats::CellStats;
 use nashflow_schemas::{Layout, Ledger, Match, Outcome};
 use serde::{Deserialize, Serialize};
 
-use crate::observe::{cell_updates, replicate_updates};
+use crate::observe::{bound_samples, cell_updates, replicate_updates};
 use crate::trigger::{Job, Trigger, TriggerConfig};
 
 /// Cell statistics as a differential difference type.
@@ -158,6 +159,11 @@ pub enum Verdict {
 type CellTable = Vec<(String, String, CellDiff)>;
 /// A game's bootstrap replicate cells, sorted by (replicate, row policy, column policy).
 type ReplicateTable = Vec<(u32, String, String, CellDiff)>;
+/// One causal-bound sample as dataflow data: (row policy, column policy, stratum, payoff
+/// bits, propensity bits).
+type BoundValue = (String, String, Option<String>, u64, Option<u64>);
+/// A game's bound samples with their multiplicities (the multiset the summaries come from).
+type BoundTable = Vec<(BoundValue, isize)>;
 
 /// One game's state after an epoch.
 #[derive(Clone, Debug)]
@@ -286,6 +292,7 @@ impl<V: std::hash::Hash + Eq + Clone> Latest<V> {
 struct GameStore {
     tables: Latest<CellTable>,
     replicates: Latest<ReplicateTable>,
+    bounds: Latest<BoundTable>,
     dirty: Vec<String>,
 }
 
@@ -300,9 +307,27 @@ fn table_policies(table: &CellTable) -> Vec<String> {
     policies
 }
 
+/// The bound summaries of a game's cells over `policies` (row-major), from its bound table.
+fn bound_cells(table: &BoundTable, index: &HashMap<&str, usize>) -> Vec<Option<CellSummary>> {
+    let n = index.len();
+    let mut samples: Vec<Vec<BoundSample>> = vec![Vec::new(); n * n];
+    for ((a, b, stratum, y, e), mult) in table {
+        let cell = &mut samples[index[a.as_str()] * n + index[b.as_str()]];
+        for _ in 0..*mult {
+            cell.push(BoundSample {
+                stratum: stratum.clone(),
+                payoff: f64::from_bits(*y),
+                propensity: e.map(f64::from_bits),
+            });
+        }
+    }
+    samples.iter().map(|s| CellSummary::of(s)).collect()
+}
+
 fn snapshot(
     table: &CellTable,
     replicates: Option<&ReplicateTable>,
+    bounds: Option<&BoundTable>,
     layout: Layout,
     cfg: &EngineConfig,
     level3: bool,
@@ -348,6 +373,11 @@ fn snapshot(
             &bc,
             &mut Silent,
         )?);
+    }
+    if let Some(bc) = &cfg.analysis.bounds {
+        let empty = BoundTable::new();
+        let summaries = bound_cells(bounds.unwrap_or(&empty), &index);
+        add_bounds(&mut analysis, &policies, &summaries, bc)?;
     }
     Ok(GameSnapshot {
         policies,
@@ -424,9 +454,11 @@ pub fn run_stream(
         let store = Rc::new(RefCell::new(GameStore {
             tables: Latest::new(),
             replicates: Latest::new(),
+            bounds: Latest::new(),
             dirty: Vec::new(),
         }));
         let (replicates, seed) = (cfg.replicates, cfg.analysis.seed);
+        let bounds_on = cfg.analysis.bounds.is_some();
         // Compactable input records seen by this worker, removed at the next epoch.
         let to_remove: Rc<RefCell<Vec<InputRecord>>> = Rc::new(RefCell::new(Vec::new()));
         let held = held.clone();
@@ -452,6 +484,8 @@ pub fn run_stream(
                 Verdict::Live(_, row) => Some(row),
                 _ => None,
             });
+            // One probe over every output: an epoch is done when all of them are.
+            let probe = timely::dataflow::operators::probe::Handle::new();
             let replicate_tables = live
                 .clone()
                 .explode(move |row| {
@@ -469,6 +503,37 @@ pub fn run_stream(
                         .collect();
                     out.push((table, 1));
                 });
+            if bounds_on {
+                // Per game, the multiset of bound samples; its summaries are rebuilt only for
+                // games that changed.
+                let st = store.clone();
+                live.clone()
+                    .flat_map(move |row| {
+                        let m = row.get();
+                        bound_samples(&m, layout)
+                            .into_iter()
+                            .map(|((a, b), s)| {
+                                let v: BoundValue = (
+                                    a,
+                                    b,
+                                    s.stratum,
+                                    s.payoff.to_bits(),
+                                    s.propensity.map(f64::to_bits),
+                                );
+                                (m.game.clone(), v)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                    .reduce(|_game, vals, out: &mut Vec<(BoundTable, isize)>| {
+                        out.push((vals.iter().map(|(v, d)| ((*v).clone(), *d)).collect(), 1));
+                    })
+                    .inspect(move |((game, table), _t, diff)| {
+                        let mut st = st.borrow_mut();
+                        st.bounds.update(game, table, *diff);
+                        st.dirty.push(game.clone());
+                    })
+                    .probe_with(&probe);
+            }
             let cells = live
                 .explode(move |row| {
                     let m = row.get();
@@ -486,8 +551,6 @@ pub fn run_stream(
                     out.push((table, 1));
                 },
             );
-            // One probe over both outputs: an epoch is done when tables and dead letters are.
-            let probe = timely::dataflow::operators::probe::Handle::new();
             let st = store.clone();
             tables
                 .inspect(move |((game, table), _t, diff)| {
@@ -546,23 +609,27 @@ pub fn run_stream(
             let due = t.is_multiple_of(cfg.level3_every.max(1));
             for game in dirty {
                 let reps = st.replicates.current(&game);
+                let bounds = st.bounds.current(&game);
                 let kept = attributions.get(&game).cloned();
                 let snap = match st.tables.current(&game).map(|table| {
                     let same_policies = kept
                         .as_ref()
                         .is_some_and(|(p, _)| *p == table_policies(table));
-                    snapshot(table, reps, layout, &cfg, due || !same_policies).map(|mut s| {
-                        match (&s.analysis.attribution, &kept) {
-                            (Some(a), _) => {
-                                attributions.insert(game.clone(), (s.policies.clone(), a.clone()));
+                    snapshot(table, reps, bounds, layout, &cfg, due || !same_policies).map(
+                        |mut s| {
+                            match (&s.analysis.attribution, &kept) {
+                                (Some(a), _) => {
+                                    attributions
+                                        .insert(game.clone(), (s.policies.clone(), a.clone()));
+                                }
+                                (None, Some((_, a))) if cfg.analysis.level3 => {
+                                    s.analysis.attribution = Some(a.clone());
+                                }
+                                _ => {}
                             }
-                            (None, Some((_, a))) if cfg.analysis.level3 => {
-                                s.analysis.attribution = Some(a.clone());
-                            }
-                            _ => {}
-                        }
-                        s
-                    })
+                            s
+                        },
+                    )
                 }) {
                     Some(Err(e)) => {
                         errors

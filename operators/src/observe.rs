@@ -3,6 +3,7 @@
 //! (policy_i, policy_j).
 
 use nashflow_kernels::bootstrap::{poisson_weight, Unit};
+use nashflow_kernels::bounds::BoundSample;
 use nashflow_kernels::stats::{CellStats, Observation, SeatView};
 use nashflow_schemas::{Layout, Match};
 
@@ -69,6 +70,22 @@ pub fn replicate_updates(
                 out.push(((r, a.clone(), b.clone()), c.scaled(w as i64)));
             }
         }
+    }
+    out
+}
+
+/// The record's causal-bound samples keyed by policy names: ((row policy, column policy),
+/// sample), one per seat that feeds a cell (as in [`cell_updates`]); both seats share the
+/// match's context and propensity.
+pub fn bound_samples(m: &Match, layout: Layout) -> Vec<((String, String), BoundSample)> {
+    let sample = |payoff: f64| BoundSample {
+        stratum: m.context.clone(),
+        payoff,
+        propensity: m.propensity,
+    };
+    let mut out = vec![((m.policy_i.clone(), m.policy_j.clone()), sample(m.payoff_i))];
+    if layout == Layout::Match {
+        out.push(((m.policy_j.clone(), m.policy_i.clone()), sample(m.payoff_j)));
     }
     out
 }

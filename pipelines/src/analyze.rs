@@ -1,9 +1,9 @@
 //! `nashflow analyze`: read logs → dedupe → per-game analysis → table / JSON / Parquet.
 
 use anyhow::{bail, Context, Result};
-use nashflow_kernels::analysis::analyze_game;
+use nashflow_kernels::analysis::{add_bounds, analyze_game};
 use nashflow_kernels::ratings::elo;
-use nashflow_operators::batch::group;
+use nashflow_operators::batch::{bound_cells, group};
 use nashflow_schemas::{read_file, Ledger, RecordError};
 use serde_json::Value;
 
@@ -57,12 +57,25 @@ pub fn run_analysis(args: &AnalyzeArgs) -> Result<Analysis> {
         }
     }
     let cfg = args.model.analysis(args.bootstrap, args.ci_level);
+    if let Some(b) = &cfg.bounds {
+        b.validate().map_err(anyhow::Error::msg)?;
+    }
     let mut bar = Bar::new(args.quiet);
     let mut reports = Vec::new();
-    for input in group(live, args.model.layout) {
+    for input in group(live.iter().copied(), args.model.layout) {
         let n = input.policies.len();
-        let analysis = analyze_game(n, &input.cells, &input.units, &cfg, &mut bar)
+        let mut analysis = analyze_game(n, &input.cells, &input.units, &cfg, &mut bar)
             .with_context(|| format!("analysing game `{}`", input.game))?;
+        if let Some(b) = &cfg.bounds {
+            let cells = bound_cells(
+                live.iter().copied(),
+                args.model.layout,
+                &input.game,
+                &input.policies,
+            );
+            add_bounds(&mut analysis, &input.policies, &cells, b)
+                .with_context(|| format!("causal bounds of game `{}`", input.game))?;
+        }
         reports.push(GameReport {
             elo: Some(elo(n, input.results.iter().copied())),
             game: input.game,

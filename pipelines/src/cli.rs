@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use nashflow_kernels::analysis::AnalysisConfig;
+use nashflow_kernels::bounds::BoundsConfig;
 use nashflow_kernels::stats::Missing;
 use nashflow_kernels::{SolverConfig, SolverKind};
 use nashflow_schemas::Layout;
@@ -122,6 +123,39 @@ pub struct ModelArgs {
     /// Skip Level 3 attribution.
     #[arg(long)]
     pub no_level3: bool,
+    /// Causal bounds on matchups (Manski; marginal-sensitivity when matches carry
+    /// `propensity`; per `context` stratum) and certificates for the leaderboard's decisions:
+    /// the `bounds` and `certificates` tables.
+    #[arg(long)]
+    pub bounds: bool,
+    /// Sensitivity levels Γ ≥ 1 for --bounds (comma-separated); a claim is certified when it
+    /// holds up to the largest.
+    #[arg(long, value_delimiter = ',', default_value = "1,1.5,2")]
+    pub gamma: Vec<f64>,
+    /// Declared payoff range LO,HI for the bounds (default: the observed range of each game).
+    #[arg(long, value_parser = parse_range)]
+    pub payoff_range: Option<(f64, f64)>,
+    /// Upper end of the tipping-Γ search; claims that never flip are "robust beyond" it.
+    #[arg(long, default_value_t = 100.0)]
+    pub gamma_max: f64,
+}
+
+fn parse_range(s: &str) -> Result<(f64, f64), String> {
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    let [lo, hi] = parts[..] else {
+        return Err(format!("`{s}`: expected LO,HI, e.g. 0,1"));
+    };
+    let num = |x: &str| {
+        x.parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| format!("`{x}` is not a finite number"))
+    };
+    let (lo, hi) = (num(lo)?, num(hi)?);
+    if lo > hi {
+        return Err(format!("`{s}`: LO must not exceed HI"));
+    }
+    Ok((lo, hi))
 }
 
 impl ModelArgs {
@@ -136,6 +170,11 @@ impl ModelArgs {
             level3: !self.no_level3,
             exact_max: self.exact_max,
             mc_samples: self.mc_samples,
+            bounds: self.bounds.then(|| BoundsConfig {
+                gammas: self.gamma.clone(),
+                range: self.payoff_range,
+                gamma_max: self.gamma_max,
+            }),
         }
     }
 }

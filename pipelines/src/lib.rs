@@ -2,6 +2,7 @@
 //! the kernels, rendering tables, JSON and Parquet.
 
 pub mod analyze;
+pub mod causal;
 pub mod cli;
 pub mod config;
 pub mod progress;

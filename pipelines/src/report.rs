@@ -196,6 +196,7 @@ impl GameReport {
                 "elo": self.elo.as_ref().map(|e| self.by_policy(e.iter(), |x| num(*x))),
                 "nash_avg": self.by_policy(a.nash_avg.iter(), |x| num(*x)),
             },
+            "causal": a.bounds.as_ref().map(|b| crate::causal::to_json(b, &self.policies)),
         })
     }
 
@@ -204,22 +205,14 @@ impl GameReport {
         self.cells[c].ci95().unwrap_or((f64::NAN, f64::NAN))
     }
 
-    /// Leaderboard order: payoff against σ (equivalently regret), then Nash mass, then name.
+    /// Leaderboard order (see [`GameAnalysis::ranking`]).
     pub fn ranking(&self) -> Vec<usize> {
-        let a = &self.analysis;
-        let mut order: Vec<usize> = (0..self.policies.len()).collect();
-        order.sort_by(|&x, &y| {
-            a.eval.payoff_vs_sigma[y]
-                .total_cmp(&a.eval.payoff_vs_sigma[x])
-                .then(a.sigma[y].total_cmp(&a.sigma[x]))
-                .then(self.policies[x].cmp(&self.policies[y]))
-        });
-        order
+        self.analysis.ranking(&self.policies)
     }
 
     pub fn to_table(&self) -> String {
         let a = &self.analysis;
-        let header = [
+        let mut header = vec![
             "rank",
             "policy",
             "mass",
@@ -231,6 +224,9 @@ impl GameReport {
             "NW vs σ",
             "EF1 vs σ",
         ];
+        if a.bounds.is_some() {
+            header.push("Γ-tip");
+        }
         let mut rows: Vec<Vec<String>> = Vec::new();
         for (rank, &k) in self.ranking().iter().enumerate() {
             let mass = match &a.bootstrap {
@@ -256,6 +252,11 @@ impl GameReport {
                 format!("{:.4}", a.vs_sigma.nw[k]),
                 format!("{:.3}", a.vs_sigma.ef1[k]),
             ]);
+            if let Some(b) = &a.bounds {
+                rows.last_mut()
+                    .expect("just pushed")
+                    .push(crate::causal::rank_mark(b, k));
+            }
         }
         let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
         for r in &rows {
@@ -334,6 +335,9 @@ impl GameReport {
                 at.method,
                 top.join(", ")
             ));
+        }
+        if let Some(b) = &a.bounds {
+            out.push_str(&crate::causal::summary(b, &self.policies));
         }
         if !a.solver_exact {
             out.push_str("note: the mene search budget ran out; σ is the highest-entropy equilibrium found, not proven maximal (--mene-node-limit)\n");

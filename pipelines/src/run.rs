@@ -243,6 +243,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
         replicates: args.bootstrap,
         level3_every: args.level3_every,
     };
+    if let Some(b) = &cfg.analysis.bounds {
+        b.validate().map_err(anyhow::Error::msg)?;
+    }
     let (tx, rx) = mpsc::channel();
     let (inputs, watch, exit_at_end) = (args.input.clone(), args.watch, args.exit_at_end);
     std::thread::spawn(move || read_sources(inputs, watch, exit_at_end, tx));

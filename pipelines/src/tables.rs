@@ -445,6 +445,109 @@ pub fn jobs(jobs: &[Job]) -> RecordBatch {
         .build()
 }
 
+/// `bounds`: one row per cell bound (Manski and MSM; pooled, per stratum, stratified), plus
+/// per-policy regret ranges and the exploitability range over the box at each Γ (policy
+/// columns null where they do not apply). Empty unless bounds are on.
+pub fn bounds(reports: &[GameReport], epoch: u64) -> RecordBatch {
+    let mut rows = Vec::new();
+    for (g, r) in reports.iter().enumerate() {
+        if let Some(b) = &r.analysis.bounds {
+            rows.extend(b.rows.iter().map(|row| (g, row)));
+        }
+    }
+    let name = |g: usize, k: Option<usize>| k.map(|k| reports[g].policies[k].clone());
+    Table::default()
+        .str(
+            "game",
+            rows.iter().map(|(g, _)| reports[*g].game.clone()).collect(),
+        )
+        .u64("epoch", vec![epoch; rows.len()])
+        .opt_str(
+            "policy_i",
+            rows.iter().map(|(g, r)| name(*g, r.policy_i)).collect(),
+        )
+        .opt_str(
+            "policy_j",
+            rows.iter().map(|(g, r)| name(*g, r.policy_j)).collect(),
+        )
+        .opt_str(
+            "stratum",
+            rows.iter().map(|(_, r)| r.stratum.clone()).collect(),
+        )
+        .str(
+            "scope",
+            rows.iter()
+                .map(|(_, r)| {
+                    serde_json::to_value(r.scope)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default()
+                })
+                .collect(),
+        )
+        .opt_f64("gamma", rows.iter().map(|(_, r)| r.gamma).collect())
+        .str(
+            "method",
+            rows.iter()
+                .map(|(_, r)| r.method.name().to_string())
+                .collect(),
+        )
+        .f64("lo", rows.iter().map(|(_, r)| r.lo).collect())
+        .f64("hi", rows.iter().map(|(_, r)| r.hi).collect())
+        .u64("n", rows.iter().map(|(_, r)| r.n).collect())
+        .build()
+}
+
+/// `certificates`: one row per claim (adjacent leaderboard ranks by MSM and, with contexts,
+/// by the TV bound; "no profitable deviation from σ" per policy).
+pub fn certificates(reports: &[GameReport], epoch: u64) -> RecordBatch {
+    let mut rows = Vec::new();
+    for (g, r) in reports.iter().enumerate() {
+        if let Some(b) = &r.analysis.bounds {
+            rows.extend(b.certificates.iter().map(|c| (g, b.certify_gamma, c)));
+        }
+    }
+    let parts: Vec<_> = rows
+        .iter()
+        .map(|(g, _, c)| crate::causal::claim_parts(c, &reports[*g].policies))
+        .collect();
+    Table::default()
+        .str(
+            "game",
+            rows.iter()
+                .map(|(g, _, _)| reports[*g].game.clone())
+                .collect(),
+        )
+        .u64("epoch", vec![epoch; rows.len()])
+        .str(
+            "claim",
+            rows.iter()
+                .map(|(g, _, c)| crate::causal::claim_text(c, &reports[*g].policies))
+                .collect(),
+        )
+        .str("kind", parts.iter().map(|p| p.0.to_string()).collect())
+        .str("policy", parts.iter().map(|p| p.1.clone()).collect())
+        .opt_str("other", parts.iter().map(|p| p.2.clone()).collect())
+        .str(
+            "method",
+            rows.iter()
+                .map(|(_, _, c)| c.method.name().to_string())
+                .collect(),
+        )
+        .f64("naive", rows.iter().map(|(_, _, c)| c.naive).collect())
+        .opt_f64(
+            "tipping_gamma",
+            rows.iter().map(|(_, _, c)| c.tipping_gamma).collect(),
+        )
+        .bool(
+            "certified",
+            rows.iter().map(|(_, _, c)| c.certified).collect(),
+        )
+        .f64("bound", rows.iter().map(|(_, _, c)| c.bound).collect())
+        .f64("certify_gamma", rows.iter().map(|(_, g, _)| *g).collect())
+        .build()
+}
+
 /// Writes the full snapshot (every output table) as `DIR/NAME.parquet`.
 pub fn write_snapshot<'a>(
     dir: &Path,
@@ -475,6 +578,8 @@ pub fn analysis_tables(reports: &[GameReport], epoch: u64) -> Vec<(&'static str,
         ("equilibria", equilibria(reports, epoch)),
         ("lifts", lifts(reports, epoch)),
         ("attribution", attribution(reports, epoch)),
+        ("bounds", bounds(reports, epoch)),
+        ("certificates", certificates(reports, epoch)),
     ]
 }
 

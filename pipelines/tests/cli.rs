@@ -474,3 +474,90 @@ fn run_reads_json_lines_from_stdin() {
     assert_eq!(v["dead_letters"], 1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("stdin: row 31"));
 }
+
+/// `--bounds` on a confounded log (contexts and logged propensities): `analyze` and `run`
+/// agree on the causal section and both write the `bounds` and `certificates` tables.
+#[test]
+fn causal_bounds_from_analyze_and_run_agree() {
+    let dir = tmpdir("bounds");
+    let log = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/confounded.jsonl");
+    let flags = [
+        "--bounds",
+        "--gamma",
+        "1,1.25",
+        "--payoff-range",
+        "0,1",
+        "--no-level3",
+        "--format",
+        "json",
+        "-q",
+    ];
+    let a = run(bin()
+        .arg("analyze")
+        .arg(&log)
+        .args(flags)
+        .arg("--out")
+        .arg(dir.join("a")));
+    let r = run(bin()
+        .args([
+            "run",
+            "--exit-at-end",
+            "--epoch-records",
+            "250",
+            "--bootstrap",
+            "0",
+        ])
+        .args(flags)
+        .arg("-i")
+        .arg(&log)
+        .arg("--out")
+        .arg(dir.join("r")));
+    let a: Value = serde_json::from_slice(&a.stdout).unwrap();
+    let r: Value = serde_json::from_slice(&r.stdout).unwrap();
+    let causal = &a["causal"];
+    assert_eq!(causal, &r["causal"]);
+    assert_eq!(causal["certify_gamma"], 1.25);
+    assert_eq!(causal["has_context"], true);
+    let certs = causal["certificates"].as_array().unwrap();
+    // 3 adjacent pairs × (msm, tv) + 4 equilibrium claims.
+    assert_eq!(certs.len(), 10, "{certs:?}");
+    for c in certs {
+        if c["method"] == "msm" && c["kind"] == "rank" {
+            // Certified exactly when the tipping Γ lies beyond the certification level.
+            let robust = c["tipping_gamma"].as_f64().is_none_or(|g| g > 1.25);
+            assert_eq!(
+                c["certified"].as_bool().unwrap(),
+                robust && c["naive"].as_f64().unwrap() > 0.0
+            );
+        }
+    }
+    for name in ["bounds", "certificates"] {
+        let ta = read_parquet_batches(&dir.join("a").join(format!("{name}.parquet"))).unwrap();
+        let tr = read_parquet_batches(&dir.join("r").join(format!("{name}.parquet"))).unwrap();
+        let rows = |t: &[arrow::array::RecordBatch]| t.iter().map(|b| b.num_rows()).sum::<usize>();
+        assert!(rows(&ta) > 0 && rows(&ta) == rows(&tr), "{name}");
+    }
+    let b = &read_parquet_batches(&dir.join("a/bounds.parquet")).unwrap()[0];
+    for col in [
+        "game", "policy_i", "policy_j", "stratum", "scope", "gamma", "method", "lo", "hi", "n",
+    ] {
+        assert!(b.column_by_name(col).is_some(), "bounds.{col}");
+    }
+    // A declared range that excludes observed payoffs is refused with the reason.
+    let out = bin()
+        .arg("analyze")
+        .arg(&log)
+        .args(["--bounds", "--payoff-range", "0,0.5", "-q"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("outside the declared payoff range"), "{err}");
+    let out = bin()
+        .arg("analyze")
+        .arg(&log)
+        .args(["--bounds", "--gamma", "0.5", "-q"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Γ must be"));
+}

@@ -17,8 +17,7 @@ use good_lp::{microlp, variable, Expression, ProblemVariables, Solution, SolverM
 use serde::{Deserialize, Serialize};
 
 use super::interval::{
-    contrast, manski, msm_sorted, stratified, tipping_gamma, tv_certificate, Arm, Interval,
-    Tipping,
+    contrast, manski, msm_sorted, stratified, tipping_gamma, tv_certificate, Arm, Interval, Tipping,
 };
 use super::summary::CellSummary;
 use crate::matrix::Matrix;
@@ -58,7 +57,9 @@ impl BoundsConfig {
         }
         if let Some((lo, hi)) = self.range {
             if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
-                return Err(format!("payoff range must be LO,HI with LO ≤ HI, got {lo},{hi}"));
+                return Err(format!(
+                    "payoff range must be LO,HI with LO ≤ HI, got {lo},{hi}"
+                ));
             }
         }
         Ok(())
@@ -152,6 +153,8 @@ pub struct GameBounds {
     /// `[y_min, y_max]` in use.
     pub range: (f64, f64),
     pub certify_gamma: f64,
+    /// Upper end of the tipping-Γ search.
+    pub gamma_max: f64,
     pub has_context: bool,
     pub rows: Vec<BoundRow>,
     pub certificates: Vec<Certificate>,
@@ -297,6 +300,7 @@ pub fn game_bounds(
             return Ok(GameBounds {
                 range: cfg.range.unwrap_or((0.0, 0.0)),
                 certify_gamma: cfg.certify_gamma(),
+                gamma_max: cfg.gamma_max,
                 has_context: false,
                 rows: vec![],
                 certificates: vec![],
@@ -312,7 +316,13 @@ pub fn game_bounds(
         None => observed,
     };
     let row_n = (0..n)
-        .map(|i| cells[i * n..(i + 1) * n].iter().flatten().map(|c| c.pooled.n).sum())
+        .map(|i| {
+            cells[i * n..(i + 1) * n]
+                .iter()
+                .flatten()
+                .map(|c| c.pooled.n)
+                .sum()
+        })
         .collect();
     let game = Game {
         n,
@@ -345,18 +355,26 @@ pub fn game_bounds(
         .collect();
 
     let mut rows = Vec::new();
-    for i in 0..n {
+    for (i, rs) in row_strata.iter().enumerate() {
         for j in 0..n {
-            cell_rows(&game, i, j, cfg, &strata, &row_strata[i], &mut rows);
+            cell_rows(&game, i, j, cfg, &strata, rs, &mut rows);
         }
     }
 
     let cols: Vec<usize> = (0..n).filter(|&j| sigma[j] > 0.0).collect();
     let w: Vec<f64> = cols.iter().map(|&j| sigma[j]).collect();
     let total: u64 = game.row_n.iter().sum();
-    let regrets_at = |gamma: f64| {
+    // Every policy's tipping search probes Γ = 1 and Γ_max first, and bisections often share
+    // probes: memoise the regret ranges by Γ.
+    let memo = std::cell::RefCell::new(std::collections::HashMap::<u64, Vec<Interval>>::new());
+    let regrets_at = |gamma: f64| -> Vec<Interval> {
+        if let Some(r) = memo.borrow().get(&gamma.to_bits()) {
+            return r.clone();
+        }
         let (lo, hi) = game.boxes(&cols, gamma);
-        regret_ranges(n, &w, &lo, &hi, sigma)
+        let r = regret_ranges(n, &w, &lo, &hi, sigma);
+        memo.borrow_mut().insert(gamma.to_bits(), r.clone());
+        r
     };
     for &gamma in &cfg.gammas {
         let (lo, hi) = game.boxes(&cols, gamma);
@@ -434,7 +452,7 @@ pub fn game_bounds(
         }
     }
     let tol = REGRET_TOL * (range.1 - range.0);
-    for k in 0..n {
+    for (k, uk) in u.iter().enumerate() {
         let band = |gamma: f64| {
             let r = regrets_at(gamma)[k];
             Interval::new(r.lo - tol, r.hi - tol)
@@ -443,7 +461,7 @@ pub fn game_bounds(
         certificates.push(Certificate {
             claim: Claim::NoProfitableDeviation { policy: k },
             method: Method::Msm,
-            naive: u[k] - value,
+            naive: uk - value,
             tipping_gamma: tipping.gamma(),
             certified: tipping.robust_at(certify),
             bound: regrets_at(certify)[k].hi,
@@ -452,6 +470,7 @@ pub fn game_bounds(
     Ok(GameBounds {
         range,
         certify_gamma: certify,
+        gamma_max: cfg.gamma_max,
         has_context,
         rows,
         certificates,
@@ -554,7 +573,14 @@ fn cell_rows(
             if let Some(b) = msm_b {
                 any = true;
                 let k = st.map_or(0, |x| x.n);
-                rows.push(row((*s).clone(), Scope::Stratum, Some(gamma), Method::Msm, b, k));
+                rows.push(row(
+                    (*s).clone(),
+                    Scope::Stratum,
+                    Some(gamma),
+                    Method::Msm,
+                    b,
+                    k,
+                ));
             }
             combo.push((*weight, msm_b.unwrap_or(*manski_b)));
         }

@@ -210,7 +210,12 @@ impl Arm {
     /// The span of the arm's stratum means; the whole payoff range when the arm misses a
     /// stratum that the pooled population has (its mean there is unknown).
     fn span(&self, pooled: &[f64], range: (f64, f64)) -> f64 {
-        if self.strata.iter().zip(pooled).any(|(s, p)| s.0 == 0.0 && *p > 0.0) {
+        if self
+            .strata
+            .iter()
+            .zip(pooled)
+            .any(|(s, p)| s.0 == 0.0 && *p > 0.0)
+        {
             return range.1 - range.0;
         }
         let means = self.strata.iter().filter(|s| s.0 > 0.0).map(|s| s.1);
