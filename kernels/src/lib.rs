@@ -16,6 +16,7 @@ pub mod polytope;
 pub mod progress;
 pub mod ratings;
 pub mod rng;
+pub mod sim;
 pub mod solvers;
 pub mod stats;
 

@@ -41,6 +41,61 @@ pub enum Command {
     Solve(SolveArgs),
     /// Run the incremental engine over match logs, epoch by epoch (timely + differential).
     Run(RunArgs),
+    /// Simulate matches of a built-in game (bargaining or battle) into a match log.
+    Simulate(SimulateArgs),
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GameKind {
+    /// Alternating-offers bargaining over items (7, 4, 1) with private values and outside
+    /// options; payoffs normalised by each player's maximum bundle value.
+    Bargain,
+    /// Best-of-rounds battles with latent strength and rock–paper–scissors styles.
+    Battle,
+}
+
+impl GameKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            GameKind::Bargain => "bargain",
+            GameKind::Battle => "battle",
+        }
+    }
+}
+
+/// `nashflow simulate --game bargain --policies greedy,fair,boulware --matches 100000 --out log.parquet`
+#[derive(Args, Debug, Clone)]
+pub struct SimulateArgs {
+    #[arg(long, value_enum, default_value_t = GameKind::Bargain)]
+    pub game: GameKind,
+    /// The population: comma-separated presets (`NAME` or `ALIAS=PRESET`; bargain: random,
+    /// walk, greedy, fair, boulware, conceder, threshold; battle: rock, paper, scissors,
+    /// strong, weak, mixed), or a JSON array of specs (inline or a file), e.g.
+    /// `[{"name":"b1","kind":"concession","start":1,"end":0.4,"beta":0.3}]` or
+    /// `[{"name":"r","strength":0.5,"style":[1,0,0]}]`.
+    #[arg(long)]
+    pub policies: String,
+    /// Matches to play; seats are drawn uniformly (each ordered pair with propensity 1/n²).
+    #[arg(long, default_value_t = 10_000)]
+    pub matches: u64,
+    /// Seed of the Philox streams: match k is reproducible from (seed, k) alone.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output: FILE.parquet, FILE.jsonl, or `-` (JSON Lines on stdout).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Value of the `game` column (default: the game's name).
+    #[arg(long)]
+    pub game_name: Option<String>,
+    /// Worker threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Battle: rounds per match.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
+    /// Battle: weight κ of the style (rock–paper–scissors) term.
+    #[arg(long, default_value_t = 2.0)]
+    pub style_weight: f64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

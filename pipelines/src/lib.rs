@@ -8,5 +8,6 @@ pub mod config;
 pub mod progress;
 pub mod report;
 pub mod run;
+pub mod simulate;
 pub mod solve;
 pub mod tables;

@@ -14,6 +14,7 @@ fn main() {
         Command::Analyze(a) => nashflow_pipelines::analyze::run(a),
         Command::Solve(s) => nashflow_pipelines::solve::run(s),
         Command::Run(r) => nashflow_pipelines::run::run(r),
+        Command::Simulate(s) => nashflow_pipelines::simulate::run(s),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -561,3 +561,89 @@ fn causal_bounds_from_analyze_and_run_agree() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("Γ must be"));
 }
+
+/// `simulate` writes logs that `analyze` reads: a pure rock–paper–scissors battle population
+/// gives the cyclic meta-game (σ uniform), walkers get exactly their outside options, and bad
+/// specs fail with the reason.
+#[test]
+fn simulate_writes_logs_that_analyze_reads() {
+    let dir = tmpdir("simulate");
+    let battle = dir.join("rps.parquet");
+    run(bin()
+        .args([
+            "simulate",
+            "--game",
+            "battle",
+            "--policies",
+            "rock,paper,scissors",
+        ])
+        .args(["--matches", "30000", "--seed", "5", "--out"])
+        .arg(&battle));
+    let out = run(bin()
+        .args(["analyze", "--format", "json", "--no-level3", "-q"])
+        .arg(&battle));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["policies"], serde_json::json!(["paper", "rock", "scissors"]));
+    for mass in doc["sigma"].as_array().unwrap() {
+        let mass = mass.as_f64().unwrap();
+        assert!((mass - 1.0 / 3.0).abs() < 0.05, "{mass}");
+    }
+    let log = dir.join("walk.jsonl");
+    run(bin()
+        .args([
+            "simulate",
+            "--policies",
+            "w1=walk,w2=walk,fair",
+            "--matches",
+            "3000",
+            "--out",
+        ])
+        .arg(&log));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut walkers = 0;
+    for line in text.lines() {
+        let m: Value = serde_json::from_str(line).unwrap();
+        assert!((m["propensity"].as_f64().unwrap() - 1.0 / 9.0).abs() < 1e-12);
+        let seat0 = m["policy_i"].as_str().unwrap();
+        if seat0.starts_with('w') && m["policy_j"].as_str().unwrap().starts_with('w') {
+            walkers += 1;
+            assert_eq!(m["agreement"], false);
+            assert_eq!(m["payoff_i"], m["batna_i"]);
+            assert_eq!(m["payoff_j"], m["batna_j"]);
+        }
+    }
+    assert!(walkers > 1000, "{walkers}");
+    // The same seed gives the same log.
+    let again = dir.join("again.jsonl");
+    run(bin()
+        .args([
+            "simulate",
+            "--policies",
+            "w1=walk,w2=walk,fair",
+            "--matches",
+            "3000",
+            "--threads",
+            "3",
+            "--out",
+        ])
+        .arg(&again));
+    assert_eq!(std::fs::read_to_string(&again).unwrap(), text);
+    let bad = bin()
+        .args(["simulate", "--policies", "greedy,telepath", "--out"])
+        .arg(dir.join("x.jsonl"))
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown bargain preset `telepath`"));
+    let bad = bin()
+        .args([
+            "simulate",
+            "--policies",
+            r#"[{"name":"x","kind":"concession","start":2,"end":0.5,"beta":1},{"kind":"walk"}]"#,
+            "--out",
+        ])
+        .arg(dir.join("x.jsonl"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("start and end must be in [0, 1]"));
+}

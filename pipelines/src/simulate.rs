@@ -1,0 +1,213 @@
+//! `nashflow simulate`: batched matches of the built-in games written as a match log
+//! (JSON Lines or Parquet) that `analyze` and `run` read.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
+use arrow::datatypes::{DataType, Field, Schema};
+use nashflow_kernels::sim::bargain::BargainPolicy;
+use nashflow_kernels::sim::battle::{BattleConfig, BattlePolicy};
+use nashflow_kernels::sim::run::uniform_pair;
+use nashflow_kernels::sim::{simulate, Game, SimConfig, SimMatch};
+use nashflow_schemas::Match;
+use serde_json::Value;
+
+use crate::cli::{GameKind, SimulateArgs};
+
+/// Parses `--policies`: a comma list of presets (`NAME` or `ALIAS=PRESET`), an inline JSON
+/// array, or a JSON file holding one; JSON items are `{"name": …, <spec fields>}`.
+pub fn parse_population(
+    kind: GameKind,
+    spec: &str,
+    battle: BattleConfig,
+) -> Result<(Vec<String>, Game)> {
+    let trimmed = spec.trim();
+    let json: Option<Value> = if trimmed.starts_with('[') {
+        Some(serde_json::from_str(trimmed).context("--policies: inline JSON")?)
+    } else if std::path::Path::new(trimmed).is_file() {
+        let text =
+            std::fs::read_to_string(trimmed).with_context(|| format!("reading {trimmed}"))?;
+        Some(serde_json::from_str(&text).with_context(|| format!("{trimmed}: not JSON"))?)
+    } else {
+        None
+    };
+    let mut names = Vec::new();
+    let mut bargain = Vec::new();
+    let mut battle_pop = Vec::new();
+    match json {
+        Some(Value::Array(items)) => {
+            for (k, item) in items.into_iter().enumerate() {
+                let name = item
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .map(String::from)
+                    .unwrap_or_else(|| format!("p{k}"));
+                let err = |e: String| anyhow::anyhow!("--policies item {k} (`{name}`): {e}");
+                match kind {
+                    GameKind::Bargain => {
+                        let p: BargainPolicy =
+                            serde_json::from_value(item.clone()).map_err(|e| err(e.to_string()))?;
+                        p.validate().map_err(err)?;
+                        bargain.push(p);
+                    }
+                    GameKind::Battle => {
+                        let p: BattlePolicy =
+                            serde_json::from_value(item.clone()).map_err(|e| err(e.to_string()))?;
+                        battle_pop.push(p.normalized().map_err(err)?);
+                    }
+                }
+                names.push(name);
+            }
+        }
+        Some(_) => bail!("--policies: expected a JSON array of policy specs"),
+        None => {
+            for item in trimmed.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let (name, preset) = item.split_once('=').unwrap_or((item, item));
+                let unknown = |list: &str| {
+                    anyhow::anyhow!(
+                        "--policies: unknown {} preset `{preset}`; presets: {list}",
+                        kind.name()
+                    )
+                };
+                match kind {
+                    GameKind::Bargain => {
+                        bargain.push(BargainPolicy::preset(preset).ok_or_else(|| {
+                            unknown("random, walk, greedy, fair, boulware, conceder, threshold")
+                        })?)
+                    }
+                    GameKind::Battle => battle_pop
+                        .push(BattlePolicy::preset(preset).ok_or_else(|| {
+                            unknown("rock, paper, scissors, strong, weak, mixed")
+                        })?),
+                }
+                names.push(name.to_string());
+            }
+        }
+    }
+    if names.len() < 2 {
+        bail!("--policies: at least two policies are needed");
+    }
+    let mut sorted = names.clone();
+    sorted.sort();
+    if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+        bail!(
+            "--policies: policy name `{}` appears twice (use ALIAS=PRESET)",
+            w[0]
+        );
+    }
+    let game = match kind {
+        GameKind::Bargain => Game::Bargain(bargain),
+        GameKind::Battle => Game::Battle(battle_pop, battle),
+    };
+    Ok((names, game))
+}
+
+/// A simulated match as a log record (normalised payoffs; the matchmaker's propensity).
+pub fn to_match(m: &SimMatch, game: &str, names: &[String], seed: u64) -> Match {
+    let n = names.len() as f64;
+    Match {
+        batna_i: m.batna.map(|b| b[0]),
+        batna_j: m.batna.map(|b| b[1]),
+        agreement: m.agreement,
+        ef1: m.ef1,
+        propensity: Some(1.0 / (n * n)),
+        source: Some("sim".into()),
+        seed: Some(seed),
+        ..Match::new(
+            format!("{game}:{seed}:{}", m.index),
+            game,
+            names[m.i].clone(),
+            names[m.j].clone(),
+            m.payoff[0],
+            m.payoff[1],
+        )
+    }
+}
+
+pub fn run(args: &SimulateArgs) -> Result<()> {
+    if args.matches == 0 {
+        bail!("--matches must be at least 1");
+    }
+    let battle = BattleConfig {
+        rounds: args.rounds,
+        style_weight: args.style_weight,
+    };
+    if battle.rounds == 0 || battle.rounds > 255 {
+        bail!("--rounds must be in 1..=255");
+    }
+    let (names, game) = parse_population(args.game, &args.policies, battle)?;
+    let game_name = args
+        .game_name
+        .clone()
+        .unwrap_or_else(|| game.name().to_string());
+    let n = names.len();
+    let seed = args.seed;
+    let t0 = std::time::Instant::now();
+    let sim = simulate(
+        &game,
+        &SimConfig {
+            seed,
+            matches: args.matches,
+            threads: args.threads,
+            keep_records: true,
+        },
+        &|k| uniform_pair(seed, k, n),
+    );
+    let secs = t0.elapsed().as_secs_f64();
+    let records: Vec<Match> = sim
+        .records
+        .iter()
+        .map(|m| to_match(m, &game_name, &names, seed))
+        .collect();
+    let out = args.out.to_string_lossy().to_string();
+    if out.ends_with(".parquet") {
+        let base = nashflow_schemas::arrow_io::matches_batch(&records);
+        let extra = |f: fn(&SimMatch) -> u32| -> ArrayRef {
+            Arc::new(UInt32Array::from_iter_values(sim.records.iter().map(f)))
+        };
+        let mut fields: Vec<Field> = base
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        let mut cols: Vec<ArrayRef> = base.columns().to_vec();
+        for (name, col) in [
+            ("raw_payoff_i", extra(|m| m.raw[0])),
+            ("raw_payoff_j", extra(|m| m.raw[1])),
+            ("actions", extra(|m| m.actions as u32)),
+        ] {
+            fields.push(Field::new(name, DataType::UInt32, false));
+            cols.push(col);
+        }
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?;
+        nashflow_schemas::arrow_io::write_parquet(&args.out, &batch).map_err(anyhow::Error::msg)?;
+    } else if out == "-" || out.ends_with(".jsonl") || out.ends_with(".ndjson") {
+        let mut w: Box<dyn Write> = if out == "-" {
+            Box::new(std::io::BufWriter::new(std::io::stdout().lock()))
+        } else {
+            Box::new(std::io::BufWriter::new(
+                std::fs::File::create(&args.out).with_context(|| format!("creating {out}"))?,
+            ))
+        };
+        for (m, s) in records.iter().zip(&sim.records) {
+            let mut v = serde_json::to_value(m)?;
+            v["raw_payoff_i"] = s.raw[0].into();
+            v["raw_payoff_j"] = s.raw[1].into();
+            v["actions"] = s.actions.into();
+            writeln!(w, "{v}")?;
+        }
+        w.flush()?;
+    } else {
+        bail!("--out must end in .parquet, .jsonl or .ndjson (or be `-` for JSON Lines on stdout)");
+    }
+    eprintln!(
+        "simulated {} {} matches among {n} policies in {secs:.3} s ({:.0} matches/s) → {out}",
+        args.matches,
+        game.name(),
+        args.matches as f64 / secs.max(1e-9)
+    );
+    Ok(())
+}
