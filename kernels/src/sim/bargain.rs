@@ -172,29 +172,53 @@ impl BargainPolicy {
                 }
             }
             BargainPolicy::Concession { start, end, beta } => {
-                let t = (step / 2) as f64 / 2.0;
-                let target = start - (start - end) * t.powf(1.0 / beta);
+                // Own turns are t = 0, 1/2, 1; only the middle one needs the power.
+                let target = match step / 2 {
+                    0 => start,
+                    2 => end,
+                    _ => start - (start - end) * 0.5f64.powf(1.0 / beta),
+                };
                 let v = &deal.values[p];
-                let need = (target * max_value(v) as f64).max(deal.batna[p] as f64);
+                // Own values are integers: `own ≥ need` ⇔ `own ≥ ⌈need⌉`.
+                let need = (target * max_value(v) as f64)
+                    .max(deal.batna[p] as f64)
+                    .ceil() as u32;
                 if let Some(o) = offer {
-                    if bundle_value(v, complement(o)) as f64 >= need {
+                    if bundle_value(v, complement(o)) >= need {
                         return ACCEPT;
                     }
                 }
                 if last {
                     return WALK;
                 }
-                let mut best = (u32::MAX, encode(QUANTITIES));
-                for a in 0..OFFERS {
-                    let own = bundle_value(v, decode(a));
-                    if own as f64 >= need && own < best.0 {
-                        best = (own, a);
-                    }
-                }
-                best.1
+                cheapest_offer(v, need)
             }
         }
     }
+}
+
+/// The offer (own share) of least own value that is worth at least `need`; ties go to the
+/// lowest action. Scans in action order (o0, o1, o2 ascending) without decoding; values are
+/// ≥ 1, so once (o0, o1, 0) is feasible every larger o1 is worth strictly more and is skipped.
+fn cheapest_offer(v: &[u32; 3], need: u32) -> u8 {
+    let mut best = (u32::MAX, encode(QUANTITIES));
+    for o0 in 0..=QUANTITIES[0] {
+        let a0 = v[0] * o0;
+        for o1 in 0..=QUANTITIES[1] {
+            let a1 = a0 + v[1] * o1;
+            if a1 >= need {
+                if a1 < best.0 {
+                    best = (a1, encode([o0, o1, 0]));
+                }
+                break;
+            }
+            let a2 = a1 + v[2];
+            if a2 >= need && a2 < best.0 {
+                best = (a2, encode([o0, o1, 1]));
+            }
+        }
+    }
+    best.1
 }
 
 /// How one match ended.
@@ -306,6 +330,20 @@ mod tests {
         assert!(ef1(&v, &[[3, 2, 1], [4, 2, 0]]));
         // Player 1 has 10, sees 27 > 10 + 5 (its best item in that bundle).
         assert!(!ef1(&v, &[[7, 4, 0], [0, 0, 1]]));
+    }
+
+    #[test]
+    fn cheapest_offer_equals_a_scan_of_all_offers() {
+        let mut rng = MatchRng::new(8, 8);
+        for _ in 0..500 {
+            let v = [1 + rng.below(100), 1 + rng.below(100), 1 + rng.below(100)];
+            let need = rng.below(max_value(&v) + 1);
+            let scan = (0..OFFERS)
+                .filter(|&a| bundle_value(&v, decode(a)) >= need)
+                .min_by_key(|&a| (bundle_value(&v, decode(a)), a))
+                .unwrap();
+            assert_eq!(cheapest_offer(&v, need), scan);
+        }
     }
 
     #[test]

@@ -1,0 +1,78 @@
+//! Simulator throughput: games/s on one core and on all cores, per population, against the
+//! raw Philox word rate measured in the same process (the RNG floor of a match: ≥ 8 words).
+//!
+//! `cargo bench -p nashflow-kernels --bench simulate` (NASHFLOW_BENCH_GAMES to change the count).
+
+use std::time::Instant;
+
+use nashflow_kernels::sim::bargain::BargainPolicy;
+use nashflow_kernels::sim::battle::{BattleConfig, BattlePolicy};
+use nashflow_kernels::sim::philox::MatchRng;
+use nashflow_kernels::sim::run::uniform_pair;
+use nashflow_kernels::sim::{simulate, Game, SimConfig};
+
+fn rate(game: &Game, matches: u64, threads: usize) -> f64 {
+    let n = game.population();
+    let cfg = SimConfig {
+        seed: 1,
+        matches,
+        threads,
+        keep_records: false,
+    };
+    let t = Instant::now();
+    let sim = simulate(game, &cfg, &|k| uniform_pair(1, k, n));
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(sim.pairs.iter().map(|p| p.n).sum::<u64>(), matches);
+    matches as f64 / secs
+}
+
+fn main() {
+    let games: u64 = std::env::var("NASHFLOW_BENCH_GAMES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2_000_000);
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let t = Instant::now();
+    let mut acc = 0u32;
+    for k in 0..games {
+        let mut r = MatchRng::new(1, k);
+        for _ in 0..8 {
+            acc ^= r.next_u32();
+        }
+    }
+    let philox = games as f64 / t.elapsed().as_secs_f64();
+    println!("baseline: 8 Philox words per match on one core: {philox:.3e} matches/s ({acc:x})");
+    let bargain = |names: &[&str]| {
+        Game::Bargain(names.iter().map(|p| BargainPolicy::preset(p).unwrap()).collect())
+    };
+    let populations = [
+        ("bargain walk", bargain(&["walk", "walk"])),
+        ("bargain greedy+fair+threshold", bargain(&["greedy", "fair", "threshold"])),
+        ("bargain boulware+conceder", bargain(&["boulware", "conceder"])),
+        ("bargain random", bargain(&["random", "random"])),
+        (
+            "battle rps+strong",
+            Game::Battle(
+                ["rock", "paper", "scissors", "strong"]
+                    .iter()
+                    .map(|p| BattlePolicy::preset(p).unwrap())
+                    .collect(),
+                BattleConfig::default(),
+            ),
+        ),
+    ];
+    println!("target: ≥ 2M bargaining games/s per core with simple policies; {cores} cores here");
+    println!(
+        "{:<32} {:>14} {:>14} {:>8} {:>12}",
+        "population", "1 core (g/s)", "all (g/s)", "scale", "vs Philox"
+    );
+    for (name, game) in &populations {
+        let one = rate(game, games, 1);
+        let all = rate(game, games, 0);
+        println!(
+            "{name:<32} {one:>14.3e} {all:>14.3e} {:>8.2} {:>12.2}",
+            all / one,
+            one / philox
+        );
+    }
+}
