@@ -43,12 +43,23 @@ fn main() {
     let philox = games as f64 / t.elapsed().as_secs_f64();
     println!("baseline: 8 Philox words per match on one core: {philox:.3e} matches/s ({acc:x})");
     let bargain = |names: &[&str]| {
-        Game::Bargain(names.iter().map(|p| BargainPolicy::preset(p).unwrap()).collect())
+        Game::Bargain(
+            names
+                .iter()
+                .map(|p| BargainPolicy::preset(p).unwrap())
+                .collect(),
+        )
     };
     let populations = [
         ("bargain walk", bargain(&["walk", "walk"])),
-        ("bargain greedy+fair+threshold", bargain(&["greedy", "fair", "threshold"])),
-        ("bargain boulware+conceder", bargain(&["boulware", "conceder"])),
+        (
+            "bargain greedy+fair+threshold",
+            bargain(&["greedy", "fair", "threshold"]),
+        ),
+        (
+            "bargain boulware+conceder",
+            bargain(&["boulware", "conceder"]),
+        ),
         ("bargain random", bargain(&["random", "random"])),
         (
             "battle rps+strong",

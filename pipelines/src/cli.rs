@@ -43,6 +43,34 @@ pub enum Command {
     Run(RunArgs),
     /// Simulate matches of a built-in game (bargaining or battle) into a match log.
     Simulate(SimulateArgs),
+    /// The PSRO loop on one machine: simulator → engine → best-response oracle, printing one
+    /// line per oracle iteration (exploitability should fall).
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Oracle iterations to run.
+    #[arg(long, default_value_t = 5)]
+    pub iterations: usize,
+    /// The initial bargaining population (presets or JSON specs, as for `simulate`).
+    #[arg(long, default_value = "random,fair")]
+    pub policies: String,
+    /// Simulated matches per ordered pair when a policy joins.
+    #[arg(long, default_value_t = 400)]
+    pub matches_per_pair: u64,
+    /// Evaluation matches per candidate in the oracle (and for the printed exploitability).
+    #[arg(long, default_value_t = 1500)]
+    pub oracle_matches: u64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The engine's PSRO trigger threshold (relative to the payoff range); firings are marked.
+    #[arg(long, default_value_t = 0.05)]
+    pub trigger_threshold: f64,
+    /// Do not start the web server (the web page is not built yet, so this is the behaviour
+    /// either way for now).
+    #[arg(long)]
+    pub no_serve: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,6 +5,7 @@ pub mod analyze;
 pub mod causal;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod progress;
 pub mod report;
 pub mod run;

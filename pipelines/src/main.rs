@@ -15,6 +15,7 @@ fn main() {
         Command::Solve(s) => nashflow_pipelines::solve::run(s),
         Command::Run(r) => nashflow_pipelines::run::run(r),
         Command::Simulate(s) => nashflow_pipelines::simulate::run(s),
+        Command::Demo(d) => nashflow_pipelines::demo::run(d).map(|_| ()),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

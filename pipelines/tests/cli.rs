@@ -583,7 +583,10 @@ fn simulate_writes_logs_that_analyze_reads() {
         .args(["analyze", "--format", "json", "--no-level3", "-q"])
         .arg(&battle));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(doc["policies"], serde_json::json!(["paper", "rock", "scissors"]));
+    assert_eq!(
+        doc["policies"],
+        serde_json::json!(["paper", "rock", "scissors"])
+    );
     for mass in doc["sigma"].as_array().unwrap() {
         let mass = mass.as_f64().unwrap();
         assert!((mass - 1.0 / 3.0).abs() < 0.05, "{mass}");
@@ -646,4 +649,36 @@ fn simulate_writes_logs_that_analyze_reads() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&bad.stderr).contains("start and end must be in [0, 1]"));
+}
+
+/// The PSRO loop closes on one machine: over five oracle iterations the exploitability of the
+/// meta-game σ (on the fixed evaluation sample) falls, and every new policy beats the σ it
+/// answered.
+#[test]
+fn demo_psro_lowers_exploitability() {
+    let out = run(bin().args(["demo", "--iterations", "6", "--no-serve"]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "iteration N  population P  exploitability E  σ value V  new policy brN payoff vs σ X"
+    let rows: Vec<(usize, f64, f64, f64)> = text
+        .lines()
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let at = |key: &str, skip: usize| w[w.iter().position(|x| *x == key).unwrap() + skip];
+            (
+                at("population", 1).parse().unwrap(),
+                at("exploitability", 1).parse().unwrap(),
+                at("value", 1).parse().unwrap(),
+                at("payoff", 3).parse().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(rows.len(), 6, "{text}");
+    for (k, r) in rows.iter().enumerate() {
+        assert_eq!(r.0, 2 + k, "population grows by one per iteration");
+    }
+    // σ after five new policies (line 6) against the initial σ (line 1).
+    assert!(rows[5].1 < rows[0].1 * 0.5, "{text}");
+    for r in &rows {
+        assert!(r.3 > r.2, "each new policy beats the σ it answered: {text}");
+    }
 }

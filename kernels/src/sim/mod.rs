@@ -4,6 +4,7 @@
 
 pub mod bargain;
 pub mod battle;
+pub mod oracle;
 pub mod philox;
 pub mod run;
 
