@@ -8,11 +8,9 @@ use std::time::Instant;
 use nashflow_kernels::sim::bargain::BargainPolicy;
 use nashflow_kernels::sim::battle::{BattleConfig, BattlePolicy};
 use nashflow_kernels::sim::philox::MatchRng;
-use nashflow_kernels::sim::run::uniform_pair;
-use nashflow_kernels::sim::{simulate, Game, SimConfig};
+use nashflow_kernels::sim::{simulate, Game, Matchmaker, SimConfig};
 
 fn rate(game: &Game, matches: u64, threads: usize) -> f64 {
-    let n = game.population();
     let cfg = SimConfig {
         seed: 1,
         matches,
@@ -20,7 +18,7 @@ fn rate(game: &Game, matches: u64, threads: usize) -> f64 {
         keep_records: false,
     };
     let t = Instant::now();
-    let sim = simulate(game, &cfg, &|k| uniform_pair(1, k, n));
+    let sim = simulate(game, &cfg, &Matchmaker::Uniform);
     let secs = t.elapsed().as_secs_f64();
     assert_eq!(sim.pairs.iter().map(|p| p.n).sum::<u64>(), matches);
     matches as f64 / secs

@@ -103,9 +103,27 @@ pub struct SimulateArgs {
     /// `[{"name":"r","strength":0.5,"style":[1,0,0]}]`.
     #[arg(long)]
     pub policies: String,
-    /// Matches to play; seats are drawn uniformly (each ordered pair with propensity 1/n²).
+    /// Matches to play.
     #[arg(long, default_value_t = 10_000)]
     pub matches: u64,
+    /// Who meets whom: `uniform` (propensity 1/n), or `rating`: a deliberately confounded
+    /// matchmaker that sees seat 0's hidden form (good/bad, ½ each) and seeks opponents rated
+    /// near rating ± shift, logging only the propensity marginal over the form.
+    #[arg(long, default_value = "uniform", value_parser = ["uniform", "rating"])]
+    pub matchmaker: String,
+    /// Ratings for `--matchmaker rating` (comma-separated, one per policy; default for
+    /// battles: the strengths).
+    #[arg(long, value_delimiter = ',')]
+    pub ratings: Option<Vec<f64>>,
+    /// Rating matchmaker: how far from its own rating seat 0's form moves the target.
+    #[arg(long, default_value_t = 0.5)]
+    pub rating_shift: f64,
+    /// Rating matchmaker: temperature of `exp(−|r_j − target| / T)`.
+    #[arg(long, default_value_t = 0.5)]
+    pub rating_temperature: f64,
+    /// Battle: seat 0's strength ± this in good/bad form (the confounder's effect on payoffs).
+    #[arg(long, default_value_t = 0.0)]
+    pub form_effect: f64,
     /// Seed of the Philox streams: match k is reproducible from (seed, k) alone.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

@@ -17,7 +17,7 @@ use nashflow_kernels::analysis::AnalysisConfig;
 use nashflow_kernels::sim::bargain::BargainPolicy;
 use nashflow_kernels::sim::oracle::{best_response, payoff_vs, OracleConfig};
 use nashflow_kernels::sim::run::play_match;
-use nashflow_kernels::sim::Game;
+use nashflow_kernels::sim::{Game, Pairing};
 use nashflow_operators::engine::{run_stream, EngineConfig};
 use nashflow_operators::trigger::TriggerConfig;
 use nashflow_schemas::{Layout, Match};
@@ -123,8 +123,15 @@ pub fn run(args: &DemoArgs) -> Result<Vec<Iteration>> {
                     if i < fresh && j < fresh {
                         continue;
                     }
+                    // A round-robin design: every opponent equally, propensity 1/n.
+                    let pairing = Pairing {
+                        i,
+                        j,
+                        propensity: 1.0 / pop.len() as f64,
+                        form: None,
+                    };
                     for _ in 0..per_pair {
-                        let m = play_match(&game, seed, *index, i, j);
+                        let m = play_match(&game, seed, *index, &pairing);
                         out.push(to_match(&m, game_name, names, seed));
                         *index += 1;
                     }

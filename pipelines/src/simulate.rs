@@ -9,8 +9,7 @@ use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use nashflow_kernels::sim::bargain::BargainPolicy;
 use nashflow_kernels::sim::battle::{BattleConfig, BattlePolicy};
-use nashflow_kernels::sim::run::uniform_pair;
-use nashflow_kernels::sim::{simulate, Game, SimConfig, SimMatch};
+use nashflow_kernels::sim::{simulate, Game, Matchmaker, SimConfig, SimMatch};
 use nashflow_schemas::Match;
 use serde_json::Value;
 
@@ -106,13 +105,12 @@ pub fn parse_population(
 
 /// A simulated match as a log record (normalised payoffs; the matchmaker's propensity).
 pub fn to_match(m: &SimMatch, game: &str, names: &[String], seed: u64) -> Match {
-    let n = names.len() as f64;
     Match {
         batna_i: m.batna.map(|b| b[0]),
         batna_j: m.batna.map(|b| b[1]),
         agreement: m.agreement,
         ef1: m.ef1,
-        propensity: Some(1.0 / (n * n)),
+        propensity: Some(m.propensity),
         source: Some("sim".into()),
         seed: Some(seed),
         ..Match::new(
@@ -133,6 +131,7 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
     let battle = BattleConfig {
         rounds: args.rounds,
         style_weight: args.style_weight,
+        form_effect: args.form_effect,
     };
     if battle.rounds == 0 || battle.rounds > 255 {
         bail!("--rounds must be in 1..=255");
@@ -144,6 +143,27 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
         .unwrap_or_else(|| game.name().to_string());
     let n = names.len();
     let seed = args.seed;
+    let matchmaker = match args.matchmaker.as_str() {
+        "uniform" => Matchmaker::Uniform,
+        "rating" => {
+            let ratings = match (&args.ratings, &game) {
+                (Some(r), _) => r.clone(),
+                (None, Game::Battle(p, _)) => p.iter().map(|p| p.strength).collect(),
+                (None, Game::Bargain(_)) => {
+                    bail!("--matchmaker rating needs --ratings for the bargaining game")
+                }
+            };
+            Matchmaker::Rating {
+                ratings,
+                shift: args.rating_shift,
+                temperature: args.rating_temperature,
+            }
+        }
+        other => bail!("unknown matchmaker `{other}`; expected uniform or rating"),
+    };
+    matchmaker
+        .validate(n)
+        .map_err(|e| anyhow::anyhow!("--matchmaker: {e}"))?;
     let t0 = std::time::Instant::now();
     let sim = simulate(
         &game,
@@ -153,7 +173,7 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
             threads: args.threads,
             keep_records: true,
         },
-        &|k| uniform_pair(seed, k, n),
+        &matchmaker,
     );
     let secs = t0.elapsed().as_secs_f64();
     let records: Vec<Match> = sim

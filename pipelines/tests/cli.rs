@@ -606,7 +606,7 @@ fn simulate_writes_logs_that_analyze_reads() {
     let mut walkers = 0;
     for line in text.lines() {
         let m: Value = serde_json::from_str(line).unwrap();
-        assert!((m["propensity"].as_f64().unwrap() - 1.0 / 9.0).abs() < 1e-12);
+        assert!((m["propensity"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-12);
         let seat0 = m["policy_i"].as_str().unwrap();
         if seat0.starts_with('w') && m["policy_j"].as_str().unwrap().starts_with('w') {
             walkers += 1;
@@ -631,6 +631,46 @@ fn simulate_writes_logs_that_analyze_reads() {
         ])
         .arg(&again));
     assert_eq!(std::fs::read_to_string(&again).unwrap(), text);
+    // The confounded rating matchmaker logs varying propensities that --bounds uses.
+    let confounded = dir.join("confounded.jsonl");
+    run(bin()
+        .args([
+            "simulate",
+            "--game",
+            "battle",
+            "--policies",
+            "strong,mixed,weak",
+        ])
+        .args([
+            "--matchmaker",
+            "rating",
+            "--form-effect",
+            "1",
+            "--matches",
+            "4000",
+            "--out",
+        ])
+        .arg(&confounded));
+    let out = run(bin()
+        .args([
+            "analyze",
+            "--bounds",
+            "--gamma",
+            "1,2",
+            "--format",
+            "json",
+            "-q",
+            "--no-level3",
+        ])
+        .arg(&confounded));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let msm_rows = doc["causal"]["bounds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == "msm" && r["gamma"] == 2.0 && !r["policy_j"].is_null())
+        .count();
+    assert_eq!(msm_rows, 9, "every cell carries propensities");
     let bad = bin()
         .args(["simulate", "--policies", "greedy,telepath", "--out"])
         .arg(dir.join("x.jsonl"))

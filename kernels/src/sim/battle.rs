@@ -32,6 +32,10 @@ fn uniform_style() -> [f64; 3] {
 pub struct BattleConfig {
     pub rounds: u32,
     pub style_weight: f64,
+    /// Strength added to seat 0 in good form and taken away in bad form (the hidden form of
+    /// the rating matchmaker); 0 = form does not matter.
+    #[serde(default)]
+    pub form_effect: f64,
 }
 
 impl Default for BattleConfig {
@@ -39,6 +43,7 @@ impl Default for BattleConfig {
         BattleConfig {
             rounds: 3,
             style_weight: 2.0,
+            form_effect: 0.0,
         }
     }
 }
@@ -91,14 +96,28 @@ pub fn round_win_prob(a: &BattlePolicy, b: &BattlePolicy, cfg: &BattleConfig) ->
     1.0 / (1.0 + (-z).exp())
 }
 
-/// Rounds won by seat 0 and seat 1.
+/// Seat 0's policy as it plays in `form` (strength ± `form_effect`).
+pub fn in_form(a: &BattlePolicy, form: Option<bool>, cfg: &BattleConfig) -> BattlePolicy {
+    let shift = match form {
+        Some(true) => cfg.form_effect,
+        Some(false) => -cfg.form_effect,
+        None => 0.0,
+    };
+    BattlePolicy {
+        strength: a.strength + shift,
+        style: a.style,
+    }
+}
+
+/// Rounds won by seat 0 and seat 1; `form` is seat 0's hidden form, if any.
 pub fn play(
     a: &BattlePolicy,
     b: &BattlePolicy,
     cfg: &BattleConfig,
+    form: Option<bool>,
     rng: &mut MatchRng,
 ) -> [u32; 2] {
-    let p = round_win_prob(a, b, cfg);
+    let p = round_win_prob(&in_form(a, form, cfg), b, cfg);
     let mut won = 0;
     for _ in 0..cfg.rounds {
         won += (rng.unit() < p) as u32;
@@ -134,7 +153,7 @@ mod tests {
         );
         let n = 20_000;
         let won: u32 = (0..n)
-            .map(|k| play(&a, &b, &cfg, &mut MatchRng::new(4, k))[0])
+            .map(|k| play(&a, &b, &cfg, None, &mut MatchRng::new(4, k))[0])
             .sum();
         let rate = won as f64 / (n as f64 * 3.0);
         let p = round_win_prob(&a, &b, &cfg);

@@ -4,8 +4,10 @@
 
 pub mod bargain;
 pub mod battle;
+pub mod matchmaking;
 pub mod oracle;
 pub mod philox;
 pub mod run;
 
+pub use matchmaking::{Matchmaker, Pairing};
 pub use run::{simulate, Game, PairStats, SimConfig, SimMatch, Simulation};

@@ -5,6 +5,7 @@
 
 use super::bargain::{self, BargainPolicy};
 use super::battle::{self, BattleConfig, BattlePolicy};
+use super::matchmaking::{Matchmaker, Pairing};
 use super::philox::MatchRng;
 use crate::stats::quantize;
 
@@ -54,6 +55,10 @@ pub struct SimMatch {
     pub raw: [u32; 2],
     /// Actions (bargaining) or rounds (battle) played.
     pub actions: u8,
+    /// The matchmaker's logged propensity.
+    pub propensity: f64,
+    /// Seat 0's hidden form (not part of the log; kept for tests of the bounds).
+    pub form: Option<bool>,
 }
 
 /// Exact per-ordered-pair sums (fixed point, see [`quantize`]).
@@ -93,15 +98,14 @@ pub struct Simulation {
     pub records: Vec<SimMatch>,
 }
 
-/// The matchmaker's stream of a match is Philox counter word 3 = 1 (the game's is 0): the
-/// uniform matchmaker draws seat 0 then seat 1, each `below(n)`; propensity 1/n².
-pub fn uniform_pair(seed: u64, index: u64, n: usize) -> (usize, usize) {
-    let mut r = MatchRng::with_stream(seed, index, 1);
-    (r.below(n as u32) as usize, r.below(n as u32) as usize)
-}
-
-/// Plays match `index` between seats `i` and `j`.
-pub fn play_match(game: &Game, seed: u64, index: u64, i: usize, j: usize) -> SimMatch {
+/// Plays match `index` as paired.
+pub fn play_match(game: &Game, seed: u64, index: u64, pairing: &Pairing) -> SimMatch {
+    let Pairing {
+        i,
+        j,
+        propensity,
+        form,
+    } = *pairing;
     let mut rng = MatchRng::new(seed, index);
     match game {
         Game::Bargain(p) => {
@@ -116,10 +120,12 @@ pub fn play_match(game: &Game, seed: u64, index: u64, i: usize, j: usize) -> Sim
                 ef1: o.ef1(),
                 raw: o.payoff,
                 actions: o.actions,
+                propensity,
+                form,
             }
         }
         Game::Battle(p, cfg) => {
-            let won = battle::play(&p[i], &p[j], cfg, &mut rng);
+            let won = battle::play(&p[i], &p[j], cfg, form, &mut rng);
             let r = cfg.rounds as f64;
             SimMatch {
                 index,
@@ -131,17 +137,15 @@ pub fn play_match(game: &Game, seed: u64, index: u64, i: usize, j: usize) -> Sim
                 ef1: None,
                 raw: won,
                 actions: cfg.rounds as u8,
+                propensity,
+                form,
             }
         }
     }
 }
 
-/// Runs matches `0..cfg.matches` with pairs from `pair(index)`, in parallel chunks.
-pub fn simulate(
-    game: &Game,
-    cfg: &SimConfig,
-    pair: &(dyn Fn(u64) -> (usize, usize) + Sync),
-) -> Simulation {
+/// Runs matches `0..cfg.matches`, paired by `matchmaker`, in parallel chunks.
+pub fn simulate(game: &Game, cfg: &SimConfig, matchmaker: &Matchmaker) -> Simulation {
     let n = game.population();
     let threads = match cfg.threads {
         0 => std::thread::available_parallelism().map_or(1, |t| t.get()),
@@ -159,9 +163,9 @@ pub fn simulate(
                     let mut pairs = vec![PairStats::default(); n * n];
                     let mut records = Vec::new();
                     for index in lo..hi {
-                        let (i, j) = pair(index);
-                        let m = play_match(game, cfg.seed, index, i, j);
-                        pairs[i * n + j].add(&m);
+                        let pairing = matchmaker.pair(cfg.seed, index, n);
+                        let m = play_match(game, cfg.seed, index, &pairing);
+                        pairs[pairing.i * n + pairing.j].add(&m);
                         if cfg.keep_records {
                             records.push(m);
                         }
@@ -202,19 +206,19 @@ mod tests {
     #[test]
     fn results_do_not_depend_on_threads_and_matches_replay_alone() {
         let game = population();
-        let pair = |k| uniform_pair(11, k, 4);
         let cfg = |threads| SimConfig {
             seed: 11,
             matches: 5000,
             threads,
             keep_records: true,
         };
-        let one = simulate(&game, &cfg(1), &pair);
-        let four = simulate(&game, &cfg(4), &pair);
+        let one = simulate(&game, &cfg(1), &Matchmaker::Uniform);
+        let four = simulate(&game, &cfg(4), &Matchmaker::Uniform);
         assert_eq!(one.pairs, four.pairs);
         assert_eq!(one.records, four.records);
         let m = &one.records[1234];
-        assert_eq!(&play_match(&game, 11, 1234, m.i, m.j), m);
+        let pairing = Matchmaker::Uniform.pair(11, 1234, 4);
+        assert_eq!(&play_match(&game, 11, 1234, &pairing), m);
         assert_eq!(one.pairs.iter().map(|p| p.n).sum::<u64>(), 5000);
     }
 }
