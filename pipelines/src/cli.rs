@@ -46,6 +46,37 @@ pub enum Command {
     /// The PSRO loop on one machine: simulator → engine → best-response oracle, printing one
     /// line per oracle iteration (exploitability should fall).
     Demo(DemoArgs),
+    /// Read-only SQL (DataFusion) over the tables a run or an analysis wrote.
+    Sql(SqlArgs),
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SqlFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+/// `nashflow sql "SELECT policy, mass FROM policies ORDER BY mass DESC" --data results/`
+#[derive(Args, Debug, Clone)]
+pub struct SqlArgs {
+    /// One query: SELECT, WITH, VALUES or EXPLAIN (DDL, DML, COPY and SET are refused).
+    pub query: String,
+    /// A directory of tables (`NAME.parquet`, as written by `analyze --out` / `run --out`);
+    /// each file is table NAME.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// An archive written by `run --archive`: table NAME_history spans every epoch.
+    #[arg(long)]
+    pub archive: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = SqlFormat::Table)]
+    pub format: SqlFormat,
+    /// Row limit of a result (the rest is cut, with a note on stderr).
+    #[arg(long, default_value_t = 10_000)]
+    pub max_rows: usize,
+    /// Time limit of a query in seconds.
+    #[arg(long, default_value_t = 30.0)]
+    pub timeout_s: f64,
 }
 
 #[derive(Args, Debug, Clone)]

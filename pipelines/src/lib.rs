@@ -11,4 +11,5 @@ pub mod report;
 pub mod run;
 pub mod simulate;
 pub mod solve;
+pub mod sql;
 pub mod tables;

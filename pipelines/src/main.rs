@@ -16,6 +16,7 @@ fn main() {
         Command::Run(r) => nashflow_pipelines::run::run(r),
         Command::Simulate(s) => nashflow_pipelines::simulate::run(s),
         Command::Demo(d) => nashflow_pipelines::demo::run(d).map(|_| ()),
+        Command::Sql(q) => nashflow_pipelines::sql::run(q),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -1,0 +1,309 @@
+//! SQL over nashflow's tables with DataFusion (issue #5): `nashflow sql "QUERY" --data DIR`.
+//!
+//! Every `NAME.parquet` under `--data` (the tables `analyze --out` and `run --out` write) is a
+//! table; with `--archive DIR` (written by `run --archive`), each table also has a
+//! `NAME_history` over all of its epochs. SQL is read-only: only queries (SELECT / WITH /
+//! VALUES / EXPLAIN) are accepted; DDL, DML, COPY and SET are refused before planning, and
+//! DataFusion's own statement guards stay on as a second line. Results are capped at
+//! `--max-rows` and queries at `--timeout-s`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use arrow::array::{Array, RecordBatch};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::execution::options::ParquetReadOptions;
+use datafusion::prelude::{SQLOptions, SessionContext};
+use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use serde_json::{Map, Value};
+
+use crate::cli::{SqlArgs, SqlFormat};
+
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_rows: usize,
+    pub timeout: Duration,
+}
+
+/// The rows of a query, and whether `max_rows` cut them.
+pub struct QueryResult {
+    pub batches: Vec<RecordBatch>,
+    pub truncated: bool,
+}
+
+impl QueryResult {
+    pub fn rows(&self) -> usize {
+        self.batches.iter().map(|b| b.num_rows()).sum()
+    }
+}
+
+/// Refuses anything but a single query, naming what was sent.
+pub fn check_read_only(sql: &str) -> Result<()> {
+    let statements =
+        Parser::parse_sql(&GenericDialect {}, sql).map_err(|e| anyhow!("SQL syntax: {e}"))?;
+    match statements.as_slice() {
+        [Statement::Query(_)] | [Statement::Explain { .. }] => Ok(()),
+        [] => bail!("empty SQL"),
+        [s] => {
+            let text = s.to_string();
+            let kind: Vec<&str> = text.split_whitespace().take(2).collect();
+            bail!(
+                "SQL is read-only: only queries (SELECT, WITH, VALUES, EXPLAIN) are allowed, got `{}`",
+                kind.join(" ")
+            )
+        }
+        _ => bail!("one statement per request ({} given)", statements.len()),
+    }
+}
+
+/// A session over the tables of a data directory (and an archive).
+pub async fn catalog(data: Option<&Path>, archive: Option<&Path>) -> Result<SessionContext> {
+    let ctx = SessionContext::new();
+    if let Some(dir) = data {
+        let mut found = 0;
+        for entry in std::fs::read_dir(dir).with_context(|| format!("--data {}", dir.display()))? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "parquet") {
+                let name = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or_default()
+                    .to_string();
+                ctx.register_parquet(
+                    &name,
+                    path.to_string_lossy().as_ref(),
+                    ParquetReadOptions::default(),
+                )
+                .await
+                .with_context(|| format!("registering {}", path.display()))?;
+                found += 1;
+            }
+        }
+        if found == 0 {
+            bail!(
+                "--data {}: no .parquet tables (write them with `analyze --out` or `run --out`)",
+                dir.display()
+            );
+        }
+    }
+    if let Some(dir) = archive {
+        let mut names = std::collections::BTreeSet::new();
+        for entry in
+            std::fs::read_dir(dir).with_context(|| format!("--archive {}", dir.display()))?
+        {
+            let epoch_dir = entry?.path();
+            if epoch_dir.is_dir() {
+                for f in std::fs::read_dir(&epoch_dir)? {
+                    let p = f?.path();
+                    if p.extension().is_some_and(|e| e == "parquet") {
+                        names.insert(
+                            p.file_stem()
+                                .and_then(|s| s.to_str())
+                                .unwrap_or_default()
+                                .to_string(),
+                        );
+                    }
+                }
+            }
+        }
+        for name in names {
+            // Every epoch's file of this table (the tables carry their own `epoch` column).
+            let suffix = format!("/{name}.parquet");
+            let options = ParquetReadOptions {
+                file_extension: &suffix,
+                ..Default::default()
+            };
+            ctx.register_parquet(
+                &format!("{name}_history"),
+                &format!("{}/", dir.display()),
+                options,
+            )
+            .await
+            .with_context(|| format!("registering {name}_history"))?;
+        }
+    }
+    Ok(ctx)
+}
+
+/// Runs one read-only query under the limits.
+pub async fn query(ctx: &SessionContext, sql: &str, limits: Limits) -> Result<QueryResult> {
+    check_read_only(sql)?;
+    let guards = SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
+    let run = async {
+        let df = ctx.sql_with_options(sql, guards).await?;
+        let df = df.limit(0, Some(limits.max_rows + 1))?;
+        df.collect().await
+    };
+    let mut batches = tokio::time::timeout(limits.timeout, run)
+        .await
+        .map_err(|_| anyhow!("query exceeded the time limit of {:?}", limits.timeout))?
+        .map_err(|e| anyhow!("{e}"))?;
+    let total: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let truncated = total > limits.max_rows;
+    if truncated {
+        let mut keep = limits.max_rows;
+        for b in batches.iter_mut() {
+            let take = keep.min(b.num_rows());
+            *b = b.slice(0, take);
+            keep -= take;
+        }
+        batches.retain(|b| b.num_rows() > 0);
+    }
+    Ok(QueryResult { batches, truncated })
+}
+
+fn cell_json(col: &dyn Array, row: usize, fmt: &ArrayFormatter) -> Value {
+    use arrow::array::AsArray;
+    use arrow::datatypes::*;
+    if col.is_null(row) {
+        return Value::Null;
+    }
+    match col.data_type() {
+        DataType::Boolean => Value::Bool(col.as_boolean().value(row)),
+        DataType::Float64 => crate::report::num(col.as_primitive::<Float64Type>().value(row)),
+        DataType::Float32 => {
+            crate::report::num(col.as_primitive::<Float32Type>().value(row) as f64)
+        }
+        DataType::Int64 => col.as_primitive::<Int64Type>().value(row).into(),
+        DataType::Int32 => col.as_primitive::<Int32Type>().value(row).into(),
+        DataType::UInt64 => col.as_primitive::<UInt64Type>().value(row).into(),
+        DataType::UInt32 => col.as_primitive::<UInt32Type>().value(row).into(),
+        _ => Value::String(fmt.value(row).to_string()),
+    }
+}
+
+/// Rows as JSON objects (numbers stay numbers; non-finite floats are null).
+pub fn to_json(batches: &[RecordBatch]) -> Result<Vec<Value>> {
+    let opts = FormatOptions::default();
+    let mut rows = Vec::new();
+    for b in batches {
+        let schema = b.schema();
+        let fmts = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
+            .collect::<Result<Vec<_>, _>>()?;
+        for r in 0..b.num_rows() {
+            let mut obj = Map::new();
+            for (k, field) in schema.fields().iter().enumerate() {
+                obj.insert(
+                    field.name().clone(),
+                    cell_json(b.column(k).as_ref(), r, &fmts[k]),
+                );
+            }
+            rows.push(Value::Object(obj));
+        }
+    }
+    Ok(rows)
+}
+
+/// RFC 4180 CSV with a header row.
+pub fn to_csv(batches: &[RecordBatch]) -> Result<String> {
+    let mut out = String::new();
+    let quote = |s: &str| {
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    };
+    let opts = FormatOptions::default().with_null("");
+    if let Some(b) = batches.first() {
+        let header: Vec<String> = b
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| quote(f.name()))
+            .collect();
+        out.push_str(&header.join(","));
+        out.push('\n');
+    }
+    for b in batches {
+        let fmts = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
+            .collect::<Result<Vec<_>, _>>()?;
+        for r in 0..b.num_rows() {
+            let cells: Vec<String> = fmts
+                .iter()
+                .map(|f| quote(&f.value(r).to_string()))
+                .collect();
+            out.push_str(&cells.join(","));
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
+pub fn run(args: &SqlArgs) -> Result<()> {
+    if args.data.is_none() && args.archive.is_none() {
+        bail!("give --data DIR (tables from `analyze --out` / `run --out`) and/or --archive DIR");
+    }
+    let limits = Limits {
+        max_rows: args.max_rows,
+        timeout: Duration::from_secs_f64(args.timeout_s),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(async {
+        let ctx = catalog(args.data.as_deref(), args.archive.as_deref()).await?;
+        query(&ctx, &args.query, limits).await
+    })?;
+    match args.format {
+        SqlFormat::Table => println!(
+            "{}",
+            arrow::util::pretty::pretty_format_batches(&result.batches)?
+        ),
+        SqlFormat::Csv => print!("{}", to_csv(&result.batches)?),
+        SqlFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&to_json(&result.batches)?)?
+        ),
+    }
+    if result.truncated {
+        eprintln!("note: result cut at {} rows (--max-rows)", args.max_rows);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_queries_pass() {
+        for ok in [
+            "SELECT 1",
+            "WITH a AS (SELECT 1) SELECT * FROM a",
+            "EXPLAIN SELECT 1",
+            "VALUES (1)",
+        ] {
+            check_read_only(ok).unwrap();
+        }
+        for bad in [
+            "CREATE TABLE t AS SELECT 1",
+            "DROP TABLE policies",
+            "INSERT INTO policies VALUES (1)",
+            "COPY policies TO 'x.csv'",
+            "SET datafusion.execution.batch_size = 1",
+        ] {
+            let e = check_read_only(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("read-only") || e.contains("syntax"),
+                "{bad}: {e}"
+            );
+        }
+        assert!(check_read_only("SELECT 1; SELECT 2")
+            .unwrap_err()
+            .to_string()
+            .contains("one statement"));
+    }
+}
