@@ -431,4 +431,17 @@ pub struct RunArgs {
     /// No per-epoch status lines.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Address of the web server (leaderboard page, SQL, JSON API, events, metrics). Default
+    /// 127.0.0.1:8650; with --exit-at-end the server starts only when this is given.
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Do not start the web server.
+    #[arg(long)]
+    pub no_serve: bool,
+    /// Turns on `POST /api/matches`, which then needs `Authorization: Bearer TOKEN`.
+    #[arg(long)]
+    pub ingest_token: Option<String>,
+    /// Row limit of `POST /api/sql` results.
+    #[arg(long, default_value_t = 10_000)]
+    pub sql_max_rows: usize,
 }

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod progress;
 pub mod report;
 pub mod run;
+pub mod serve;
 pub mod simulate;
 pub mod solve;
 pub mod sql;

@@ -18,10 +18,11 @@ use nashflow_schemas::{read_file, Ledger, Match, RecordError};
 use crate::analyze::report_dead_letters;
 use crate::cli::{OutputFormat, RunArgs};
 use crate::report::GameReport;
+use crate::serve::Shared;
 use crate::tables;
 
-/// What the source thread sends.
-enum Item {
+/// What the source thread (and HTTP ingest) sends.
+pub enum Item {
     Record(Match, String, u64),
     Bad(RecordError),
     Fatal(String),
@@ -201,6 +202,95 @@ fn status_line(r: &EpochReport, started: Instant) -> String {
     line
 }
 
+/// Starts the HTTP server unless it is off: `--no-serve`, or `--exit-at-end` without an
+/// explicit `--listen`. The default address falls back to no server when taken.
+fn serve(args: &RunArgs, tx: mpsc::Sender<Item>) -> Result<Option<Arc<Shared>>> {
+    if args.no_serve || (args.exit_at_end && args.listen.is_none()) {
+        return Ok(None);
+    }
+    let limits = crate::sql::Limits {
+        max_rows: args.sql_max_rows,
+        timeout: Duration::from_secs(30),
+    };
+    let shared = Shared::new(limits, args.ingest_token.clone().map(|t| (t, tx)));
+    let addr = args
+        .listen
+        .clone()
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+    match crate::serve::start(&addr, shared.clone()) {
+        Ok(s) => {
+            eprintln!("serving on http://{}", s.addr);
+            Ok(Some(shared))
+        }
+        Err(e) if args.listen.is_none() => {
+            eprintln!("warning: no web server ({e:#}); use --listen ADDR or --no-serve");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Default address of the web server.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8650";
+
+/// Publishes one epoch's snapshot (every table at this epoch) and its event.
+fn publish(
+    shared: &Shared,
+    r: &EpochReport,
+    cfg: &EngineConfig,
+    ledger: &Ledger,
+    log: &Mutex<InputLog>,
+    jobs: &[Job],
+) {
+    let reports = game_reports(r.state.iter().map(|(g, s)| (g.clone(), s.clone())), cfg);
+    let bad = log.lock().expect("log lock").bad.clone();
+    let snap = crate::serve::views::snapshot(
+        &reports,
+        r.epoch,
+        vec![
+            (
+                "matches",
+                nashflow_schemas::arrow_io::matches_batch(ledger.live()),
+            ),
+            (
+                "dead_letters",
+                nashflow_schemas::arrow_io::dead_letters_batch(&bad),
+            ),
+            ("jobs", tables::jobs(jobs)),
+        ],
+    );
+    {
+        let mut timeline = shared.timeline.lock().expect("timeline lock");
+        for (game, s) in r.state {
+            timeline.push(serde_json::json!({
+                "kind": "epoch", "epoch": r.epoch, "game": game,
+                "exploitability": crate::report::num(s.analysis.eval.exploitability),
+            }));
+        }
+        for j in r.jobs {
+            timeline.push(serde_json::json!({
+                "kind": "job", "epoch": r.epoch, "game": j.game, "job_id": j.job_id,
+                "target_policy": j.target_policy, "exploitability": j.exploitability,
+            }));
+        }
+    }
+    shared.counters.set_epoch_seconds(r.seconds);
+    let games: serde_json::Map<String, serde_json::Value> = r
+        .state
+        .iter()
+        .map(|(g, s)| {
+            (
+                g.clone(),
+                crate::report::num(s.analysis.eval.exploitability),
+            )
+        })
+        .collect();
+    shared.publish(
+        snap,
+        serde_json::json!({"epoch": r.epoch, "records": r.records, "exploitability": games, "jobs": r.jobs.len()}),
+    );
+}
+
 fn game_reports(
     state: impl IntoIterator<Item = (String, GameSnapshot)>,
     cfg: &EngineConfig,
@@ -246,9 +336,15 @@ pub fn run(args: &RunArgs) -> Result<()> {
     if let Some(b) = &cfg.analysis.bounds {
         b.validate().map_err(anyhow::Error::msg)?;
     }
+    if args.ingest_token.is_some() && args.exit_at_end {
+        bail!("--ingest-token keeps the run open for HTTP ingest; it cannot be combined with --exit-at-end");
+    }
     let (tx, rx) = mpsc::channel();
+    let server = serve(args, tx.clone())?;
     let (inputs, watch, exit_at_end) = (args.input.clone(), args.watch, args.exit_at_end);
     std::thread::spawn(move || read_sources(inputs, watch, exit_at_end, tx));
+    // The live `matches` table of the server: the ledger over everything ingested.
+    let mut live = server.as_ref().map(|_| Ledger::new(args.model.layout));
     let log = Arc::new(Mutex::new(InputLog {
         keep_records: args.out.is_some(),
         ..Default::default()
@@ -293,6 +389,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
             }
         }
         jobs.extend(r.jobs.iter().cloned());
+        if let (Some(shared), Some(ledger)) = (&server, &mut live) {
+            for m in &r.input {
+                ledger.apply((*m).clone());
+            }
+            publish(shared, r, &cfg, ledger, &log, &jobs);
+        }
     });
     if !args.quiet && terminal {
         eprintln!();

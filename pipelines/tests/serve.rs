@@ -1,0 +1,257 @@
+//! The HTTP server of `nashflow run` end to end, over real sockets: every endpoint, ingest
+//! auth and validation, body limits, server-sent events, and SQL that sees one epoch.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(dir: &std::path::Path, token: &str) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nashflow"))
+        .args([
+            "run",
+            "--watch",
+            "--epoch-ms",
+            "100",
+            "-q",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--ingest-token", token, "--bootstrap", "8", "-i"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("nashflow runs");
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("serving on http://")
+        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+        .to_string();
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in err.lines() {});
+    Server { child, addr }
+}
+
+/// One HTTP/1.1 request; returns (status, body).
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    // A server may answer (413) before reading an oversize body; ignore a broken pipe.
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut body = raw[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
+        b = &b[eol + 2 + size + 2..];
+    }
+    out
+}
+
+fn json(addr: &str, path: &str) -> (u16, Value) {
+    let (s, b) = http(addr, "GET", path, &[], b"");
+    (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn http_api_end_to_end() {
+    let dir = std::env::temp_dir().join(format!("nashflow-serve-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/league.csv"),
+        dir.join("league.csv"),
+    )
+    .unwrap();
+    let srv = start(&dir, "s3cret");
+    let addr = srv.addr.clone();
+    wait_for("the first epoch", || {
+        json(&addr, "/api/games").1["epoch"].is_u64()
+    });
+
+    // Leaderboard and matrix.
+    let (s, lb) = json(&addr, "/api/leaderboard?game=negotiation");
+    assert_eq!(s, 200);
+    let rows = lb["policies"].as_array().unwrap();
+    assert_eq!(rows.len(), 5);
+    let mass: f64 = rows.iter().map(|r| r["mass"].as_f64().unwrap()).sum();
+    assert!((mass - 1.0).abs() < 1e-9);
+    assert!(
+        rows[0]["mass_lo"].is_number(),
+        "streaming bootstrap intervals"
+    );
+    let (s, m) = json(&addr, "/api/games/negotiation/matrix");
+    assert_eq!(s, 200);
+    assert_eq!(m["payoff"].as_array().unwrap().len(), 5);
+    assert_eq!(json(&addr, "/api/games/nope/matrix").0, 404);
+
+    // SQL: JSON rows equal the leaderboard; Arrow IPC decodes; DDL is refused.
+    let q = br#"{"sql": "SELECT policy, mass FROM policies ORDER BY mass DESC, policy"}"#;
+    let (s, b) = http(
+        &addr,
+        "POST",
+        "/api/sql",
+        &[("Content-Type", "application/json")],
+        q,
+    );
+    assert_eq!(s, 200);
+    let doc: Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(doc["rows"][0]["policy"], rows[0]["policy"]);
+    assert_eq!(doc["rows"][0]["mass"], rows[0]["mass"]);
+    let (s, b) = http(
+        &addr,
+        "POST",
+        "/api/sql",
+        &[("Accept", "application/vnd.apache.arrow.stream")],
+        q,
+    );
+    assert_eq!(s, 200);
+    let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(b), None).unwrap();
+    let n: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(n, 5);
+    let (s, b) = http(&addr, "POST", "/api/sql", &[], b"DELETE FROM policies");
+    assert_eq!(s, 400);
+    assert!(String::from_utf8_lossy(&b).contains("read-only"));
+    // A join across tables sees one epoch.
+    let (_, b) = http(
+        &addr,
+        "POST",
+        "/api/sql",
+        &[],
+        br#"{"sql": "SELECT count(DISTINCT p.epoch) AS e FROM policies p JOIN metrics m ON p.game = m.game AND p.epoch = m.epoch JOIN equilibria q ON q.epoch = p.epoch"}"#,
+    );
+    let doc: Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(doc["rows"][0]["e"], 1);
+
+    // Ingest: auth, bad JSON, oversize, validation, then a new policy shows up live.
+    let body = br#"[{"match_id":"h1","game":"negotiation","policy_i":"newcomer","policy_j":"random","payoff_i":0.9,"payoff_j":0.1}]"#;
+    assert_eq!(http(&addr, "POST", "/api/matches", &[], body).0, 401);
+    assert_eq!(
+        http(
+            &addr,
+            "POST",
+            "/api/matches",
+            &[("Authorization", "Bearer wrong")],
+            body
+        )
+        .0,
+        401
+    );
+    let auth = [("Authorization", "Bearer s3cret")];
+    let (s, b) = http(&addr, "POST", "/api/matches", &auth, b"{\"policy_i\": ");
+    assert_eq!(s, 400);
+    assert!(String::from_utf8_lossy(&b).contains("invalid JSON"));
+    let big = vec![b' '; 9 << 20];
+    assert_eq!(http(&addr, "POST", "/api/matches", &auth, &big).0, 413);
+    // Subscribe to events before ingesting.
+    let mut events = TcpStream::connect(&addr).unwrap();
+    events
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    events
+        .write_all(
+            format!(
+                "GET /api/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    let bad_and_good = br#"[{"match_id":"h1","game":"negotiation","policy_i":"newcomer","policy_j":"random","payoff_i":0.9,"payoff_j":0.1},
+        {"match_id":"h2","game":"negotiation","policy_i":"newcomer","policy_j":"random","payoff_i":"lots","payoff_j":0.1}]"#;
+    let (s, b) = http(&addr, "POST", "/api/matches", &auth, bad_and_good);
+    assert_eq!(s, 202);
+    let doc: Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(doc["accepted"], 1);
+    assert_eq!(doc["rejected"][0]["field"], "payoff_i");
+    let mut lines = BufReader::new(events);
+    let mut saw_epoch = false;
+    let mut line = String::new();
+    while lines.read_line(&mut line).unwrap() > 0 {
+        if line.starts_with("event: epoch") {
+            saw_epoch = true;
+            break;
+        }
+        line.clear();
+    }
+    assert!(saw_epoch, "an epoch event arrives after ingest");
+    wait_for("the newcomer on the leaderboard", || {
+        json(&addr, "/api/leaderboard").1["policies"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|p| p["policy"] == "newcomer"))
+    });
+    let (s, b) = http(&addr, "GET", "/metrics", &[], b"");
+    assert_eq!(s, 200);
+    let text = String::from_utf8_lossy(&b);
+    assert!(text.contains("nashflow_matches_ingested_total 2"), "{text}");
+    assert!(text.contains("nashflow_dead_letters_total 1"), "{text}");
+    assert!(text.contains("nashflow_exploitability{game=\"negotiation\"}"));
+    let (s, page) = http(&addr, "GET", "/", &[], b"");
+    assert_eq!(s, 200);
+    assert!(String::from_utf8_lossy(&page).contains("id=\"leaderboard\""));
+}
