@@ -69,6 +69,10 @@ pub struct SqlArgs {
     /// An archive written by `run --archive`: table NAME_history spans every epoch.
     #[arg(long)]
     pub archive: Option<PathBuf>,
+    /// Ask a running `nashflow run` instead (http://HOST:PORT): its live tables, one epoch;
+    /// the server's own row limit applies.
+    #[arg(long, conflicts_with_all = ["data", "archive"])]
+    pub server: Option<String>,
     #[arg(long, value_enum, default_value_t = SqlFormat::Table)]
     pub format: SqlFormat,
     /// Row limit of a result (the rest is cut, with a note on stderr).
@@ -98,10 +102,13 @@ pub struct DemoArgs {
     /// The engine's PSRO trigger threshold (relative to the payoff range); firings are marked.
     #[arg(long, default_value_t = 0.05)]
     pub trigger_threshold: f64,
-    /// Do not start the web server (the web page is not built yet, so this is the behaviour
-    /// either way for now).
+    /// Do not start the web server (with it, the demo keeps serving the page after the last
+    /// iteration until stopped).
     #[arg(long)]
     pub no_serve: bool,
+    /// Address of the web server (default 127.0.0.1:8650).
+    #[arg(long)]
+    pub listen: Option<String>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -19,11 +19,12 @@ use nashflow_kernels::sim::oracle::{best_response, payoff_vs, OracleConfig};
 use nashflow_kernels::sim::run::play_match;
 use nashflow_kernels::sim::{Game, Pairing};
 use nashflow_operators::engine::{run_stream, EngineConfig};
-use nashflow_operators::trigger::TriggerConfig;
-use nashflow_schemas::{Layout, Match};
+use nashflow_operators::trigger::{Job, TriggerConfig};
+use nashflow_schemas::{Layout, Ledger, Match};
 use serde::Serialize;
 
 use crate::cli::{DemoArgs, GameKind};
+use crate::serve::Shared;
 use crate::simulate::{parse_population, to_match};
 
 /// One oracle iteration, as printed.
@@ -162,6 +163,17 @@ pub fn run(args: &DemoArgs) -> Result<Vec<Iteration>> {
         seed: seed ^ 0x5eed,
         ..OracleConfig::default()
     };
+    let server = if args.no_serve {
+        None
+    } else {
+        let limits = crate::sql::Limits {
+            max_rows: 10_000,
+            timeout: std::time::Duration::from_secs(30),
+        };
+        crate::run::start_server(args.listen.as_deref(), Shared::new(limits, None))?
+    };
+    let mut ledger = Ledger::new(Layout::Match);
+    let mut jobs: Vec<Job> = Vec::new();
     let mut iterations = Vec::new();
     let mut failure: Option<String> = None;
     let feed = queue.clone();
@@ -176,6 +188,13 @@ pub fn run(args: &DemoArgs) -> Result<Vec<Iteration>> {
             failure = Some("the engine produced no state for the game".into());
             return;
         };
+        jobs.extend(report.jobs.iter().cloned());
+        if let Some(shared) = &server {
+            for m in &report.input {
+                ledger.apply((*m).clone());
+            }
+            crate::run::publish(shared, report, &cfg, &ledger, &[], &jobs);
+        }
         let fresh = {
             let (names, pop) = &*population.borrow();
             // The engine orders policies by name; σ back in population order.
@@ -214,6 +233,18 @@ pub fn run(args: &DemoArgs) -> Result<Vec<Iteration>> {
                 it.new_payoff,
                 if it.jobs > 0 { "  (trigger fired)" } else { "" }
             );
+            if let Some(shared) = &server {
+                // The PSRO exploitability on the page's timeline (σ itself is never
+                // exploitable in its own meta-game).
+                shared
+                    .timeline
+                    .lock()
+                    .expect("timeline lock")
+                    .push(serde_json::json!({
+                        "kind": "psro", "epoch": report.epoch, "game": game_name,
+                        "exploitability": it.exploitability,
+                    }));
+            }
             iterations.push(it);
             pop.len()
         };
@@ -229,6 +260,12 @@ pub fn run(args: &DemoArgs) -> Result<Vec<Iteration>> {
     });
     if let Some(reason) = failure {
         bail!("the engine failed: {reason}");
+    }
+    if server.is_some() {
+        eprintln!("demo finished; the page stays up until you stop it (Ctrl-C)");
+        loop {
+            std::thread::park();
+        }
     }
     Ok(iterations)
 }

@@ -213,16 +213,18 @@ fn serve(args: &RunArgs, tx: mpsc::Sender<Item>) -> Result<Option<Arc<Shared>>> 
         timeout: Duration::from_secs(30),
     };
     let shared = Shared::new(limits, args.ingest_token.clone().map(|t| (t, tx)));
-    let addr = args
-        .listen
-        .clone()
-        .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+    start_server(args.listen.as_deref(), shared)
+}
+
+/// Starts the server on `listen` (or the default address, falling back to none when taken).
+pub fn start_server(listen: Option<&str>, shared: Arc<Shared>) -> Result<Option<Arc<Shared>>> {
+    let addr = listen.unwrap_or(DEFAULT_LISTEN).to_string();
     match crate::serve::start(&addr, shared.clone()) {
         Ok(s) => {
             eprintln!("serving on http://{}", s.addr);
             Ok(Some(shared))
         }
-        Err(e) if args.listen.is_none() => {
+        Err(e) if listen.is_none() => {
             eprintln!("warning: no web server ({e:#}); use --listen ADDR or --no-serve");
             Ok(None)
         }
@@ -233,17 +235,17 @@ fn serve(args: &RunArgs, tx: mpsc::Sender<Item>) -> Result<Option<Arc<Shared>>> 
 /// Default address of the web server.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8650";
 
-/// Publishes one epoch's snapshot (every table at this epoch) and its event.
-fn publish(
+/// Publishes one epoch's snapshot (every table at this epoch) and its event. `ledger` holds
+/// the live matches, `bad` the records rejected so far, `jobs` every job so far.
+pub fn publish(
     shared: &Shared,
     r: &EpochReport,
     cfg: &EngineConfig,
     ledger: &Ledger,
-    log: &Mutex<InputLog>,
+    bad: &[RecordError],
     jobs: &[Job],
 ) {
     let reports = game_reports(r.state.iter().map(|(g, s)| (g.clone(), s.clone())), cfg);
-    let bad = log.lock().expect("log lock").bad.clone();
     let snap = crate::serve::views::snapshot(
         &reports,
         r.epoch,
@@ -254,7 +256,7 @@ fn publish(
             ),
             (
                 "dead_letters",
-                nashflow_schemas::arrow_io::dead_letters_batch(&bad),
+                nashflow_schemas::arrow_io::dead_letters_batch(bad),
             ),
             ("jobs", tables::jobs(jobs)),
         ],
@@ -393,7 +395,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
             for m in &r.input {
                 ledger.apply((*m).clone());
             }
-            publish(shared, r, &cfg, ledger, &log, &jobs);
+            let bad = log.lock().expect("log lock").bad.clone();
+            publish(shared, r, &cfg, ledger, &bad, &jobs);
         }
     });
     if !args.quiet && terminal {

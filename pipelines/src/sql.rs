@@ -242,21 +242,64 @@ pub fn to_csv(batches: &[RecordBatch]) -> Result<String> {
     Ok(out)
 }
 
-pub fn run(args: &SqlArgs) -> Result<()> {
-    if args.data.is_none() && args.archive.is_none() {
-        bail!("give --data DIR (tables from `analyze --out` / `run --out`) and/or --archive DIR");
+/// Sends the query to a running server's `POST /api/sql` and reads the Arrow IPC answer.
+fn remote(url: &str, sql: &str) -> Result<QueryResult> {
+    use std::io::{Read, Write};
+    let host = url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow!("--server must be http://HOST:PORT, got {url}"))?
+        .trim_end_matches('/');
+    let body = serde_json::json!({ "sql": sql }).to_string();
+    let mut stream =
+        std::net::TcpStream::connect(host).with_context(|| format!("connecting to {url}"))?;
+    write!(
+        stream,
+        "POST /api/sql HTTP/1.1\r\nHost: {host}\r\nAccept: application/vnd.apache.arrow.stream\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| anyhow!("{url}: malformed HTTP response"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let payload = &raw[split + 4..];
+    let status = head.split_whitespace().nth(1).unwrap_or("").to_string();
+    if status != "200" {
+        let reason = serde_json::from_slice::<Value>(payload)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(String::from))
+            .unwrap_or_else(|| String::from_utf8_lossy(payload).to_string());
+        bail!("{url} answered {status}: {reason}");
     }
-    let limits = Limits {
-        max_rows: args.max_rows,
-        timeout: Duration::from_secs_f64(args.timeout_s),
+    let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(payload), None)?;
+    Ok(QueryResult {
+        batches: reader.collect::<Result<Vec<_>, _>>()?,
+        truncated: head.contains("x-nashflow-truncated: true"),
+    })
+}
+
+pub fn run(args: &SqlArgs) -> Result<()> {
+    let result = if let Some(url) = &args.server {
+        remote(url, &args.query)?
+    } else {
+        if args.data.is_none() && args.archive.is_none() {
+            bail!("give --data DIR (tables from `analyze --out` / `run --out`), --archive DIR or --server URL");
+        }
+        let limits = Limits {
+            max_rows: args.max_rows,
+            timeout: Duration::from_secs_f64(args.timeout_s),
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            let ctx = catalog(args.data.as_deref(), args.archive.as_deref()).await?;
+            query(&ctx, &args.query, limits).await
+        })?
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let result = rt.block_on(async {
-        let ctx = catalog(args.data.as_deref(), args.archive.as_deref()).await?;
-        query(&ctx, &args.query, limits).await
-    })?;
     match args.format {
         SqlFormat::Table => println!(
             "{}",

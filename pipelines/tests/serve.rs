@@ -142,6 +142,30 @@ fn http_api_end_to_end() {
     assert!(text.contains("nashflow_matches_ingested_total 2"), "{text}");
     assert!(text.contains("nashflow_dead_letters_total 1"), "{text}");
     assert!(text.contains("nashflow_exploitability{game=\"negotiation\"}"));
+    // `nashflow sql --server` reads the same live tables (Arrow IPC under the hood).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nashflow"))
+        .args([
+            "sql",
+            "SELECT count(*) AS n FROM policies",
+            "--format",
+            "csv",
+            "--server",
+        ])
+        .arg(format!("http://{addr}"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "n\n6\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nashflow"))
+        .args(["sql", "DROP TABLE policies", "--server"])
+        .arg(format!("http://{addr}"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("answered 400: SQL is read-only"));
     let (s, page) = http(&addr, "GET", "/", &[], b"");
     assert_eq!(s, 200);
     assert!(String::from_utf8_lossy(&page).contains("id=\"leaderboard\""));

@@ -117,6 +117,10 @@ async fn sql(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes)
                     header::HeaderName::from_static("x-nashflow-epoch"),
                     snap.epoch.map_or("none".into(), |e| e.to_string()),
                 ),
+                (
+                    header::HeaderName::from_static("x-nashflow-truncated"),
+                    result.truncated.to_string(),
+                ),
             ],
             buf,
         )
