@@ -212,7 +212,11 @@ fn serve(args: &RunArgs, tx: mpsc::Sender<Item>) -> Result<Option<Arc<Shared>>> 
         max_rows: args.sql_max_rows,
         timeout: Duration::from_secs(30),
     };
-    let shared = Shared::new(limits, args.ingest_token.clone().map(|t| (t, tx)));
+    let shared = Shared::with_archive(
+        limits,
+        args.ingest_token.clone().map(|t| (t, tx)),
+        args.archive.clone(),
+    );
     start_server(args.listen.as_deref(), shared)
 }
 

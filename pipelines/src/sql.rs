@@ -90,42 +90,46 @@ pub async fn catalog(data: Option<&Path>, archive: Option<&Path>) -> Result<Sess
         }
     }
     if let Some(dir) = archive {
-        let mut names = std::collections::BTreeSet::new();
-        for entry in
-            std::fs::read_dir(dir).with_context(|| format!("--archive {}", dir.display()))?
-        {
-            let epoch_dir = entry?.path();
-            if epoch_dir.is_dir() {
-                for f in std::fs::read_dir(&epoch_dir)? {
-                    let p = f?.path();
-                    if p.extension().is_some_and(|e| e == "parquet") {
-                        names.insert(
-                            p.file_stem()
-                                .and_then(|s| s.to_str())
-                                .unwrap_or_default()
-                                .to_string(),
-                        );
-                    }
+        register_archive(&ctx, dir).await?;
+    }
+    Ok(ctx)
+}
+
+/// Registers `NAME_history` for every table of an archive written by `run --archive`
+/// (`DIR/epoch=N/NAME.parquet`); the tables carry their own `epoch` column.
+pub async fn register_archive(ctx: &SessionContext, dir: &Path) -> Result<()> {
+    let mut names = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("--archive {}", dir.display()))? {
+        let epoch_dir = entry?.path();
+        if epoch_dir.is_dir() {
+            for f in std::fs::read_dir(&epoch_dir)? {
+                let p = f?.path();
+                if p.extension().is_some_and(|e| e == "parquet") {
+                    names.insert(
+                        p.file_stem()
+                            .and_then(|s| s.to_str())
+                            .unwrap_or_default()
+                            .to_string(),
+                    );
                 }
             }
         }
-        for name in names {
-            // Every epoch's file of this table (the tables carry their own `epoch` column).
-            let suffix = format!("/{name}.parquet");
-            let options = ParquetReadOptions {
-                file_extension: &suffix,
-                ..Default::default()
-            };
-            ctx.register_parquet(
-                &format!("{name}_history"),
-                &format!("{}/", dir.display()),
-                options,
-            )
-            .await
-            .with_context(|| format!("registering {name}_history"))?;
-        }
     }
-    Ok(ctx)
+    for name in names {
+        let suffix = format!("/{name}.parquet");
+        let options = ParquetReadOptions {
+            file_extension: &suffix,
+            ..Default::default()
+        };
+        ctx.register_parquet(
+            &format!("{name}_history"),
+            &format!("{}/", dir.display()),
+            options,
+        )
+        .await
+        .with_context(|| format!("registering {name}_history"))?;
+    }
+    Ok(())
 }
 
 /// Runs one read-only query under the limits.

@@ -7,20 +7,14 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{http, json, start, wait_for};
+use common::{http, json, start_with, wait_for};
 use serde_json::Value;
 
 #[test]
 fn http_api_end_to_end() {
-    let dir = std::env::temp_dir().join(format!("nashflow-serve-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/league.csv"),
-        dir.join("league.csv"),
-    )
-    .unwrap();
-    let srv = start(&dir, "s3cret");
+    let dir = common::league_dir("serve");
+    let archive = dir.join("archive");
+    let srv = start_with(&dir, "s3cret", &["--archive", archive.to_str().unwrap()]);
     let addr = srv.addr.clone();
     wait_for("the first epoch", || {
         json(&addr, "/api/games").1["epoch"].is_u64()
@@ -166,6 +160,57 @@ fn http_api_end_to_end() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("answered 400: SQL is read-only"));
+    // While matches keep arriving, every cross-table join still sees exactly one epoch.
+    let feeder = {
+        let addr = addr.clone();
+        std::thread::spawn(move || {
+            for k in 0..40 {
+                let body = format!(
+                    r#"[{{"match_id":"c{k}","game":"negotiation","policy_i":"late{}","policy_j":"random","payoff_i":0.6,"payoff_j":0.4}}]"#,
+                    k % 3
+                );
+                http(
+                    &addr,
+                    "POST",
+                    "/api/matches",
+                    &[("Authorization", "Bearer s3cret")],
+                    body.as_bytes(),
+                );
+                std::thread::sleep(Duration::from_millis(15));
+            }
+        })
+    };
+    let join = br#"{"sql": "SELECT count(DISTINCT p.epoch) AS pe, count(DISTINCT m.epoch) AS me, count(DISTINCT c.epoch) AS ce, max(m.epoch) = max(p.epoch) AS same FROM policies p JOIN metrics m ON p.game = m.game JOIN cells c ON c.game = p.game"}"#;
+    let mut epochs_seen = std::collections::BTreeSet::new();
+    while !feeder.is_finished() {
+        let (s, b) = http(&addr, "POST", "/api/sql", &[], join);
+        assert_eq!(s, 200);
+        let doc: Value = serde_json::from_slice(&b).unwrap();
+        let row = &doc["rows"][0];
+        assert_eq!(
+            (row["pe"].as_u64(), row["me"].as_u64(), row["ce"].as_u64()),
+            (Some(1), Some(1), Some(1)),
+            "{doc}"
+        );
+        assert_eq!(row["same"], true);
+        epochs_seen.insert(doc["epoch"].as_u64().unwrap());
+    }
+    feeder.join().unwrap();
+    assert!(
+        epochs_seen.len() > 1,
+        "queries ran across several epochs: {epochs_seen:?}"
+    );
+    // The archive's history is queryable from the live server too.
+    let (s, b) = http(
+        &addr,
+        "POST",
+        "/api/sql",
+        &[],
+        br#"{"sql": "SELECT count(DISTINCT epoch) AS e FROM metrics_history"}"#,
+    );
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&b));
+    let doc: Value = serde_json::from_slice(&b).unwrap();
+    assert!(doc["rows"][0]["e"].as_u64().unwrap() > 1);
     let (s, page) = http(&addr, "GET", "/", &[], b"");
     assert_eq!(s, 200);
     assert!(String::from_utf8_lossy(&page).contains("id=\"leaderboard\""));

@@ -50,14 +50,23 @@ async fn page() -> Response {
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PAGE).into_response()
 }
 
-/// A session whose tables are the snapshot's batches (no copy: batches are shared buffers).
-fn session(snap: &Snapshot) -> Result<SessionContext, String> {
+/// A session whose tables are the snapshot's batches (no copy: batches are shared buffers),
+/// plus the archive's `NAME_history` tables when the run keeps one.
+async fn session(
+    snap: &Snapshot,
+    archive: Option<&std::path::Path>,
+) -> Result<SessionContext, String> {
     let ctx = SessionContext::new();
     for (name, batch) in &snap.tables {
         let table = MemTable::try_new(batch.schema(), vec![vec![batch.clone()]])
             .map_err(|e| e.to_string())?;
         ctx.register_table(name.as_str(), Arc::new(table))
             .map_err(|e| e.to_string())?;
+    }
+    if let Some(dir) = archive.filter(|d| d.is_dir()) {
+        crate::sql::register_archive(&ctx, dir)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
     }
     Ok(ctx)
 }
@@ -74,7 +83,7 @@ async fn sql(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes)
         Err(_) => text,
     };
     let snap = shared.snapshot();
-    let ctx = match session(&snap) {
+    let ctx = match session(&snap, shared.archive.as_deref()).await {
         Ok(c) => c,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
     };

@@ -64,10 +64,20 @@ pub struct Shared {
     pub ingest: Option<(String, Mutex<IngestSender>)>,
     /// Largest accepted request body.
     pub max_body: usize,
+    /// `run --archive DIR`: SQL also sees `NAME_history` over the archived epochs.
+    pub archive: Option<std::path::PathBuf>,
 }
 
 impl Shared {
     pub fn new(limits: Limits, ingest: Option<(String, IngestSender)>) -> Arc<Shared> {
+        Self::with_archive(limits, ingest, None)
+    }
+
+    pub fn with_archive(
+        limits: Limits,
+        ingest: Option<(String, IngestSender)>,
+        archive: Option<std::path::PathBuf>,
+    ) -> Arc<Shared> {
         Arc::new(Shared {
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
             events: tokio::sync::broadcast::channel(256).0,
@@ -76,6 +86,7 @@ impl Shared {
             limits,
             ingest: ingest.map(|(t, tx)| (t, Mutex::new(tx))),
             max_body: 8 << 20,
+            archive,
         })
     }
 

@@ -35,9 +35,15 @@ impl Drop for Server {
 }
 
 pub fn start(dir: &std::path::Path, token: &str) -> Server {
+    start_with(dir, token, &[])
+}
+
+/// [`start`] with extra `nashflow run` flags.
+pub fn start_with(dir: &std::path::Path, token: &str, extra: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_nashflow"))
+        .arg("run")
+        .args(extra)
         .args([
-            "run",
             "--watch",
             "--epoch-ms",
             "100",
