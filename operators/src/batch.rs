@@ -67,6 +67,15 @@ fn game_input(game: &str, ms: &[&Match], layout: Layout) -> GameInput {
     }
 }
 
+/// Each policy's matrix index.
+fn position_of(policies: &[String]) -> BTreeMap<&str, usize> {
+    policies
+        .iter()
+        .enumerate()
+        .map(|(k, p)| (p.as_str(), k))
+        .collect()
+}
+
 /// Replicate cell tables of the streaming Poisson bootstrap computed in one pass over `matches`
 /// of one game (the reference the engine must reproduce): `replicates` row-major n×n tables
 /// over `policies`.
@@ -78,11 +87,7 @@ pub fn poisson_replicates<'a>(
     seed: u64,
 ) -> Vec<Vec<CellStats>> {
     let n = policies.len();
-    let index: BTreeMap<&str, usize> = policies
-        .iter()
-        .enumerate()
-        .map(|(k, p)| (p.as_str(), k))
-        .collect();
+    let index = position_of(policies);
     let mut tables = vec![vec![CellStats::default(); n * n]; replicates as usize];
     for m in matches {
         for ((r, a, b), c) in replicate_updates(m, layout, replicates, seed) {
@@ -101,11 +106,7 @@ pub fn bound_cells<'a>(
     policies: &[String],
 ) -> Vec<Option<CellSummary>> {
     let n = policies.len();
-    let index: BTreeMap<&str, usize> = policies
-        .iter()
-        .enumerate()
-        .map(|(k, p)| (p.as_str(), k))
-        .collect();
+    let index = position_of(policies);
     let mut samples: Vec<Vec<BoundSample>> = vec![Vec::new(); n * n];
     for m in matches.into_iter().filter(|m| m.game == game) {
         for ((a, b), s) in bound_samples(m, layout) {

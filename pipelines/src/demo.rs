@@ -14,7 +14,7 @@ use std::rc::Rc;
 
 use anyhow::{bail, Result};
 use nashflow_kernels::analysis::AnalysisConfig;
-use nashflow_kernels::sim::bargain::BargainPolicy;
+use nashflow_kernels::sim::bargain::{BargainPolicy, PRESETS};
 use nashflow_kernels::sim::oracle::{best_response, payoff_vs, OracleConfig};
 use nashflow_kernels::sim::run::play_match;
 use nashflow_kernels::sim::{Game, Pairing};
@@ -46,18 +46,10 @@ pub struct Iteration {
 
 /// The fixed evaluation set: every preset and a 3×3×3 grid of concession parameters.
 pub fn evaluation_set() -> Vec<BargainPolicy> {
-    let mut set: Vec<BargainPolicy> = [
-        "random",
-        "walk",
-        "greedy",
-        "fair",
-        "boulware",
-        "conceder",
-        "threshold",
-    ]
-    .iter()
-    .map(|p| BargainPolicy::preset(p).expect("preset"))
-    .collect();
+    let mut set: Vec<BargainPolicy> = PRESETS
+        .iter()
+        .map(|p| BargainPolicy::preset(p).expect("preset"))
+        .collect();
     for start in [1.0, 0.8, 0.6] {
         for end in [0.6, 0.4, 0.2] {
             for beta in [0.3, 1.0, 3.0] {

@@ -117,8 +117,19 @@ pub enum BargainPolicy {
     Concession { start: f64, end: f64, beta: f64 },
 }
 
+/// The names of the bargaining presets.
+pub const PRESETS: [&str; 7] = [
+    "random",
+    "walk",
+    "greedy",
+    "fair",
+    "boulware",
+    "conceder",
+    "threshold",
+];
+
 impl BargainPolicy {
-    /// Named presets: random, walk, greedy, fair, boulware, conceder, threshold.
+    /// Named presets (see [`PRESETS`]).
     pub fn preset(name: &str) -> Option<BargainPolicy> {
         let c = |start, end, beta| BargainPolicy::Concession { start, end, beta };
         Some(match name {

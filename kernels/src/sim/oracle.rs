@@ -156,15 +156,7 @@ mod tests {
             (again - br.payoff).abs() < 1e-12,
             "deterministic evaluation"
         );
-        for name in [
-            "random",
-            "walk",
-            "greedy",
-            "fair",
-            "boulware",
-            "conceder",
-            "threshold",
-        ] {
+        for name in crate::sim::bargain::PRESETS {
             let p = BargainPolicy::preset(name).unwrap();
             let v = payoff_vs(&p, &pop, &sigma, cfg.matches, cfg.seed);
             assert!(br.payoff >= v - 0.005, "{name}: {v} vs {}", br.payoff);
