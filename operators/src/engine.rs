@@ -400,8 +400,27 @@ pub struct EpochReport<'a> {
     pub changed: Vec<(&'a str, Option<&'a GameSnapshot>)>,
     pub jobs: &'a [Job],
     pub errors: &'a [(u64, String, String)],
+    /// Every record rejected by the ledger so far (conflicts, bad retractions), by arrival.
+    pub dead_letters: &'a [DeadLetter],
     /// Wall-clock seconds the epoch took (ingest, dataflow and kernels).
     pub seconds: f64,
+}
+
+/// The dead letters as of now, in arrival order, from the workers' (record, ±1) counts.
+fn current_dead(dead: &Mutex<HashMap<(u64, String, Row), isize>>) -> Vec<DeadLetter> {
+    let mut out: Vec<DeadLetter> = dead
+        .lock()
+        .expect("dead-letter lock")
+        .iter()
+        .filter(|(_, d)| **d > 0)
+        .map(|((seq, reason, row), _)| DeadLetter {
+            seq: *seq,
+            reason: reason.clone(),
+            record: row.get(),
+        })
+        .collect();
+    out.sort_by_key(|d| d.seq);
+    out
 }
 
 /// Runs the engine over finite epochs of records (arrival order within and across epochs).
@@ -699,6 +718,7 @@ pub fn run_stream(
         let mut errors_now = std::mem::take(&mut *out_errors.lock().expect("errors lock"));
         errors_now.sort();
         let seconds = started.elapsed().as_secs_f64();
+        let dead_now = current_dead(&out_dead);
         on_epoch(&EpochReport {
             epoch: t,
             input: batch.iter().map(|(_, m)| m).collect(),
@@ -710,6 +730,7 @@ pub fn run_stream(
                 .collect(),
             jobs: &jobs_now,
             errors: &errors_now,
+            dead_letters: &dead_now,
             seconds,
         });
         epoch_seconds.push(seconds);
@@ -726,18 +747,7 @@ pub fn run_stream(
         .join()
         .into_iter()
         .for_each(|r| r.expect("a worker panicked"));
-    let mut dead_letters: Vec<DeadLetter> = out_dead
-        .lock()
-        .expect("dead-letter lock")
-        .iter()
-        .filter(|(_, d)| **d > 0)
-        .map(|((seq, reason, row), _)| DeadLetter {
-            seq: *seq,
-            reason: reason.clone(),
-            record: row.get(),
-        })
-        .collect();
-    dead_letters.sort_by_key(|d| d.seq);
+    let dead_letters = current_dead(&out_dead);
     EngineOutput {
         state,
         changes: Vec::new(),

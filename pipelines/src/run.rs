@@ -236,6 +236,23 @@ pub fn start_server(listen: Option<&str>, shared: Arc<Shared>) -> Result<Option<
     }
 }
 
+/// The engine's dead letters as record errors naming their source row.
+fn ledger_dead_letters<'a>(
+    dead: &'a [nashflow_operators::engine::DeadLetter],
+    origin: &'a [(String, u64)],
+) -> impl Iterator<Item = RecordError> + 'a {
+    dead.iter().map(|d| {
+        let (source, row) = origin[(d.seq - 1) as usize].clone();
+        RecordError {
+            source_name: source,
+            row,
+            field: Some("match_id".into()),
+            reason: d.reason.clone(),
+            raw: serde_json::to_string(&d.record).unwrap_or_default(),
+        }
+    })
+}
+
 /// Default address of the web server.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8650";
 
@@ -399,7 +416,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
             for m in &r.input {
                 ledger.apply((*m).clone());
             }
-            let bad = log.lock().expect("log lock").bad.clone();
+            let bad = {
+                let log = log.lock().expect("log lock");
+                let mut bad = log.bad.clone();
+                bad.extend(ledger_dead_letters(r.dead_letters, &log.origin));
+                bad
+            };
             publish(shared, r, &cfg, ledger, &bad, &jobs);
         }
     });
@@ -428,16 +450,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         );
     }
     let mut dead_letters = std::mem::take(&mut log.bad);
-    for d in &out.dead_letters {
-        let (source, row) = log.origin[(d.seq - 1) as usize].clone();
-        dead_letters.push(RecordError {
-            source_name: source,
-            row,
-            field: Some("match_id".into()),
-            reason: d.reason.clone(),
-            raw: serde_json::to_string(&d.record).unwrap_or_default(),
-        });
-    }
+    dead_letters.extend(ledger_dead_letters(&out.dead_letters, &log.origin));
     report_dead_letters(&dead_letters);
     let last = out.epochs - 1;
     let reports = game_reports(out.state, &cfg);

@@ -779,6 +779,18 @@ fn sql_over_written_tables() {
     let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows.len(), 3);
     assert!(String::from_utf8_lossy(&out.stderr).contains("cut at 3 rows"));
+    // The time limit stops a runaway query (a 16^6-row cross join) with a clear error.
+    let out = sql(
+        "SELECT sum(a.mean * b.mean * c.mean * d.mean * e.mean * f.mean) AS s \
+         FROM cells a, cells b, cells c, cells d, cells e, cells f",
+        &["--timeout-s", "0.05"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("time limit"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // History across the epochs of a run's archive.
     let archive = dir.join("archive");
     run(bin()

@@ -130,10 +130,23 @@ fn http_api_end_to_end() {
             .as_array()
             .is_some_and(|r| r.iter().any(|p| p["policy"] == "newcomer"))
     });
+    // A conflicting re-send of h1 is dead-lettered by the ledger, visible live in SQL.
+    let conflict = br#"[{"match_id":"h1","game":"negotiation","policy_i":"newcomer","policy_j":"random","payoff_i":0.2,"payoff_j":0.8}]"#;
+    assert_eq!(http(&addr, "POST", "/api/matches", &auth, conflict).0, 202);
+    wait_for("the conflict in dead_letters", || {
+        let (_, b) = http(
+            &addr,
+            "POST",
+            "/api/sql",
+            &[],
+            br#"{"sql": "SELECT count(*) AS n FROM dead_letters WHERE reason LIKE 'conflict%'"}"#,
+        );
+        serde_json::from_slice::<Value>(&b).unwrap()["rows"][0]["n"] == 1
+    });
     let (s, b) = http(&addr, "GET", "/metrics", &[], b"");
     assert_eq!(s, 200);
     let text = String::from_utf8_lossy(&b);
-    assert!(text.contains("nashflow_matches_ingested_total 2"), "{text}");
+    assert!(text.contains("nashflow_matches_ingested_total 3"), "{text}");
     assert!(text.contains("nashflow_dead_letters_total 1"), "{text}");
     assert!(text.contains("nashflow_exploitability{game=\"negotiation\"}"));
     // `nashflow sql --server` reads the same live tables (Arrow IPC under the hood).
