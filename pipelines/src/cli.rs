@@ -144,11 +144,19 @@ pub struct SimulateArgs {
     /// Matches to play.
     #[arg(long, default_value_t = 10_000)]
     pub matches: u64,
-    /// Who meets whom: `uniform` (propensity 1/n), or `rating`: a deliberately confounded
+    /// Who meets whom: `uniform` (propensity 1/n), `sigma` (opponents from σ), or `rating`: a
+    /// deliberately confounded
     /// matchmaker that sees seat 0's hidden form (good/bad, ½ each) and seeks opponents rated
     /// near rating ± shift, logging only the propensity marginal over the form.
-    #[arg(long, default_value = "uniform", value_parser = ["uniform", "rating"])]
+    #[arg(long, default_value = "uniform", value_parser = ["uniform", "sigma", "rating"])]
     pub matchmaker: String,
+    /// `--matchmaker sigma`: PSRO-style opponent sampling. Seat 0 is uniform and seat 1 comes
+    /// from (1 − ε)·σ + ε·uniform, with σ given here (one weight per policy, normalised).
+    #[arg(long, value_delimiter = ',')]
+    pub sigma: Option<Vec<f64>>,
+    /// `--matchmaker sigma`: the uniform share ε that keeps every opponent possible.
+    #[arg(long, default_value_t = 0.1)]
+    pub sigma_epsilon: f64,
     /// Ratings for `--matchmaker rating` (comma-separated, one per policy; default for
     /// battles: the strengths).
     #[arg(long, value_delimiter = ',')]

@@ -159,7 +159,13 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
                 temperature: args.rating_temperature,
             }
         }
-        other => bail!("unknown matchmaker `{other}`; expected uniform or rating"),
+        "sigma" => Matchmaker::Sigma {
+            weights: args.sigma.clone().ok_or_else(|| {
+                anyhow::anyhow!("--matchmaker sigma needs --sigma W1,W2,… (one weight per policy)")
+            })?,
+            epsilon: args.sigma_epsilon,
+        },
+        other => bail!("unknown matchmaker `{other}`; expected uniform, sigma or rating"),
     };
     matchmaker
         .validate(n)

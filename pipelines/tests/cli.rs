@@ -631,6 +631,35 @@ fn simulate_writes_logs_that_analyze_reads() {
         ])
         .arg(&again));
     assert_eq!(std::fs::read_to_string(&again).unwrap(), text);
+    // σ-weighted opponents: with σ = (0, 0, 1) and ε = 0.3, seat 1 is `fair` with
+    // propensity 0.7 + 0.1 and each walker with 0.1.
+    let sigma_log = dir.join("sigma.jsonl");
+    run(bin()
+        .args([
+            "simulate",
+            "--policies",
+            "w1=walk,w2=walk,fair",
+            "--matchmaker",
+            "sigma",
+        ])
+        .args([
+            "--sigma",
+            "0,0,1",
+            "--sigma-epsilon",
+            "0.3",
+            "--matches",
+            "3000",
+            "--out",
+        ])
+        .arg(&sigma_log));
+    let mut fair = 0;
+    for line in std::fs::read_to_string(&sigma_log).unwrap().lines() {
+        let m: Value = serde_json::from_str(line).unwrap();
+        let want = if m["policy_j"] == "fair" { 0.8 } else { 0.1 };
+        assert!((m["propensity"].as_f64().unwrap() - want).abs() < 1e-12);
+        fair += (m["policy_j"] == "fair") as u32;
+    }
+    assert!((2250..2550).contains(&fair), "{fair} of 3000 against fair");
     // The confounded rating matchmaker logs varying propensities that --bounds uses.
     let confounded = dir.join("confounded.jsonl");
     run(bin()
