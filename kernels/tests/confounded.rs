@@ -9,49 +9,75 @@ fn odds(p: f64) -> f64 {
     p / (1.0 - p)
 }
 
-#[test]
-fn msm_at_the_true_gamma_covers_the_interventional_payoffs() {
-    let strengths = [0.8, 0.3, -0.3, -0.8];
-    let population: Vec<BattlePolicy> = strengths
-        .iter()
-        .map(|&s| BattlePolicy {
-            strength: s,
-            style: [1.0 / 3.0; 3],
-        })
-        .collect();
-    let cfg = BattleConfig {
-        form_effect: 1.0,
-        ..BattleConfig::default()
-    };
-    let mm = Matchmaker::Rating {
-        ratings: strengths.to_vec(),
-        shift: 0.6,
-        temperature: 0.5,
-    };
-    let n = population.len();
-    let game = Game::Battle(population.clone(), cfg);
-    // Per cell: the truth E[share | do(i meets j)] (form ½ each) and the true Γ (the largest
-    // odds ratio between the form-specific and the logged propensity).
-    let truth = |i: usize, j: usize| {
+/// A battle league of equal styles under the confounded rating matchmaker, with the truth
+/// E[share | do(i meets j)] (form ½ each) and each cell's true Γ (the largest odds ratio
+/// between a form-specific and the logged propensity) in closed form.
+struct Confounded {
+    population: Vec<BattlePolicy>,
+    cfg: BattleConfig,
+    mm: Matchmaker,
+}
+
+impl Confounded {
+    fn new(strengths: &[f64], form_effect: f64, shift: f64, temperature: f64) -> Self {
+        Confounded {
+            population: strengths
+                .iter()
+                .map(|&s| BattlePolicy {
+                    strength: s,
+                    style: [1.0 / 3.0; 3],
+                })
+                .collect(),
+            cfg: BattleConfig {
+                form_effect,
+                ..BattleConfig::default()
+            },
+            mm: Matchmaker::Rating {
+                ratings: strengths.to_vec(),
+                shift,
+                temperature,
+            },
+        }
+    }
+
+    fn n(&self) -> usize {
+        self.population.len()
+    }
+
+    fn game(&self) -> Game {
+        Game::Battle(self.population.clone(), self.cfg)
+    }
+
+    fn truth(&self, i: usize, j: usize) -> f64 {
         let p = |good| {
             round_win_prob(
-                &in_form(&population[i], Some(good), &cfg),
-                &population[j],
-                &cfg,
+                &in_form(&self.population[i], Some(good), &self.cfg),
+                &self.population[j],
+                &self.cfg,
             )
         };
         0.5 * (p(true) + p(false))
-    };
-    let gamma = |i: usize, j: usize| {
-        let e = odds(mm.logged_propensity(i, j, n));
+    }
+
+    fn gamma(&self, i: usize, j: usize) -> f64 {
+        let n = self.n();
+        let e = odds(self.mm.logged_propensity(i, j, n));
         [true, false]
             .iter()
             .map(|&g| {
-                let r = odds(mm.opponent_probability(i, j, g, n)) / e;
+                let r = odds(self.mm.opponent_probability(i, j, g, n)) / e;
                 r.max(1.0 / r)
             })
             .fold(1.0, f64::max)
-    };
+    }
+}
+
+#[test]
+fn msm_at_the_true_gamma_covers_the_interventional_payoffs() {
+    let setup = Confounded::new(&[0.8, 0.3, -0.3, -0.8], 1.0, 0.6, 0.5);
+    let (n, game, mm) = (setup.n(), setup.game(), &setup.mm);
+    let truth = |i, j| setup.truth(i, j);
+    let gamma = |i, j| setup.gamma(i, j);
     let (mut covered, mut cells, mut naive_covered, mut hajek_covered) = (0, 0, 0, 0);
     for seed in 0..60 {
         let sim = simulate(
@@ -62,7 +88,7 @@ fn msm_at_the_true_gamma_covers_the_interventional_payoffs() {
                 threads: 1,
                 keep_records: true,
             },
-            &mm,
+            mm,
         );
         for i in 0..n {
             for j in 0..n {
@@ -110,47 +136,12 @@ fn certificates_never_certify_a_naive_rank_that_flips() {
     use nashflow_kernels::bounds::game::{Claim, Method};
     use nashflow_kernels::bounds::{game_bounds, BoundSample, BoundsConfig, CellSummary};
     use nashflow_kernels::Matrix;
-    let strengths = [1.5, 0.3, 0.25, -1.5];
-    let population: Vec<BattlePolicy> = strengths
-        .iter()
-        .map(|&s| BattlePolicy {
-            strength: s,
-            style: [1.0 / 3.0; 3],
-        })
-        .collect();
-    let cfg = BattleConfig {
-        form_effect: 1.5,
-        ..BattleConfig::default()
-    };
-    let mm = Matchmaker::Rating {
-        ratings: strengths.to_vec(),
-        shift: 0.15,
-        temperature: 0.4,
-    };
-    let n = population.len();
-    let game = Game::Battle(population.clone(), cfg);
-    let truth = Matrix::from_fn(n, |i, j| {
-        let p = |good| {
-            round_win_prob(
-                &in_form(&population[i], Some(good), &cfg),
-                &population[j],
-                &cfg,
-            )
-        };
-        0.5 * (p(true) + p(false))
-    });
+    let setup = Confounded::new(&[1.5, 0.3, 0.25, -1.5], 1.5, 0.15, 0.4);
+    let (n, game, mm) = (setup.n(), setup.game(), &setup.mm);
+    let truth = Matrix::from_fn(n, |i, j| setup.truth(i, j));
     let gamma = (0..n)
         .flat_map(|i| (0..n).map(move |j| (i, j)))
-        .map(|(i, j)| {
-            let e = odds(mm.logged_propensity(i, j, n));
-            [true, false]
-                .iter()
-                .map(|&g| {
-                    let r = odds(mm.opponent_probability(i, j, g, n)) / e;
-                    r.max(1.0 / r)
-                })
-                .fold(1.0, f64::max)
-        })
+        .map(|(i, j)| setup.gamma(i, j))
         .fold(1.0, f64::max);
     let sigma = vec![1.0 / n as f64; n];
     let u_true = truth.mul_vec(&sigma);
@@ -164,7 +155,7 @@ fn certificates_never_certify_a_naive_rank_that_flips() {
                 threads: 1,
                 keep_records: true,
             },
-            &mm,
+            mm,
         );
         let mut samples = vec![Vec::new(); n * n];
         for m in &sim.records {

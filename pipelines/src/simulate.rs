@@ -5,8 +5,8 @@ use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::array::{ArrayRef, UInt32Array};
+use arrow::datatypes::{DataType, Field};
 use nashflow_kernels::sim::bargain::BargainPolicy;
 use nashflow_kernels::sim::battle::{BattleConfig, BattlePolicy};
 use nashflow_kernels::sim::{simulate, Game, Matchmaker, SimConfig, SimMatch};
@@ -193,22 +193,15 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
         let extra = |f: fn(&SimMatch) -> u32| -> ArrayRef {
             Arc::new(UInt32Array::from_iter_values(sim.records.iter().map(f)))
         };
-        let mut fields: Vec<Field> = base
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone())
-            .collect();
-        let mut cols: Vec<ArrayRef> = base.columns().to_vec();
-        for (name, col) in [
-            ("raw_payoff_i", extra(|m| m.raw[0])),
-            ("raw_payoff_j", extra(|m| m.raw[1])),
-            ("actions", extra(|m| m.actions as u32)),
-        ] {
-            fields.push(Field::new(name, DataType::UInt32, false));
-            cols.push(col);
-        }
-        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?;
+        let column = |name: &str, col| (Field::new(name, DataType::UInt32, false), col);
+        let batch = nashflow_schemas::arrow_io::append_columns(
+            &base,
+            vec![
+                column("raw_payoff_i", extra(|m| m.raw[0])),
+                column("raw_payoff_j", extra(|m| m.raw[1])),
+                column("actions", extra(|m| m.actions as u32)),
+            ],
+        );
         nashflow_schemas::arrow_io::write_parquet(&args.out, &batch).map_err(anyhow::Error::msg)?;
     } else if out == "-" || out.ends_with(".jsonl") || out.ends_with(".ndjson") {
         let mut w: Box<dyn Write> = if out == "-" {

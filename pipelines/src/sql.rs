@@ -182,17 +182,24 @@ fn cell_json(col: &dyn Array, row: usize, fmt: &ArrayFormatter) -> Value {
     }
 }
 
+/// One display formatter per column of `b`.
+fn formatters<'a>(
+    b: &'a RecordBatch,
+    opts: &'a FormatOptions<'a>,
+) -> Result<Vec<ArrayFormatter<'a>>, arrow::error::ArrowError> {
+    b.columns()
+        .iter()
+        .map(|c| ArrayFormatter::try_new(c.as_ref(), opts))
+        .collect()
+}
+
 /// Rows as JSON objects (numbers stay numbers; non-finite floats are null).
 pub fn to_json(batches: &[RecordBatch]) -> Result<Vec<Value>> {
     let opts = FormatOptions::default();
     let mut rows = Vec::new();
     for b in batches {
         let schema = b.schema();
-        let fmts = b
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
-            .collect::<Result<Vec<_>, _>>()?;
+        let fmts = formatters(b, &opts)?;
         for r in 0..b.num_rows() {
             let mut obj = Map::new();
             for (k, field) in schema.fields().iter().enumerate() {
@@ -229,11 +236,7 @@ pub fn to_csv(batches: &[RecordBatch]) -> Result<String> {
         out.push('\n');
     }
     for b in batches {
-        let fmts = b
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
-            .collect::<Result<Vec<_>, _>>()?;
+        let fmts = formatters(b, &opts)?;
         for r in 0..b.num_rows() {
             let cells: Vec<String> = fmts
                 .iter()

@@ -77,17 +77,26 @@ pub fn matches_batch<'a>(matches: impl IntoIterator<Item = &'a Match>) -> Record
 pub fn records_batch<'a>(records: impl IntoIterator<Item = &'a Match>) -> RecordBatch {
     let rs: Vec<&Match> = records.into_iter().collect();
     let base = matches_batch(rs.iter().copied());
-    let mut fields: Vec<Field> = base
+    let retract: ArrayRef = Arc::new(BooleanArray::from_iter(rs.iter().map(|m| Some(m.retract))));
+    append_columns(
+        &base,
+        vec![(Field::new("retract", DataType::Boolean, false), retract)],
+    )
+}
+
+/// `batch` with `extra` columns appended (same row count).
+pub fn append_columns(batch: &RecordBatch, extra: Vec<(Field, ArrayRef)>) -> RecordBatch {
+    let mut fields: Vec<Field> = batch
         .schema()
         .fields()
         .iter()
         .map(|f| f.as_ref().clone())
         .collect();
-    fields.push(Field::new("retract", DataType::Boolean, false));
-    let mut columns = base.columns().to_vec();
-    columns.push(Arc::new(BooleanArray::from_iter(
-        rs.iter().map(|m| Some(m.retract)),
-    )));
+    let mut columns = batch.columns().to_vec();
+    for (f, c) in extra {
+        fields.push(f);
+        columns.push(c);
+    }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("columns follow schema")
 }
 
