@@ -3,6 +3,7 @@
 //! * `-` or `stdout`: one JSON object per line on stdout;
 //! * `cmd:COMMAND`: `sh -c COMMAND` once per job, with the job's JSON on stdin;
 //! * `http://HOST:PORT/PATH`: an HTTP/1.1 POST of the job's JSON (a webhook; plain HTTP only);
+//! * `kafka://BROKERS/TOPIC`: one message per job, keyed by game, value the job's JSON;
 //! * anything else: a file path, appended to as JSON Lines.
 
 use std::fs::OpenOptions;
@@ -19,6 +20,7 @@ pub enum JobSink {
     Command(String),
     Webhook { host: String, path: String },
     File(std::path::PathBuf),
+    Kafka { brokers: String, topic: String },
 }
 
 impl std::str::FromStr for JobSink {
@@ -45,6 +47,19 @@ impl std::str::FromStr for JobSink {
                 host: host.to_string(),
                 path: path.to_string(),
             });
+        }
+        if let Some(rest) = s.strip_prefix("kafka://") {
+            return match rest.split_once('/') {
+                Some((brokers, topic)) if !brokers.is_empty() && !topic.is_empty() => {
+                    Ok(JobSink::Kafka {
+                        brokers: brokers.to_string(),
+                        topic: topic.to_string(),
+                    })
+                }
+                _ => Err(format!(
+                    "`{s}`: expected kafka://HOST:PORT[,HOST:PORT…]/TOPIC"
+                )),
+            };
         }
         if s.starts_with("https://") {
             return Err("https webhooks are not supported; use http:// or cmd:curl ...".into());
@@ -99,6 +114,12 @@ impl JobSink {
                 }
             }
             JobSink::Webhook { host, path } => post(host, path, &body),
+            // Jobs are rare (at most one per game and epoch): a producer per job is fine.
+            JobSink::Kafka { brokers, topic } => {
+                let writer = crate::kafka::Writer::new(brokers, topic, &[])?;
+                writer.send(Some(job.game.as_bytes()), body.as_bytes(), None)?;
+                writer.flush()
+            }
         }
     }
 }
@@ -165,6 +186,17 @@ mod tests {
                 path: "/hook".into()
             }
         );
+        assert_eq!(
+            "kafka://127.0.0.1:9092,h:1/br-jobs"
+                .parse::<JobSink>()
+                .unwrap(),
+            JobSink::Kafka {
+                brokers: "127.0.0.1:9092,h:1".into(),
+                topic: "br-jobs".into()
+            }
+        );
+        assert!("kafka://127.0.0.1:9092".parse::<JobSink>().is_err());
+        assert!("kafka:///t".parse::<JobSink>().is_err());
         assert!("https://x".parse::<JobSink>().is_err());
         assert!("cmd: ".parse::<JobSink>().is_err());
     }

@@ -61,6 +61,7 @@ fn main() {
         trigger: None,
         replicates: 0,
         level3_every: 1,
+        first_epoch: 0,
     };
 
     // 1. Ingest + cell statistics.

@@ -197,6 +197,9 @@ pub struct EngineConfig {
     /// Level 3 cadence: recomputed at epochs divisible by this (≥ 1), and whenever a game's
     /// policy set changed; in between a game keeps its last attribution.
     pub level3_every: u64,
+    /// Number of the first epoch fed (a run restored from a durable state continues the
+    /// numbering of the run it resumes; job ids and archives stay unique).
+    pub first_epoch: u64,
 }
 
 /// What a run produced: the final state of every game and the dead letters as of the last
@@ -209,6 +212,7 @@ pub struct EngineOutput {
     pub dead_letters: Vec<DeadLetter>,
     /// Best-response jobs in (epoch, game) order.
     pub jobs: Vec<Job>,
+    /// Epochs fed in this run (numbered from `EngineConfig::first_epoch`).
     pub epochs: u64,
     /// Wall-clock seconds each epoch took on worker 0 (ingest, dataflow and kernels).
     pub epoch_seconds: Vec<f64>,
@@ -389,6 +393,7 @@ fn snapshot(
 
 /// What the caller sees after each epoch: a consistent view of every game as of that epoch
 /// (the in-memory snapshot a serving layer reads), and what happened in it.
+#[derive(Clone)]
 pub struct EpochReport<'a> {
     pub epoch: u64,
     /// This epoch's input records, in arrival order.
@@ -461,6 +466,7 @@ pub fn run_stream(
     let errors = Arc::new(Mutex::new(Vec::new()));
     let (out_changes, out_dead, out_jobs, out_errors) =
         (changes.clone(), dead.clone(), jobs.clone(), errors.clone());
+    let first_epoch = cfg.first_epoch;
     let cfg = cfg.clone();
     let guards = timely::execute(timely::Config::process(peers), move |worker| {
         let index = worker.index();
@@ -605,7 +611,7 @@ pub fn run_stream(
                 .probe_with(&probe);
             (input, probe)
         });
-        let mut t = 0u64;
+        let mut t = cfg.first_epoch;
         while let Ok(Some(epoch)) = rx.recv() {
             let removed: Vec<_> = std::mem::take(&mut *to_remove.borrow_mut());
             held.fetch_sub(removed.len() as i64, Ordering::Relaxed);
@@ -687,7 +693,7 @@ pub fn run_stream(
     let mut all_errors = Vec::new();
     let mut epoch_seconds = Vec::new();
     let mut held_records = Vec::new();
-    let mut t = 0u64;
+    let mut t = first_epoch;
     for epoch in epochs {
         let started = std::time::Instant::now();
         let batch: Vec<(u64, Match)> = epoch
@@ -753,7 +759,7 @@ pub fn run_stream(
         changes: Vec::new(),
         dead_letters,
         jobs: all_jobs,
-        epochs: t,
+        epochs: t - first_epoch,
         epoch_seconds,
         held_records,
         errors: all_errors,

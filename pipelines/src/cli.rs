@@ -40,7 +40,7 @@ pub enum Command {
     /// Solve a payoff matrix given directly (JSON or CSV).
     Solve(SolveArgs),
     /// Run the incremental engine over match logs, epoch by epoch (timely + differential).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Simulate matches of a built-in game (bargaining or battle) into a match log.
     Simulate(SimulateArgs),
     /// The PSRO loop on one machine: simulator → engine → best-response oracle, printing one
@@ -174,8 +174,15 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Output: FILE.parquet, FILE.jsonl, or `-` (JSON Lines on stdout).
-    #[arg(long)]
-    pub out: PathBuf,
+    #[arg(long, required_unless_present = "kafka")]
+    pub out: Option<PathBuf>,
+    /// Produce the matches to Kafka at BROKERS (`host:port[,…]`), one JSON message each,
+    /// keyed by match_id (instead of, or as well as, --out).
+    #[arg(long, value_name = "BROKERS")]
+    pub kafka: Option<String>,
+    /// Kafka topic for --kafka.
+    #[arg(long, default_value = "matches", requires = "kafka")]
+    pub topic: String,
     /// Value of the `game` column (default: the game's name).
     #[arg(long)]
     pub game_name: Option<String>,
@@ -383,8 +390,33 @@ pub struct RunArgs {
     /// `-` reads JSON Lines from stdin until end of input. (`--config FILE.toml` supplies any
     /// of these flags from a file: keys are flag names, `[trigger] threshold` is
     /// `--trigger-threshold`; command-line flags win.)
-    #[arg(long = "input", short = 'i', required = true, num_args = 1..)]
+    #[arg(long = "input", short = 'i', required_unless_present = "kafka", conflicts_with = "kafka", num_args = 1..)]
     pub input: Vec<PathBuf>,
+    /// Consume JSON match messages from Kafka at BROKERS (`host:port[,host:port…]`) instead
+    /// of files. Every partition of the topics is read from the beginning, or from the offsets
+    /// of `--state`; with --exit-at-end the run stops at the end offsets seen at start.
+    #[arg(long, value_name = "BROKERS")]
+    pub kafka: Option<String>,
+    /// Kafka topic(s) of matches (repeatable).
+    #[arg(long = "topic", default_value = "matches", requires = "kafka")]
+    pub topics: Vec<String>,
+    /// Consumer group; its committed offsets report progress (committed only after the epoch
+    /// holding them is applied and durable).
+    #[arg(long, default_value = "nashflow", requires = "kafka")]
+    pub group: String,
+    /// Topic for messages that do not decode: original key and bytes, the reason in header
+    /// `nashflow-error` (and `nashflow-field`, `nashflow-source` = topic[partition]@offset).
+    #[arg(long, value_name = "TOPIC", requires = "kafka")]
+    pub dead_letter_topic: Option<String>,
+    /// Extra librdkafka property for the consumer and producers (repeatable), e.g.
+    /// `security.protocol=SASL_SSL`.
+    #[arg(long = "kafka-property", value_name = "KEY=VALUE", requires = "kafka")]
+    pub kafka_properties: Vec<String>,
+    /// Durable state directory: each epoch's records and rejected rows are written (Parquet)
+    /// with the source offsets before the offsets are committed; a restart resumes from it
+    /// instead of re-reading the topic. Without it a run reads the topics from the beginning.
+    #[arg(long, value_name = "DIR", requires = "kafka")]
+    pub state: Option<PathBuf>,
     /// Keep watching input directories for new files (polled every 500 ms) until interrupted,
     /// or, with --exit-at-end, until the files present have been read.
     #[arg(long)]
@@ -431,7 +463,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_trigger: bool,
     /// Where jobs go (repeatable): a .jsonl path, `-` for stdout, `cmd:COMMAND` (JSON on
-    /// stdin), or `http://HOST:PORT/PATH` (POST). Jobs are also in the `jobs` table.
+    /// stdin), `http://HOST:PORT/PATH` (POST), or `kafka://BROKERS/TOPIC` (key = game).
+    /// Jobs are also in the `jobs` table.
     #[arg(long = "jobs")]
     pub jobs: Vec<String>,
     /// Archive every epoch under DIR/epoch=N/: the analysis tables of that epoch's consistent

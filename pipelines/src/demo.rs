@@ -149,6 +149,7 @@ pub fn run(args: &DemoArgs) -> Result<Vec<Iteration>> {
         }),
         replicates: 0,
         level3_every: 1,
+        first_epoch: 0,
     };
     let oracle = OracleConfig {
         matches: args.oracle_matches,

@@ -1,5 +1,7 @@
-//! `nashflow run`: the incremental engine over files, directories (optionally watched) and
-//! stdin, epoch by epoch (by record count and/or wall-clock tick).
+//! `nashflow run`: the incremental engine over files, directories (optionally watched),
+//! stdin or Kafka, epoch by epoch (by record count and/or wall-clock tick). With `--state`,
+//! every epoch is made durable before its Kafka offsets are committed, and a restart resumes
+//! from the state directory.
 
 use std::collections::HashSet;
 use std::io::{BufRead, IsTerminal};
@@ -10,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use nashflow_connectors::jobs::JobSink;
+use nashflow_connectors::kafka::{Committer, Offsets, Source};
+use nashflow_connectors::state::{Restored, StateDir};
 use nashflow_operators::engine::{run_stream, EngineConfig, EpochReport, GameSnapshot};
 use nashflow_operators::trigger::{Job, TriggerConfig};
 use nashflow_schemas::read::{decode_json, Format};
@@ -23,6 +27,8 @@ use crate::tables;
 
 /// What the source thread (and HTTP ingest) sends.
 pub enum Item {
+    /// A Kafka message was read: (topic, partition, next offset). Sent before its record.
+    Consumed(String, i32, i64),
     Record(Match, String, u64),
     Bad(RecordError),
     Fatal(String),
@@ -108,6 +114,8 @@ fn read_sources(inputs: Vec<PathBuf>, watch: bool, exit_at_end: bool, tx: mpsc::
 /// Cuts the record stream into epochs: `max_records` records, or `tick` after an epoch's
 /// first record, whichever comes first.
 struct Epochs {
+    /// Records restored from `--state`, fed as the first epoch.
+    restored: Option<Vec<Match>>,
     rx: Receiver<Item>,
     max_records: usize,
     tick: Option<Duration>,
@@ -123,6 +131,27 @@ struct InputLog {
     fatal: Option<String>,
     records: Vec<Match>,
     keep_records: bool,
+    /// Source offsets read so far, and where each epoch ended.
+    offsets: Offsets,
+    cuts: Vec<Cut>,
+}
+
+/// Where an epoch ended in the input log.
+#[derive(Clone, Debug)]
+struct Cut {
+    offsets: Offsets,
+    origin_len: usize,
+    bad_len: usize,
+}
+
+impl InputLog {
+    fn cut(&mut self) {
+        self.cuts.push(Cut {
+            offsets: self.offsets.clone(),
+            origin_len: self.origin.len(),
+            bad_len: self.bad.len(),
+        });
+    }
 }
 
 impl Iterator for Epochs {
@@ -130,6 +159,10 @@ impl Iterator for Epochs {
     fn next(&mut self) -> Option<Vec<Match>> {
         if self.done {
             return None;
+        }
+        if let Some(records) = self.restored.take() {
+            self.log.lock().expect("log lock").cut();
+            return Some(records);
         }
         let mut epoch = Vec::new();
         let mut opened: Option<Instant> = None;
@@ -139,7 +172,10 @@ impl Iterator for Epochs {
                     let left = tick.saturating_sub(t0.elapsed());
                     match self.rx.recv_timeout(left) {
                         Ok(item) => item,
-                        Err(RecvTimeoutError::Timeout) => return Some(epoch),
+                        Err(RecvTimeoutError::Timeout) => {
+                            self.log.lock().expect("log lock").cut();
+                            return Some(epoch);
+                        }
                         Err(RecvTimeoutError::Disconnected) => break,
                     }
                 }
@@ -158,8 +194,12 @@ impl Iterator for Epochs {
                     epoch.push(m);
                     opened.get_or_insert_with(Instant::now);
                     if epoch.len() >= self.max_records {
+                        log.cut();
                         return Some(epoch);
                     }
+                }
+                Item::Consumed(topic, partition, next) => {
+                    log.offsets.insert((topic, partition), next);
                 }
                 Item::Bad(e) => log.bad.push(e),
                 Item::Fatal(e) => {
@@ -169,6 +209,7 @@ impl Iterator for Epochs {
             }
         }
         self.done = true;
+        self.log.lock().expect("log lock").cut();
         (!epoch.is_empty()).then_some(epoch)
     }
 }
@@ -251,6 +292,75 @@ fn ledger_dead_letters<'a>(
             raw: serde_json::to_string(&d.record).unwrap_or_default(),
         }
     })
+}
+
+/// Starts the thread that reads the inputs (files and stdin, or Kafka) into `tx`; for Kafka
+/// returns the handle that commits offsets.
+fn start_sources(
+    args: &RunArgs,
+    restored: Option<&Restored>,
+    tx: mpsc::Sender<Item>,
+) -> Result<Option<Committer>> {
+    let exit_at_end = args.exit_at_end;
+    match &args.kafka {
+        Some(brokers) => {
+            let cfg = crate::kafka::source_config(args, brokers)?;
+            let start = restored.map(|r| r.offsets.clone()).unwrap_or_default();
+            let source = Source::open(&cfg, &start).map_err(anyhow::Error::msg)?;
+            let committer = source.committer();
+            std::thread::spawn(move || crate::kafka::read_kafka(source, exit_at_end, tx));
+            Ok(Some(committer))
+        }
+        None => {
+            let (inputs, watch) = (args.input.clone(), args.watch);
+            std::thread::spawn(move || read_sources(inputs, watch, exit_at_end, tx));
+            Ok(None)
+        }
+    }
+}
+
+/// After an epoch is applied (and its jobs sent): writes it to the state directory, then
+/// commits its offsets. A state that cannot be written stops the run: going on would commit
+/// offsets whose records a restart could not recover.
+fn make_durable(
+    r: &EpochReport,
+    first_epoch: u64,
+    log: &Mutex<InputLog>,
+    state: Option<&mut StateDir>,
+    committer: Option<&Committer>,
+    jobs: &[Job],
+) {
+    let log = log.lock().expect("log lock");
+    let k = (r.epoch - first_epoch) as usize;
+    let cut = &log.cuts[k];
+    if let Some(state) = state {
+        let (o0, b0) = match k.checked_sub(1).map(|p| &log.cuts[p]) {
+            Some(prev) => (prev.origin_len, prev.bad_len),
+            None => (0, 0),
+        };
+        let records: Vec<(&Match, &str, u64)> = r
+            .input
+            .iter()
+            .zip(&log.origin[o0..cut.origin_len])
+            .map(|(m, (source, row))| (*m, source.as_str(), *row))
+            .collect();
+        if let Err(e) = state.append(
+            r.epoch,
+            &records,
+            &log.bad[b0..cut.bad_len],
+            jobs,
+            &cut.offsets,
+        ) {
+            eprintln!("\nerror: epoch {} could not be made durable: {e}; stopping before its offsets are committed", r.epoch);
+            std::process::exit(1);
+        }
+    }
+    if let Some(c) = committer {
+        // Not fatal: the next epoch's commit covers these offsets too.
+        if let Err(e) = c.commit(&cut.offsets) {
+            eprintln!("\nwarning: epoch {}: {e}", r.epoch);
+        }
+    }
 }
 
 /// Default address of the web server.
@@ -355,6 +465,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         trigger,
         replicates: args.bootstrap,
         level3_every: args.level3_every,
+        first_epoch: 0,
     };
     if let Some(b) = &cfg.analysis.bounds {
         b.validate().map_err(anyhow::Error::msg)?;
@@ -362,17 +473,56 @@ pub fn run(args: &RunArgs) -> Result<()> {
     if args.ingest_token.is_some() && args.exit_at_end {
         bail!("--ingest-token keeps the run open for HTTP ingest; it cannot be combined with --exit-at-end");
     }
+    let (mut state, restored) = match &args.state {
+        Some(dir) => {
+            let (state, restored) = StateDir::open(dir).map_err(anyhow::Error::msg)?;
+            (Some(state), restored)
+        }
+        None => (None, None),
+    };
+    let restored_epoch = restored.as_ref().map(|r| r.epoch);
+    let cfg = EngineConfig {
+        first_epoch: restored_epoch.unwrap_or(0),
+        ..cfg
+    };
     let (tx, rx) = mpsc::channel();
     let server = serve(args, tx.clone())?;
-    let (inputs, watch, exit_at_end) = (args.input.clone(), args.watch, args.exit_at_end);
-    std::thread::spawn(move || read_sources(inputs, watch, exit_at_end, tx));
+    let committer = start_sources(args, restored.as_ref(), tx)?;
     // The live `matches` table of the server: the ledger over everything ingested.
     let mut live = server.as_ref().map(|_| Ledger::new(args.model.layout));
-    let log = Arc::new(Mutex::new(InputLog {
+    let mut log = InputLog {
         keep_records: args.out.is_some(),
         ..Default::default()
-    }));
+    };
+    let mut jobs: Vec<Job> = Vec::new();
+    let restored_records = restored.map(|r: Restored| {
+        if !args.quiet {
+            eprintln!(
+                "resuming after epoch {} from {} ({} records, {} rejected rows, {} jobs)",
+                r.epoch,
+                args.state.as_deref().unwrap_or(Path::new("")).display(),
+                r.records.len(),
+                r.bad.len(),
+                r.jobs.len()
+            );
+        }
+        log.offsets = r.offsets;
+        log.bad = r.bad;
+        jobs = r.jobs;
+        r.records
+            .into_iter()
+            .map(|(m, source, row)| {
+                log.origin.push((source, row));
+                if log.keep_records {
+                    log.records.push(m.clone());
+                }
+                m
+            })
+            .collect::<Vec<Match>>()
+    });
+    let log = Arc::new(Mutex::new(log));
     let epochs = Epochs {
+        restored: restored_records,
         rx,
         max_records: args.epoch_records,
         tick: (args.epoch_ms > 0).then(|| Duration::from_millis(args.epoch_ms)),
@@ -381,10 +531,15 @@ pub fn run(args: &RunArgs) -> Result<()> {
     };
     let terminal = std::io::stderr().is_terminal();
     let started = Instant::now();
-    let mut jobs: Vec<Job> = Vec::new();
     let mut archive_error: Option<anyhow::Error> = None;
     let out = run_stream(epochs, &cfg, |r| {
-        if let (Some(dir), None) = (&args.archive, &archive_error) {
+        // The epoch rebuilt from `--state` is already durable, archived, and its jobs sent.
+        let restoring = restored_epoch == Some(r.epoch);
+        let r = &EpochReport {
+            jobs: if restoring { &[] } else { r.jobs },
+            ..r.clone()
+        };
+        if let (Some(dir), None, false) = (&args.archive, &archive_error, restoring) {
             let reports = game_reports(r.state.iter().map(|(g, s)| (g.clone(), s.clone())), &cfg);
             if let Err(e) =
                 tables::write_archive_epoch(dir, &reports, r.epoch, r.input.iter().copied(), r.jobs)
@@ -412,6 +567,16 @@ pub fn run(args: &RunArgs) -> Result<()> {
             }
         }
         jobs.extend(r.jobs.iter().cloned());
+        if !restoring {
+            make_durable(
+                r,
+                cfg.first_epoch,
+                &log,
+                state.as_mut(),
+                committer.as_ref(),
+                &jobs,
+            );
+        }
         if let (Some(shared), Some(ledger)) = (&server, &mut live) {
             for m in &r.input {
                 ledger.apply((*m).clone());
@@ -452,7 +617,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let mut dead_letters = std::mem::take(&mut log.bad);
     dead_letters.extend(ledger_dead_letters(&out.dead_letters, &log.origin));
     report_dead_letters(&dead_letters);
-    let last = out.epochs - 1;
+    let last = cfg.first_epoch + out.epochs - 1;
     let reports = game_reports(out.state, &cfg);
     if let Some(dir) = &args.out {
         // The accepted records: replay the ledger over the input to list the live ones.

@@ -1,12 +1,14 @@
 //! `nashflow simulate`: batched matches of the built-in games written as a match log
-//! (JSON Lines or Parquet) that `analyze` and `run` read.
+//! (JSON Lines or Parquet) that `analyze` and `run` read, or produced to a Kafka topic.
 
 use std::io::Write;
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use arrow::array::{ArrayRef, UInt32Array};
 use arrow::datatypes::{DataType, Field};
+use nashflow_connectors::kafka::Writer;
 use nashflow_kernels::sim::bargain::BargainPolicy;
 use nashflow_kernels::sim::battle::{BattleConfig, BattlePolicy};
 use nashflow_kernels::sim::{simulate, Game, Matchmaker, SimConfig, SimMatch};
@@ -187,11 +189,54 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
         .iter()
         .map(|m| to_match(m, &game_name, &names, seed))
         .collect();
-    let out = args.out.to_string_lossy().to_string();
+    let json_line = |m: &Match, s: &SimMatch| -> Result<String> {
+        let mut v = serde_json::to_value(m)?;
+        v["raw_payoff_i"] = s.raw[0].into();
+        v["raw_payoff_j"] = s.raw[1].into();
+        v["actions"] = s.actions.into();
+        Ok(v.to_string())
+    };
+    let mut wrote = Vec::new();
+    if let Some(path) = &args.out {
+        write_out(path, &records, &sim.records, json_line)?;
+        wrote.push(path.display().to_string());
+    }
+    if let Some(brokers) = &args.kafka {
+        let writer = Writer::new(brokers, &args.topic, &[]).map_err(anyhow::Error::msg)?;
+        for (m, s) in records.iter().zip(&sim.records) {
+            writer
+                .send(
+                    Some(m.match_id.as_bytes()),
+                    json_line(m, s)?.as_bytes(),
+                    None,
+                )
+                .map_err(anyhow::Error::msg)?;
+        }
+        writer.flush().map_err(anyhow::Error::msg)?;
+        wrote.push(format!("kafka {brokers} topic `{}`", args.topic));
+    }
+    let out = wrote.join(" and ");
+    eprintln!(
+        "simulated {} {} matches among {n} policies in {secs:.3} s ({:.0} matches/s) → {out}",
+        args.matches,
+        game.name(),
+        args.matches as f64 / secs.max(1e-9)
+    );
+    Ok(())
+}
+
+/// Writes the records as Parquet (with the raw payoffs and action counts) or JSON Lines.
+fn write_out(
+    path: &Path,
+    records: &[Match],
+    sim: &[SimMatch],
+    json_line: impl Fn(&Match, &SimMatch) -> Result<String>,
+) -> Result<()> {
+    let out = path.to_string_lossy().to_string();
     if out.ends_with(".parquet") {
-        let base = nashflow_schemas::arrow_io::matches_batch(&records);
+        let base = nashflow_schemas::arrow_io::matches_batch(records);
         let extra = |f: fn(&SimMatch) -> u32| -> ArrayRef {
-            Arc::new(UInt32Array::from_iter_values(sim.records.iter().map(f)))
+            Arc::new(UInt32Array::from_iter_values(sim.iter().map(f)))
         };
         let column = |name: &str, col| (Field::new(name, DataType::UInt32, false), col);
         let batch = nashflow_schemas::arrow_io::append_columns(
@@ -202,31 +247,21 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
                 column("actions", extra(|m| m.actions as u32)),
             ],
         );
-        nashflow_schemas::arrow_io::write_parquet(&args.out, &batch).map_err(anyhow::Error::msg)?;
+        nashflow_schemas::arrow_io::write_parquet(path, &batch).map_err(anyhow::Error::msg)
     } else if out == "-" || out.ends_with(".jsonl") || out.ends_with(".ndjson") {
         let mut w: Box<dyn Write> = if out == "-" {
             Box::new(std::io::BufWriter::new(std::io::stdout().lock()))
         } else {
             Box::new(std::io::BufWriter::new(
-                std::fs::File::create(&args.out).with_context(|| format!("creating {out}"))?,
+                std::fs::File::create(path).with_context(|| format!("creating {out}"))?,
             ))
         };
-        for (m, s) in records.iter().zip(&sim.records) {
-            let mut v = serde_json::to_value(m)?;
-            v["raw_payoff_i"] = s.raw[0].into();
-            v["raw_payoff_j"] = s.raw[1].into();
-            v["actions"] = s.actions.into();
-            writeln!(w, "{v}")?;
+        for (m, s) in records.iter().zip(sim) {
+            writeln!(w, "{}", json_line(m, s)?)?;
         }
         w.flush()?;
+        Ok(())
     } else {
-        bail!("--out must end in .parquet, .jsonl or .ndjson (or be `-` for JSON Lines on stdout)");
+        bail!("--out must end in .parquet, .jsonl or .ndjson (or be `-` for JSON Lines on stdout)")
     }
-    eprintln!(
-        "simulated {} {} matches among {n} policies in {secs:.3} s ({:.0} matches/s) → {out}",
-        args.matches,
-        game.name(),
-        args.matches as f64 / secs.max(1e-9)
-    );
-    Ok(())
 }

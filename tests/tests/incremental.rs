@@ -93,6 +93,7 @@ fn check(seed: u64, workers: usize) {
         trigger: None,
         replicates: 0,
         level3_every: 1,
+        first_epoch: 0,
     };
     let out = run(epochs.clone(), &cfg);
     assert_eq!(out.epochs, epochs.len() as u64);
@@ -186,6 +187,7 @@ fn streaming_bootstrap_equals_batch() {
         trigger: None,
         replicates: 8,
         level3_every: 1,
+        first_epoch: 0,
     };
     let out = run(epochs.clone(), &cfg);
     let mut ledger = Ledger::new(Layout::Match);
@@ -237,6 +239,7 @@ fn level3_cadence_keeps_the_last_attribution() {
         trigger: None,
         replicates: 0,
         level3_every: 3,
+        first_epoch: 0,
     };
     let out = run(epochs.clone(), &cfg);
     let mut ledger = Ledger::new(Layout::Match);
@@ -312,6 +315,7 @@ fn churn_with_fixed_live_size_holds_bounded_records() {
         trigger: None,
         replicates: 0,
         level3_every: 1,
+        first_epoch: 0,
     };
     let out = run(epochs.clone(), &cfg);
     // 40 live + 80 (last epoch's inserts and retractions) + 40 awaiting compaction.
@@ -383,6 +387,7 @@ fn causal_bounds_engine_equals_batch() {
         trigger: None,
         replicates: 0,
         level3_every: 1,
+        first_epoch: 0,
     };
     let out = run(epochs.clone(), &cfg);
     assert!(out.errors.is_empty(), "{:?}", out.errors);

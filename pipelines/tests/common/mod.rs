@@ -7,6 +7,8 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod broker;
+
 use serde_json::Value;
 
 /// A fresh directory holding a copy of the bundled league log.

@@ -1,0 +1,242 @@
+//! The durable state of a run (`nashflow run --state DIR`).
+//!
+//! Each applied epoch appends one Parquet segment of its input records (as received, with
+//! `retract` and where each came from) and one of the rows it rejected; then the manifest
+//! (`state.json`: last durable epoch, source offsets, segment list, jobs so far) is replaced
+//! atomically (write, fsync, rename, fsync the directory). Only after that are the offsets
+//! committed to Kafka, so a crash at any point leaves a manifest whose segments and offsets
+//! agree: a restart replays the segments into the engine and reads on from those offsets.
+//! A segment not named by the manifest (a crash between the two writes) is ignored and
+//! overwritten.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, StringArray, UInt64Array};
+use arrow::datatypes::{DataType, Field, UInt64Type};
+use nashflow_operators::trigger::Job;
+use nashflow_schemas::arrow_io::{
+    append_columns, dead_letters_batch, read_parquet_batches, records_batch, write_parquet,
+};
+use nashflow_schemas::read::read_parquet;
+use nashflow_schemas::{Match, RecordError};
+use serde::{Deserialize, Serialize};
+
+use crate::kafka::Offsets;
+
+const MANIFEST: &str = "state.json";
+const VERSION: u32 = 1;
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Manifest {
+    version: u32,
+    /// Last durable epoch.
+    epoch: u64,
+    /// Next offset to read per topic partition.
+    offsets: Vec<OffsetEntry>,
+    /// Epochs with a segment, in order.
+    segments: Vec<u64>,
+    jobs: Vec<Job>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct OffsetEntry {
+    topic: String,
+    partition: i32,
+    next: i64,
+}
+
+/// What a restart starts from.
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// Last durable epoch; the resumed run continues at `epoch + 1`.
+    pub epoch: u64,
+    pub offsets: Offsets,
+    /// Every input record so far, in arrival order, with its (source, row).
+    pub records: Vec<(Match, String, u64)>,
+    /// Rows rejected so far.
+    pub bad: Vec<RecordError>,
+    pub jobs: Vec<Job>,
+}
+
+/// An open state directory.
+pub struct StateDir {
+    dir: PathBuf,
+    manifest: Manifest,
+}
+
+impl StateDir {
+    /// Opens (creating) `dir`; `Some` when it holds a durable state to resume from.
+    pub fn open(dir: &Path) -> Result<(StateDir, Option<Restored>), String> {
+        let ctx = |e: std::io::Error| format!("state directory {}: {e}", dir.display());
+        fs::create_dir_all(dir.join("segments")).map_err(ctx)?;
+        let path = dir.join(MANIFEST);
+        if !path.exists() {
+            return Ok((
+                StateDir {
+                    dir: dir.to_path_buf(),
+                    manifest: Manifest {
+                        version: VERSION,
+                        ..Default::default()
+                    },
+                },
+                None,
+            ));
+        }
+        let text = fs::read_to_string(&path).map_err(ctx)?;
+        let manifest: Manifest = serde_json::from_str(&text)
+            .map_err(|e| format!("{}: not a nashflow state manifest: {e}", path.display()))?;
+        if manifest.version != VERSION {
+            return Err(format!(
+                "{}: state version {} (this nashflow reads {VERSION})",
+                path.display(),
+                manifest.version
+            ));
+        }
+        let mut restored = Restored {
+            epoch: manifest.epoch,
+            offsets: manifest
+                .offsets
+                .iter()
+                .map(|o| ((o.topic.clone(), o.partition), o.next))
+                .collect(),
+            jobs: manifest.jobs.clone(),
+            ..Default::default()
+        };
+        let state = StateDir {
+            dir: dir.to_path_buf(),
+            manifest,
+        };
+        for &epoch in &state.manifest.segments {
+            restored.records.extend(state.read_records(epoch)?);
+            restored.bad.extend(state.read_bad(epoch)?);
+        }
+        Ok((state, Some(restored)))
+    }
+
+    fn records_path(&self, epoch: u64) -> PathBuf {
+        self.dir.join(format!("segments/epoch-{epoch:08}.parquet"))
+    }
+
+    fn bad_path(&self, epoch: u64) -> PathBuf {
+        self.dir
+            .join(format!("segments/epoch-{epoch:08}.dead.parquet"))
+    }
+
+    fn read_records(&self, epoch: u64) -> Result<Vec<(Match, String, u64)>, String> {
+        let path = self.records_path(epoch);
+        let name = path.display().to_string();
+        let file = File::open(&path).map_err(|e| format!("{name}: {e}"))?;
+        let out = read_parquet(&name, file).map_err(|e| format!("{name}: {e}"))?;
+        if let Some(e) = out.errors.first() {
+            return Err(format!("{name}: corrupt state segment: {e}"));
+        }
+        let mut origin = Vec::new();
+        for batch in read_parquet_batches(&path)? {
+            let (Some(src), Some(row)) = (
+                batch.column_by_name("origin_source"),
+                batch.column_by_name("origin_row"),
+            ) else {
+                return Err(format!("{name}: state segment without origin columns"));
+            };
+            let (src, row) = (src.as_string::<i32>(), row.as_primitive::<UInt64Type>());
+            origin.extend((0..batch.num_rows()).map(|i| (src.value(i).to_string(), row.value(i))));
+        }
+        if origin.len() != out.matches.len() {
+            return Err(format!("{name}: corrupt state segment (row counts differ)"));
+        }
+        Ok(out
+            .matches
+            .into_iter()
+            .zip(origin)
+            .map(|((_, m), (s, r))| (m, s, r))
+            .collect())
+    }
+
+    fn read_bad(&self, epoch: u64) -> Result<Vec<RecordError>, String> {
+        let path = self.bad_path(epoch);
+        let mut out = Vec::new();
+        for batch in read_parquet_batches(&path)? {
+            let text = |name: &str| -> Result<&StringArray, String> {
+                batch
+                    .column_by_name(name)
+                    .map(|c| c.as_string::<i32>())
+                    .ok_or_else(|| format!("{}: no column `{name}`", path.display()))
+            };
+            let (source, field, reason, raw) = (
+                text("source")?,
+                text("field")?,
+                text("reason")?,
+                text("raw")?,
+            );
+            let row = batch
+                .column_by_name("row")
+                .map(|c| c.as_primitive::<UInt64Type>())
+                .ok_or_else(|| format!("{}: no column `row`", path.display()))?;
+            for i in 0..batch.num_rows() {
+                out.push(RecordError {
+                    source_name: source.value(i).to_string(),
+                    row: row.value(i),
+                    field: (!field.is_null(i)).then(|| field.value(i).to_string()),
+                    reason: reason.value(i).to_string(),
+                    raw: raw.value(i).to_string(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Makes epoch `epoch` durable: its records (with origins), its rejected rows, the jobs
+    /// so far and the offsets after it. Returns once the manifest is on disk.
+    pub fn append(
+        &mut self,
+        epoch: u64,
+        records: &[(&Match, &str, u64)],
+        bad: &[RecordError],
+        jobs: &[Job],
+        offsets: &Offsets,
+    ) -> Result<(), String> {
+        let batch = records_batch(records.iter().map(|(m, _, _)| *m));
+        let src: ArrayRef = Arc::new(StringArray::from_iter_values(records.iter().map(|r| r.1)));
+        let row: ArrayRef = Arc::new(UInt64Array::from_iter_values(records.iter().map(|r| r.2)));
+        let batch = append_columns(
+            &batch,
+            vec![
+                (Field::new("origin_source", DataType::Utf8, false), src),
+                (Field::new("origin_row", DataType::UInt64, false), row),
+            ],
+        );
+        write_parquet(&self.records_path(epoch), &batch)?;
+        write_parquet(&self.bad_path(epoch), &dead_letters_batch(bad))?;
+        sync(&self.records_path(epoch))?;
+        sync(&self.bad_path(epoch))?;
+        self.manifest.epoch = epoch;
+        self.manifest.segments.retain(|&e| e != epoch);
+        self.manifest.segments.push(epoch);
+        self.manifest.jobs = jobs.to_vec();
+        self.manifest.offsets = offsets
+            .iter()
+            .map(|((topic, partition), next)| OffsetEntry {
+                topic: topic.clone(),
+                partition: *partition,
+                next: *next,
+            })
+            .collect();
+        let text = serde_json::to_string_pretty(&self.manifest).map_err(|e| e.to_string())?;
+        let tmp = self.dir.join(format!("{MANIFEST}.tmp"));
+        let ctx = |e: std::io::Error| format!("state manifest {}: {e}", tmp.display());
+        let mut f = File::create(&tmp).map_err(ctx)?;
+        f.write_all(text.as_bytes()).map_err(ctx)?;
+        f.sync_all().map_err(ctx)?;
+        fs::rename(&tmp, self.dir.join(MANIFEST)).map_err(ctx)?;
+        sync(&self.dir)
+    }
+}
+
+fn sync(path: &Path) -> Result<(), String> {
+    File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| format!("fsync {}: {e}", path.display()))
+}
