@@ -240,3 +240,90 @@ fn sync(path: &Path) -> Result<(), String> {
         .and_then(|f| f.sync_all())
         .map_err(|e| format!("fsync {}: {e}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(id: &str, retract: bool) -> Match {
+        let mut m = Match::new(id, "g", "a", "b", 1.0, 0.25);
+        // As decoded: a retraction carries only its identifying fields.
+        if retract {
+            m.retract = true;
+        } else {
+            m.context = Some("map-3".into());
+            m.propensity = Some(0.5);
+        }
+        m
+    }
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("nashflow-state-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn epochs_round_trip_and_an_orphan_segment_is_ignored() {
+        let d = dir("roundtrip");
+        let (mut st, restored) = StateDir::open(&d).unwrap();
+        assert!(restored.is_none(), "a new directory has nothing to resume");
+        let bad = RecordError {
+            source_name: "matches[1]".into(),
+            row: 7,
+            field: Some("payoff_i".into()),
+            reason: "not a number".into(),
+            raw: "{..}".into(),
+        };
+        let offsets: Offsets = [
+            (("matches".to_string(), 0), 3),
+            (("matches".to_string(), 1), 8),
+        ]
+        .into();
+        let (a, b) = (m("x", false), m("x", true));
+        st.append(0, &[(&a, "matches[0]", 0)], &[], &[], &offsets)
+            .unwrap();
+        st.append(
+            1,
+            &[(&b, "matches[0]", 2)],
+            std::slice::from_ref(&bad),
+            &[],
+            &offsets,
+        )
+        .unwrap();
+        // A crash after writing epoch 2's segment but before its manifest.
+        let orphan = m("y", false);
+        write_parquet(&st.records_path(2), &records_batch([&orphan])).unwrap();
+        drop(st);
+        let (_, restored) = StateDir::open(&d).unwrap();
+        let r = restored.expect("durable state");
+        assert_eq!(r.epoch, 1);
+        assert_eq!(r.offsets, offsets);
+        assert_eq!(
+            r.records,
+            vec![
+                (a, "matches[0]".to_string(), 0),
+                (b, "matches[0]".to_string(), 2)
+            ]
+        );
+        assert_eq!(r.bad, vec![bad]);
+    }
+
+    #[test]
+    fn a_foreign_manifest_is_an_error_not_a_fresh_start() {
+        let d = dir("foreign");
+        fs::create_dir_all(&d).unwrap();
+        fs::write(
+            d.join(MANIFEST),
+            r#"{"version": 99, "epoch": 0, "offsets": [], "segments": [], "jobs": []}"#,
+        )
+        .unwrap();
+        let err = StateDir::open(&d).err().expect("refused");
+        assert!(err.contains("version 99"), "{err}");
+        fs::write(d.join(MANIFEST), "garbage").unwrap();
+        assert!(StateDir::open(&d)
+            .err()
+            .unwrap()
+            .contains("not a nashflow state manifest"));
+    }
+}

@@ -3,7 +3,8 @@
 //! process (the file source is the baseline: same decode, same engine, no broker).
 //!
 //! `cargo bench -p nashflow-pipelines --bench kafka` (NASHFLOW_BENCH_MATCHES, default
-//! 200,000). Starts a tansu broker like the tests do.
+//! 200,000). Starts a tansu broker like the tests do, with memory storage
+//! (NASHFLOW_BENCH_SQLITE=1: the tests' SQLite storage, a lower ceiling).
 
 #[path = "../tests/common/broker.rs"]
 mod broker;
@@ -53,6 +54,30 @@ fn run(args: &[&str], input: &[&str]) -> (u64, f64) {
     rate(&out.stderr)
 }
 
+/// Messages/s of a bare consumer reading the whole topic (no decode, no engine): what the
+/// broker and librdkafka deliver, the ceiling of the end-to-end figure.
+fn consume_only(brokers: &str, n: u32) -> f64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::config::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "bench-consume")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset("matches", 0, rdkafka::Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let t0 = std::time::Instant::now();
+    let mut got = 0u32;
+    while got < n {
+        if let Some(m) = consumer.poll(std::time::Duration::from_millis(100)) {
+            m.unwrap();
+            got += 1;
+        }
+    }
+    n as f64 / t0.elapsed().as_secs_f64()
+}
+
 fn main() {
     let n: u32 = std::env::var("NASHFLOW_BENCH_MATCHES")
         .ok()
@@ -61,7 +86,11 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("nashflow-bench-kafka-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let broker = broker::Broker::start(&dir.join("broker"));
+    let broker = if std::env::var_os("NASHFLOW_BENCH_SQLITE").is_some() {
+        broker::Broker::start(&dir.join("broker"))
+    } else {
+        broker::Broker::start_in_memory(&dir.join("broker"))
+    };
     broker.create_topic("matches", 1);
     let log = dir.join("league.jsonl");
     let produced = nashflow()
@@ -88,6 +117,10 @@ fn main() {
     let file = |extra: &[&str]| run(extra, &["-i", log.to_str().unwrap()]);
     let kafka = |extra: &[&str]| run(extra, &["--kafka", &broker.brokers()]);
     let state = dir.join("state");
+    println!(
+        "bare consumer (no decode, no engine): {:.0} messages/s",
+        consume_only(&broker.brokers(), n)
+    );
     println!("end to end, {n} battle matches, 5 policies, 1 worker, epochs of 50,000:");
     for (label, extra) in [
         ("defaults (bootstrap 32)", &[][..]),

@@ -470,6 +470,17 @@ pub fn run(args: &RunArgs) -> Result<()> {
     if let Some(b) = &cfg.analysis.bounds {
         b.validate().map_err(anyhow::Error::msg)?;
     }
+    if args.kafka.is_none() {
+        for (flag, given) in [
+            ("--state", args.state.is_some()),
+            ("--dead-letter-topic", args.dead_letter_topic.is_some()),
+            ("--kafka-property", !args.kafka_properties.is_empty()),
+        ] {
+            if given {
+                bail!("{flag} applies to a Kafka source: add --kafka BROKERS");
+            }
+        }
+    }
     if args.ingest_token.is_some() && args.exit_at_end {
         bail!("--ingest-token keeps the run open for HTTP ingest; it cannot be combined with --exit-at-end");
     }

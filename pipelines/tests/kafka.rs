@@ -382,3 +382,24 @@ fn jobs_go_to_a_topic_keyed_by_game() {
     assert_eq!(job["target_policy"], "newcomer");
     assert_eq!(job["game"], "rps");
 }
+
+#[test]
+fn kafka_flags_without_a_kafka_source_are_refused() {
+    let dir = tmp("flags");
+    for flags in [
+        &["--state", "st"][..],
+        &["--dead-letter-topic", "dlq"][..],
+        &["--kafka-property", "a=b"][..],
+    ] {
+        let out = bin()
+            .current_dir(&dir)
+            .args(["run", "--no-serve", "-i", "x.csv"])
+            .args(flags)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(flags[0]) && err.contains("--kafka"), "{err}");
+    }
+    assert!(!dir.join("st").exists(), "nothing written");
+}

@@ -36,11 +36,21 @@ pub struct Broker {
     child: Option<Child>,
     pub port: u16,
     pub dir: PathBuf,
+    storage: &'static str,
 }
 
 impl Broker {
     /// Starts a broker with its data under `dir` (created).
     pub fn start(dir: &Path) -> Broker {
+        Self::start_with(dir, "sqlite://tansu.db")
+    }
+
+    /// A broker that keeps its data in memory (lost on restart; faster).
+    pub fn start_in_memory(dir: &Path) -> Broker {
+        Self::start_with(dir, "memory://tansu/")
+    }
+
+    fn start_with(dir: &Path, storage: &'static str) -> Broker {
         std::fs::create_dir_all(dir).unwrap();
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -51,6 +61,7 @@ impl Broker {
             child: None,
             port,
             dir: dir.to_path_buf(),
+            storage,
         };
         b.launch();
         b
@@ -73,7 +84,7 @@ impl Broker {
                 "--advertised-listener-url",
                 &url,
             ])
-            .args(["--storage-engine", "sqlite://tansu.db"])
+            .args(["--storage-engine", self.storage])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
