@@ -174,7 +174,7 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Output: FILE.parquet, FILE.jsonl, or `-` (JSON Lines on stdout).
-    #[arg(long, required_unless_present = "kafka")]
+    #[arg(long)]
     pub out: Option<PathBuf>,
     /// Produce the matches to Kafka at BROKERS (`host:port[,…]`), one JSON message each,
     /// keyed by match_id (instead of, or as well as, --out).
@@ -390,8 +390,19 @@ pub struct RunArgs {
     /// `-` reads JSON Lines from stdin until end of input. (`--config FILE.toml` supplies any
     /// of these flags from a file: keys are flag names, `[trigger] threshold` is
     /// `--trigger-threshold`; command-line flags win.)
-    #[arg(long = "input", short = 'i', required_unless_present = "kafka", conflicts_with = "kafka", num_args = 1..)]
+    #[arg(long = "input", short = 'i', required_unless_present_any = ["kafka", "simulate"], conflicts_with_all = ["kafka", "simulate"], num_args = 1..)]
     pub input: Vec<PathBuf>,
+    /// Use the built-in simulator as the source: the flags of `nashflow simulate` in one
+    /// string, e.g. "--game battle --policies strong,weak,rock,paper,scissors --matchmaker
+    /// sigma --matches 100000". It plays one epoch (--epoch-records matches) at a time; with
+    /// `--matchmaker sigma` the opponent weights are the engine's latest σ of that game.
+    #[arg(
+        long,
+        value_name = "FLAGS",
+        conflicts_with = "kafka",
+        allow_hyphen_values = true
+    )]
+    pub simulate: Option<String>,
     /// Consume JSON match messages from Kafka at BROKERS (`host:port[,host:port…]`) instead
     /// of files. Every partition of the topics is read from the beginning, or from the offsets
     /// of `--state`; with --exit-at-end the run stops at the end offsets seen at start.

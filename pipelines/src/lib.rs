@@ -11,6 +11,7 @@ pub mod progress;
 pub mod report;
 pub mod run;
 pub mod serve;
+pub mod sim_source;
 pub mod simulate;
 pub mod solve;
 pub mod sql;

@@ -23,6 +23,7 @@ use crate::analyze::report_dead_letters;
 use crate::cli::{OutputFormat, RunArgs};
 use crate::report::GameReport;
 use crate::serve::Shared;
+use crate::sim_source::LiveSim;
 use crate::tables;
 
 /// What the source thread (and HTTP ingest) sends.
@@ -294,29 +295,42 @@ fn ledger_dead_letters<'a>(
     })
 }
 
-/// Starts the thread that reads the inputs (files and stdin, or Kafka) into `tx`; for Kafka
-/// returns the handle that commits offsets.
+/// The running source's handles: Kafka's offset committer, the simulator's feedback.
+#[derive(Default)]
+struct Sources {
+    committer: Option<Committer>,
+    simulator: Option<LiveSim>,
+}
+
+/// Starts the thread that reads the inputs (files and stdin, Kafka, or the simulator) into
+/// `tx`.
 fn start_sources(
     args: &RunArgs,
     restored: Option<&Restored>,
     tx: mpsc::Sender<Item>,
-) -> Result<Option<Committer>> {
+) -> Result<Sources> {
     let exit_at_end = args.exit_at_end;
-    match &args.kafka {
-        Some(brokers) => {
-            let cfg = crate::kafka::source_config(args, brokers)?;
-            let start = restored.map(|r| r.offsets.clone()).unwrap_or_default();
-            let source = Source::open(&cfg, &start).map_err(anyhow::Error::msg)?;
-            let committer = source.committer();
-            std::thread::spawn(move || crate::kafka::read_kafka(source, exit_at_end, tx));
-            Ok(Some(committer))
-        }
-        None => {
-            let (inputs, watch) = (args.input.clone(), args.watch);
-            std::thread::spawn(move || read_sources(inputs, watch, exit_at_end, tx));
-            Ok(None)
-        }
+    if let Some(brokers) = &args.kafka {
+        let cfg = crate::kafka::source_config(args, brokers)?;
+        let start = restored.map(|r| r.offsets.clone()).unwrap_or_default();
+        let source = Source::open(&cfg, &start).map_err(anyhow::Error::msg)?;
+        let committer = source.committer();
+        std::thread::spawn(move || crate::kafka::read_kafka(source, exit_at_end, tx));
+        return Ok(Sources {
+            committer: Some(committer),
+            ..Default::default()
+        });
     }
+    if let Some(spec) = &args.simulate {
+        let sim = crate::sim_source::start(spec, args.epoch_records as u64, tx)?;
+        return Ok(Sources {
+            simulator: Some(sim),
+            ..Default::default()
+        });
+    }
+    let (inputs, watch) = (args.input.clone(), args.watch);
+    std::thread::spawn(move || read_sources(inputs, watch, exit_at_end, tx));
+    Ok(Sources::default())
 }
 
 /// After an epoch is applied (and its jobs sent): writes it to the state directory, then
@@ -497,8 +511,10 @@ pub fn run(args: &RunArgs) -> Result<()> {
         ..cfg
     };
     let (tx, rx) = mpsc::channel();
-    let server = serve(args, tx.clone())?;
-    let committer = start_sources(args, restored.as_ref(), tx)?;
+    // Sources first: a bad source flag fails before the server announces itself.
+    let server_tx = tx.clone();
+    let sources = start_sources(args, restored.as_ref(), tx)?;
+    let server = serve(args, server_tx)?;
     // The live `matches` table of the server: the ledger over everything ingested.
     let mut live = server.as_ref().map(|_| Ledger::new(args.model.layout));
     let mut log = InputLog {
@@ -584,9 +600,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
                 cfg.first_epoch,
                 &log,
                 state.as_mut(),
-                committer.as_ref(),
+                sources.committer.as_ref(),
                 &jobs,
             );
+        }
+        if let Some(sim) = &sources.simulator {
+            sim.observe(r);
         }
         if let (Some(shared), Some(ledger)) = (&server, &mut live) {
             for m in &r.input {

@@ -126,7 +126,19 @@ pub fn to_match(m: &SimMatch, game: &str, names: &[String], seed: u64) -> Match 
     }
 }
 
-pub fn run(args: &SimulateArgs) -> Result<()> {
+/// A population, its game and a matchmaker, from `simulate`'s flags.
+pub struct Setup {
+    pub names: Vec<String>,
+    pub game: Game,
+    /// Value of the `game` column.
+    pub game_name: String,
+    pub matchmaker: Matchmaker,
+    pub seed: u64,
+}
+
+/// Builds the simulation `args` describe. `live`: the σ matchmaker may start without
+/// `--sigma` (uniform until the engine publishes σ).
+pub fn setup(args: &SimulateArgs, live: bool) -> Result<Setup> {
     if args.matches == 0 {
         bail!("--matches must be at least 1");
     }
@@ -144,7 +156,6 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| game.name().to_string());
     let n = names.len();
-    let seed = args.seed;
     let matchmaker = match args.matchmaker.as_str() {
         "uniform" => Matchmaker::Uniform,
         "rating" => {
@@ -162,9 +173,13 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
             }
         }
         "sigma" => Matchmaker::Sigma {
-            weights: args.sigma.clone().ok_or_else(|| {
-                anyhow::anyhow!("--matchmaker sigma needs --sigma W1,W2,… (one weight per policy)")
-            })?,
+            weights: match (&args.sigma, live) {
+                (Some(w), _) => w.clone(),
+                (None, true) => vec![1.0; n],
+                (None, false) => {
+                    bail!("--matchmaker sigma needs --sigma W1,W2,… (one weight per policy)")
+                }
+            },
             epsilon: args.sigma_epsilon,
         },
         other => bail!("unknown matchmaker `{other}`; expected uniform, sigma or rating"),
@@ -172,6 +187,27 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
     matchmaker
         .validate(n)
         .map_err(|e| anyhow::anyhow!("--matchmaker: {e}"))?;
+    Ok(Setup {
+        names,
+        game,
+        game_name,
+        matchmaker,
+        seed: args.seed,
+    })
+}
+
+pub fn run(args: &SimulateArgs) -> Result<()> {
+    if args.out.is_none() && args.kafka.is_none() {
+        bail!("say where the matches go: --out FILE (or -) and/or --kafka BROKERS");
+    }
+    let Setup {
+        names,
+        game,
+        game_name,
+        matchmaker,
+        seed,
+    } = setup(args, false)?;
+    let n = names.len();
     let t0 = std::time::Instant::now();
     let sim = simulate(
         &game,
