@@ -90,8 +90,11 @@ pub fn poisson_replicates<'a>(
     let index = position_of(policies);
     let mut tables = vec![vec![CellStats::default(); n * n]; replicates as usize];
     for m in matches {
-        for ((r, a, b), c) in replicate_updates(m, layout, replicates, seed) {
-            tables[r as usize][index[a.as_str()] * n + index[b.as_str()]].plus(&c);
+        for ((a, b), per_replicate) in replicate_updates(m, layout, replicates, seed) {
+            let cell = index[a.as_str()] * n + index[b.as_str()];
+            for (table, c) in tables.iter_mut().zip(&per_replicate) {
+                table[cell].plus(c);
+            }
         }
     }
     tables

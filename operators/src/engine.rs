@@ -70,6 +70,64 @@ impl Multiply<isize> for CellDiff {
     }
 }
 
+/// Per-replicate cell statistics (index = replicate) as a difference type: one update per
+/// cell and match carries every bootstrap replicate. The empty vector is zero.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ReplicateDiff(pub Vec<CellStats>);
+
+impl IsZero for ReplicateDiff {
+    fn is_zero(&self) -> bool {
+        self.0.iter().all(CellStats::is_zero)
+    }
+}
+
+impl Semigroup for ReplicateDiff {
+    fn plus_equals(&mut self, rhs: &Self) {
+        if self.0.len() < rhs.0.len() {
+            self.0.resize(rhs.0.len(), CellStats::default());
+        }
+        for (a, b) in self.0.iter_mut().zip(&rhs.0) {
+            a.plus(b);
+        }
+    }
+}
+
+impl Monoid for ReplicateDiff {
+    fn zero() -> Self {
+        ReplicateDiff::default()
+    }
+}
+
+impl Abelian for ReplicateDiff {
+    fn negate(&mut self) {
+        for c in &mut self.0 {
+            *c = c.scaled(-1);
+        }
+    }
+}
+
+impl Multiply<isize> for ReplicateDiff {
+    type Output = ReplicateDiff;
+    fn multiply(self, rhs: &isize) -> ReplicateDiff {
+        ReplicateDiff(self.0.iter().map(|c| c.scaled(*rhs as i64)).collect())
+    }
+}
+
+/// A game's per-replicate cells, (replicate, row policy, column policy) in order, from its
+/// per-cell replicate vectors.
+fn replicate_table(cells: &[(&(String, String, ReplicateDiff), isize)]) -> ReplicateTable {
+    let mut table: ReplicateTable = Vec::new();
+    for ((a, b, per_replicate), _) in cells {
+        for (r, s) in per_replicate.0.iter().enumerate() {
+            if !s.is_zero() {
+                table.push((r as u32, a.clone(), b.clone(), CellDiff(*s)));
+            }
+        }
+    }
+    table.sort();
+    table
+}
+
 /// A record as dataflow data: the Match with floats as their bit patterns, so rows are
 /// totally ordered and "identical content" is field-wise bit equality.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -517,16 +575,12 @@ pub fn run_stream(
                     let m = row.get();
                     replicate_updates(&m, layout, replicates, seed)
                         .into_iter()
-                        .map(move |((r, a, b), c)| ((m.game.clone(), r, a, b), CellDiff(c)))
+                        .map(move |((a, b), c)| ((m.game.clone(), a, b), ReplicateDiff(c)))
                 })
                 .count()
-                .map(|((game, r, a, b), c)| (game, (r, a, b, c)))
+                .map(|((game, a, b), c)| (game, (a, b, c)))
                 .reduce(|_game, vals, out: &mut Vec<(ReplicateTable, isize)>| {
-                    let table: ReplicateTable = vals
-                        .iter()
-                        .map(|((r, a, b, c), _)| (*r, a.clone(), b.clone(), *c))
-                        .collect();
-                    out.push((table, 1));
+                    out.push((replicate_table(vals), 1));
                 });
             if bounds_on {
                 // Per game, the multiset of bound samples; its summaries are rebuilt only for

@@ -52,26 +52,24 @@ pub fn cell_updates(m: &Match, layout: Layout) -> Vec<((String, String), CellSta
         .collect()
 }
 
-/// The record's cell updates in each Poisson bootstrap replicate `r < replicates`, weighted by
-/// `poisson_weight(seed, r, match_id)` (replicates where the weight is 0 are omitted):
-/// ((replicate, row policy, column policy), weighted stats).
+/// The record's streaming-bootstrap contributions per cell: for each cell it feeds (as in
+/// [`cell_updates`]), its statistics scaled by its Poisson(1) weight in each of the
+/// `replicates` replicates (index r = replicate r; zero where the weight is 0). One update per
+/// cell rather than one per replicate keeps the dataflow's update count independent of the
+/// number of replicates.
 pub fn replicate_updates(
     m: &Match,
     layout: Layout,
     replicates: u32,
     seed: u64,
-) -> Vec<((u32, String, String), CellStats)> {
-    let updates = cell_updates(m, layout);
-    let mut out = Vec::new();
-    for r in 0..replicates {
-        let w = poisson_weight(seed, r as u64, &m.match_id);
-        if w > 0 {
-            for ((a, b), c) in &updates {
-                out.push(((r, a.clone(), b.clone()), c.scaled(w as i64)));
-            }
-        }
-    }
-    out
+) -> Vec<((String, String), Vec<CellStats>)> {
+    let weights: Vec<i64> = (0..replicates)
+        .map(|r| poisson_weight(seed, r as u64, &m.match_id) as i64)
+        .collect();
+    cell_updates(m, layout)
+        .into_iter()
+        .map(|(cell, c)| (cell, weights.iter().map(|w| c.scaled(*w)).collect()))
+        .collect()
 }
 
 /// The record's causal-bound samples keyed by policy names: ((row policy, column policy),
