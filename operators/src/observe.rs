@@ -63,6 +63,9 @@ pub fn replicate_updates(
     replicates: u32,
     seed: u64,
 ) -> Vec<((String, String), Vec<CellStats>)> {
+    if replicates == 0 {
+        return Vec::new();
+    }
     let weights: Vec<i64> = (0..replicates)
         .map(|r| poisson_weight(seed, r as u64, &m.match_id) as i64)
         .collect();
