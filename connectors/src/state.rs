@@ -8,6 +8,11 @@
 //! agree: a restart replays the segments into the engine and reads on from those offsets.
 //! A segment not named by the manifest (a crash between the two writes) is ignored and
 //! overwritten.
+//!
+//! Compaction ([`StateDir::compact`]) replaces the segments by a snapshot: the live records
+//! (the ledger after dedupe and retraction, in arrival order) and every row rejected so far.
+//! That is exact: a retracted id is free again, so the live set is the whole dedupe state, and
+//! the conflicts the dropped records caused are kept as rows.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -36,6 +41,9 @@ struct Manifest {
     epoch: u64,
     /// Next offset to read per topic partition.
     offsets: Vec<OffsetEntry>,
+    /// Epoch of the snapshot the segments follow, if any.
+    #[serde(default)]
+    base: Option<u64>,
     /// Epochs with a segment, in order.
     segments: Vec<u64>,
     jobs: Vec<Job>,
@@ -109,9 +117,19 @@ impl StateDir {
             dir: dir.to_path_buf(),
             manifest,
         };
+        if let Some(base) = state.manifest.base {
+            restored
+                .records
+                .extend(state.read_records(&state.base_path(base, false))?);
+            restored
+                .bad
+                .extend(state.read_bad(&state.base_path(base, true))?);
+        }
         for &epoch in &state.manifest.segments {
-            restored.records.extend(state.read_records(epoch)?);
-            restored.bad.extend(state.read_bad(epoch)?);
+            restored
+                .records
+                .extend(state.read_records(&state.records_path(epoch))?);
+            restored.bad.extend(state.read_bad(&state.bad_path(epoch))?);
         }
         Ok((state, Some(restored)))
     }
@@ -125,16 +143,26 @@ impl StateDir {
             .join(format!("segments/epoch-{epoch:08}.dead.parquet"))
     }
 
-    fn read_records(&self, epoch: u64) -> Result<Vec<(Match, String, u64)>, String> {
-        let path = self.records_path(epoch);
+    fn base_path(&self, epoch: u64, dead: bool) -> PathBuf {
+        let kind = if dead { ".dead" } else { "" };
+        self.dir
+            .join(format!("segments/base-{epoch:08}{kind}.parquet"))
+    }
+
+    /// Segments written since the last snapshot.
+    pub fn segments(&self) -> usize {
+        self.manifest.segments.len()
+    }
+
+    fn read_records(&self, path: &Path) -> Result<Vec<(Match, String, u64)>, String> {
         let name = path.display().to_string();
-        let file = File::open(&path).map_err(|e| format!("{name}: {e}"))?;
+        let file = File::open(path).map_err(|e| format!("{name}: {e}"))?;
         let out = read_parquet(&name, file).map_err(|e| format!("{name}: {e}"))?;
         if let Some(e) = out.errors.first() {
             return Err(format!("{name}: corrupt state segment: {e}"));
         }
         let mut origin = Vec::new();
-        for batch in read_parquet_batches(&path)? {
+        for batch in read_parquet_batches(path)? {
             let (Some(src), Some(row)) = (
                 batch.column_by_name("origin_source"),
                 batch.column_by_name("origin_row"),
@@ -155,10 +183,9 @@ impl StateDir {
             .collect())
     }
 
-    fn read_bad(&self, epoch: u64) -> Result<Vec<RecordError>, String> {
-        let path = self.bad_path(epoch);
+    fn read_bad(&self, path: &Path) -> Result<Vec<RecordError>, String> {
         let mut out = Vec::new();
-        for batch in read_parquet_batches(&path)? {
+        for batch in read_parquet_batches(path)? {
             let text = |name: &str| -> Result<&StringArray, String> {
                 batch
                     .column_by_name(name)
@@ -198,23 +225,44 @@ impl StateDir {
         jobs: &[Job],
         offsets: &Offsets,
     ) -> Result<(), String> {
-        let batch = records_batch(records.iter().map(|(m, _, _)| *m));
-        let src: ArrayRef = Arc::new(StringArray::from_iter_values(records.iter().map(|r| r.1)));
-        let row: ArrayRef = Arc::new(UInt64Array::from_iter_values(records.iter().map(|r| r.2)));
-        let batch = append_columns(
-            &batch,
-            vec![
-                (Field::new("origin_source", DataType::Utf8, false), src),
-                (Field::new("origin_row", DataType::UInt64, false), row),
-            ],
-        );
-        write_parquet(&self.records_path(epoch), &batch)?;
-        write_parquet(&self.bad_path(epoch), &dead_letters_batch(bad))?;
-        sync(&self.records_path(epoch))?;
-        sync(&self.bad_path(epoch))?;
-        self.manifest.epoch = epoch;
+        write_records(&self.records_path(epoch), records)?;
+        write_bad(&self.bad_path(epoch), bad)?;
         self.manifest.segments.retain(|&e| e != epoch);
         self.manifest.segments.push(epoch);
+        self.commit(epoch, jobs, offsets)
+    }
+
+    /// Makes epoch `epoch` durable as a snapshot: `live` is the ledger's live records after it
+    /// (arrival order, with origins) and `rejected` every row rejected so far. The segments
+    /// it replaces are deleted once the new manifest is on disk.
+    pub fn compact(
+        &mut self,
+        epoch: u64,
+        live: &[(&Match, &str, u64)],
+        rejected: &[RecordError],
+        jobs: &[Job],
+        offsets: &Offsets,
+    ) -> Result<(), String> {
+        write_records(&self.base_path(epoch, false), live)?;
+        write_bad(&self.base_path(epoch, true), rejected)?;
+        let old_base = self.manifest.base.replace(epoch);
+        let old_segments = std::mem::take(&mut self.manifest.segments);
+        self.commit(epoch, jobs, offsets)?;
+        // Leftovers are harmless (never named again), so removal errors are ignored.
+        for e in old_segments {
+            let _ = fs::remove_file(self.records_path(e));
+            let _ = fs::remove_file(self.bad_path(e));
+        }
+        if let Some(b) = old_base.filter(|&b| b != epoch) {
+            let _ = fs::remove_file(self.base_path(b, false));
+            let _ = fs::remove_file(self.base_path(b, true));
+        }
+        Ok(())
+    }
+
+    /// Writes the manifest for `epoch` atomically (temp file, fsync, rename, fsync dir).
+    fn commit(&mut self, epoch: u64, jobs: &[Job], offsets: &Offsets) -> Result<(), String> {
+        self.manifest.epoch = epoch;
         self.manifest.jobs = jobs.to_vec();
         self.manifest.offsets = offsets
             .iter()
@@ -233,6 +281,28 @@ impl StateDir {
         fs::rename(&tmp, self.dir.join(MANIFEST)).map_err(ctx)?;
         sync(&self.dir)
     }
+}
+
+/// Records with their origins as a synced Parquet file.
+fn write_records(path: &Path, records: &[(&Match, &str, u64)]) -> Result<(), String> {
+    let batch = records_batch(records.iter().map(|(m, _, _)| *m));
+    let src: ArrayRef = Arc::new(StringArray::from_iter_values(records.iter().map(|r| r.1)));
+    let row: ArrayRef = Arc::new(UInt64Array::from_iter_values(records.iter().map(|r| r.2)));
+    let batch = append_columns(
+        &batch,
+        vec![
+            (Field::new("origin_source", DataType::Utf8, false), src),
+            (Field::new("origin_row", DataType::UInt64, false), row),
+        ],
+    );
+    write_parquet(path, &batch)?;
+    sync(path)
+}
+
+/// Rejected rows as a synced Parquet file (the `dead_letters` columns).
+fn write_bad(path: &Path, bad: &[RecordError]) -> Result<(), String> {
+    write_parquet(path, &dead_letters_batch(bad))?;
+    sync(path)
 }
 
 fn sync(path: &Path) -> Result<(), String> {
@@ -307,6 +377,49 @@ mod tests {
             ]
         );
         assert_eq!(r.bad, vec![bad]);
+    }
+
+    #[test]
+    fn compaction_replaces_segments_by_the_live_set() {
+        let d = dir("compact");
+        let (mut st, _) = StateDir::open(&d).unwrap();
+        let offsets: Offsets = [(("t".to_string(), 0), 5)].into();
+        let (x, y, z) = (m("x", false), m("y", false), m("z", false));
+        st.append(0, &[(&x, "t[0]", 0), (&y, "t[0]", 1)], &[], &[], &offsets)
+            .unwrap();
+        let conflict = RecordError {
+            source_name: "t[0]".into(),
+            row: 2,
+            field: Some("match_id".into()),
+            reason: "conflict".into(),
+            raw: "{}".into(),
+        };
+        // After epoch 1 only y is live (x was retracted); the conflict is a rejected row.
+        st.compact(
+            1,
+            &[(&y, "t[0]", 1)],
+            std::slice::from_ref(&conflict),
+            &[],
+            &offsets,
+        )
+        .unwrap();
+        assert_eq!(st.segments(), 0);
+        assert!(
+            !st.records_path(0).exists(),
+            "replaced segments are removed"
+        );
+        st.append(2, &[(&z, "t[0]", 4)], &[], &[], &offsets)
+            .unwrap();
+        drop(st);
+        let (st, restored) = StateDir::open(&d).unwrap();
+        let r = restored.unwrap();
+        assert_eq!(r.epoch, 2);
+        assert_eq!(
+            r.records,
+            vec![(y, "t[0]".to_string(), 1), (z, "t[0]".to_string(), 4)]
+        );
+        assert_eq!(r.bad, vec![conflict]);
+        assert_eq!(st.segments(), 1);
     }
 
     #[test]

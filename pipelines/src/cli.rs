@@ -428,6 +428,11 @@ pub struct RunArgs {
     /// instead of re-reading the topic. Without it a run reads the topics from the beginning.
     #[arg(long, value_name = "DIR", requires = "kafka")]
     pub state: Option<PathBuf>,
+    /// Every N epochs, replace the state's per-epoch segments by a snapshot of the live records
+    /// and the rejected rows (0: never), so the state and a restart stay proportional to the
+    /// live matches rather than to everything ever consumed.
+    #[arg(long, default_value_t = 64)]
+    pub state_compact_every: u64,
     /// Keep watching input directories for new files (polled every 500 ms) until interrupted,
     /// or, with --exit-at-end, until the files present have been read.
     #[arg(long)]

@@ -17,7 +17,7 @@ use nashflow_connectors::state::{Restored, StateDir};
 use nashflow_operators::engine::{run_stream, EngineConfig, EpochReport, GameSnapshot};
 use nashflow_operators::trigger::{Job, TriggerConfig};
 use nashflow_schemas::read::{decode_json, Format};
-use nashflow_schemas::{read_file, Ledger, Match, RecordError};
+use nashflow_schemas::{read_file, Ledger, Match, Outcome, RecordError};
 
 use crate::analyze::report_dead_letters;
 use crate::cli::{OutputFormat, RunArgs};
@@ -333,21 +333,59 @@ fn start_sources(
     Ok(Sources::default())
 }
 
-/// After an epoch is applied (and its jobs sent): writes it to the state directory, then
-/// commits its offsets. A state that cannot be written stops the run: going on would commit
-/// offsets whose records a restart could not recover.
-fn make_durable(
-    r: &EpochReport,
-    first_epoch: u64,
-    log: &Mutex<InputLog>,
-    state: Option<&mut StateDir>,
-    committer: Option<&Committer>,
-    jobs: &[Job],
-) {
-    let log = log.lock().expect("log lock");
-    let k = (r.epoch - first_epoch) as usize;
-    let cut = &log.cuts[k];
-    if let Some(state) = state {
+/// The `--state` directory with the ledger it snapshots when compacting: the live records
+/// and where each came from.
+struct Durable {
+    state: StateDir,
+    compact_every: u64,
+    ledger: Ledger,
+    layout: nashflow_schemas::Layout,
+    origins: std::collections::HashMap<String, (String, u64)>,
+}
+
+impl Durable {
+    /// Applies epoch `k` of this run (its records and their origins) to the ledger.
+    fn observe(&mut self, r: &EpochReport, log: &InputLog, k: usize) {
+        let o0 = k.checked_sub(1).map_or(0, |p| log.cuts[p].origin_len);
+        for (m, origin) in r.input.iter().zip(&log.origin[o0..log.cuts[k].origin_len]) {
+            let key = m.key(self.layout);
+            match self.ledger.apply((*m).clone()) {
+                Outcome::Inserted => {
+                    self.origins.insert(key, origin.clone());
+                }
+                Outcome::Retracted => {
+                    self.origins.remove(&key);
+                }
+                Outcome::Duplicate | Outcome::Rejected(_) => {}
+            }
+        }
+    }
+
+    /// Writes epoch `k` (number `r.epoch`): a segment, or every `compact_every` segments a
+    /// snapshot of the live records and every rejected row so far.
+    fn write(
+        &mut self,
+        r: &EpochReport,
+        log: &InputLog,
+        k: usize,
+        jobs: &[Job],
+    ) -> Result<(), String> {
+        let cut = &log.cuts[k];
+        if self.compact_every > 0 && self.state.segments() as u64 + 1 >= self.compact_every {
+            let live: Vec<(&Match, &str, u64)> = self
+                .ledger
+                .live()
+                .map(|m| {
+                    let (source, row) = &self.origins[&m.key(self.layout)];
+                    (m, source.as_str(), *row)
+                })
+                .collect();
+            let mut rejected = log.bad[..cut.bad_len].to_vec();
+            rejected.extend(ledger_dead_letters(r.dead_letters, &log.origin));
+            return self
+                .state
+                .compact(r.epoch, &live, &rejected, jobs, &cut.offsets);
+        }
         let (o0, b0) = match k.checked_sub(1).map(|p| &log.cuts[p]) {
             Some(prev) => (prev.origin_len, prev.bad_len),
             None => (0, 0),
@@ -358,20 +396,43 @@ fn make_durable(
             .zip(&log.origin[o0..cut.origin_len])
             .map(|(m, (source, row))| (*m, source.as_str(), *row))
             .collect();
-        if let Err(e) = state.append(
+        self.state.append(
             r.epoch,
             &records,
             &log.bad[b0..cut.bad_len],
             jobs,
             &cut.offsets,
-        ) {
-            eprintln!("\nerror: epoch {} could not be made durable: {e}; stopping before its offsets are committed", r.epoch);
-            std::process::exit(1);
+        )
+    }
+}
+
+/// After an epoch is applied (and its jobs sent): writes it to the state directory, then
+/// commits its offsets. A state that cannot be written stops the run: going on would commit
+/// offsets whose records a restart could not recover. The epoch rebuilt from the state
+/// (`restoring`) only feeds the ledger.
+fn make_durable(
+    r: &EpochReport,
+    first_epoch: u64,
+    restoring: bool,
+    log: &Mutex<InputLog>,
+    durable: Option<&mut Durable>,
+    committer: Option<&Committer>,
+    jobs: &[Job],
+) {
+    let log = log.lock().expect("log lock");
+    let k = (r.epoch - first_epoch) as usize;
+    if let Some(d) = durable {
+        d.observe(r, &log, k);
+        if !restoring {
+            if let Err(e) = d.write(r, &log, k, jobs) {
+                eprintln!("\nerror: epoch {} could not be made durable: {e}; stopping before its offsets are committed", r.epoch);
+                std::process::exit(1);
+            }
         }
     }
-    if let Some(c) = committer {
+    if let (Some(c), false) = (committer, restoring) {
         // Not fatal: the next epoch's commit covers these offsets too.
-        if let Err(e) = c.commit(&cut.offsets) {
+        if let Err(e) = c.commit(&log.cuts[k].offsets) {
             eprintln!("\nwarning: epoch {}: {e}", r.epoch);
         }
     }
@@ -498,10 +559,17 @@ pub fn run(args: &RunArgs) -> Result<()> {
     if args.ingest_token.is_some() && args.exit_at_end {
         bail!("--ingest-token keeps the run open for HTTP ingest; it cannot be combined with --exit-at-end");
     }
-    let (mut state, restored) = match &args.state {
+    let (mut durable, restored) = match &args.state {
         Some(dir) => {
             let (state, restored) = StateDir::open(dir).map_err(anyhow::Error::msg)?;
-            (Some(state), restored)
+            let durable = Durable {
+                state,
+                compact_every: args.state_compact_every,
+                ledger: Ledger::new(args.model.layout),
+                layout: args.model.layout,
+                origins: Default::default(),
+            };
+            (Some(durable), restored)
         }
         None => (None, None),
     };
@@ -594,16 +662,15 @@ pub fn run(args: &RunArgs) -> Result<()> {
             }
         }
         jobs.extend(r.jobs.iter().cloned());
-        if !restoring {
-            make_durable(
-                r,
-                cfg.first_epoch,
-                &log,
-                state.as_mut(),
-                sources.committer.as_ref(),
-                &jobs,
-            );
-        }
+        make_durable(
+            r,
+            cfg.first_epoch,
+            restoring,
+            &log,
+            durable.as_mut(),
+            sources.committer.as_ref(),
+            &jobs,
+        );
         if let Some(sim) = &sources.simulator {
             sim.observe(r);
         }

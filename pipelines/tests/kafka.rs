@@ -237,9 +237,10 @@ fn consumes_100k_with_dead_letters_and_equals_analyze() {
     }
 }
 
-/// Runs nashflow with `--state`, calls `fault` once the state has passed epoch 4 (nashflow
-/// still running), then runs to the end and checks the tables equal `analyze`.
-fn survives(name: &str, fault: impl FnOnce(&mut std::process::Child, &mut Broker)) {
+/// Runs nashflow with `--state` (and `extra` flags), calls `fault` once the state has passed
+/// epoch 4 (nashflow still running), then runs to the end and checks the tables equal
+/// `analyze`.
+fn survives(name: &str, extra: &[&str], fault: impl FnOnce(&mut std::process::Child, &mut Broker)) {
     let dir = tmp(name);
     let mut broker = Broker::start(&dir.join("broker"));
     broker.create_topic("matches", 3);
@@ -254,7 +255,7 @@ fn survives(name: &str, fault: impl FnOnce(&mut std::process::Child, &mut Broker
         a
     };
     let mut child = bin()
-        .args(args(&[]))
+        .args(args(extra))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -277,7 +278,7 @@ fn survives(name: &str, fault: impl FnOnce(&mut std::process::Child, &mut Broker
     );
     fault(&mut child, &mut broker);
     let _ = child.wait();
-    let out = ok(bin().args(args(&[])).output().unwrap());
+    let out = ok(bin().args(args(extra)).output().unwrap());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         comparable(&out.stdout),
@@ -293,18 +294,27 @@ fn survives(name: &str, fault: impl FnOnce(&mut std::process::Child, &mut Broker
         .map(|o| o["next"].as_i64().unwrap())
         .sum();
     assert_eq!(next, 30_000, "offsets of the whole topic are durable");
+    if extra.contains(&"--state-compact-every") {
+        assert!(manifest["base"].is_u64(), "the state was compacted");
+        let files = std::fs::read_dir(state.join("segments")).unwrap().count();
+        assert!(
+            files <= 2 * 4,
+            "compaction removed replaced segments ({files} files)"
+        );
+    }
 }
 
 #[test]
 fn kill_minus_9_and_restart_loses_and_doubles_nothing() {
-    survives("kill", |child, _| {
+    // Snapshots every 4 epochs: the restart reads a compacted state.
+    survives("kill", &["--state-compact-every", "4"], |child, _| {
         child.kill().unwrap(); // SIGKILL
     });
 }
 
 #[test]
 fn broker_restart_mid_stream_loses_and_doubles_nothing() {
-    survives("broker", |child, broker| {
+    survives("broker", &[], |child, broker| {
         broker.restart();
         // nashflow rides out the outage and finishes on its own.
         let t0 = Instant::now();
