@@ -154,12 +154,28 @@ pub fn summarize(
 /// are reproducible. Inverse-CDF sampling from a 53-bit uniform made by hashing the key
 /// (FNV-1a) and mixing it with the seed and replicate (SplitMix64).
 pub fn poisson_weight(seed: u64, replicate: u64, key: &str) -> u32 {
+    weight_of(seed ^ crate::rng::mix(fnv1a(key)), replicate)
+}
+
+/// [`poisson_weight`] for replicates `0..replicates`, hashing the key once.
+pub fn poisson_weights(seed: u64, key: &str, replicates: u32) -> Vec<u32> {
+    let keyed = seed ^ crate::rng::mix(fnv1a(key));
+    (0..replicates as u64)
+        .map(|r| weight_of(keyed, r))
+        .collect()
+}
+
+fn fnv1a(key: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in key.bytes() {
         h ^= byte as u64;
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    let mut rng = SplitMix64::keyed(seed ^ crate::rng::mix(h), replicate);
+    h
+}
+
+fn weight_of(keyed: u64, replicate: u64) -> u32 {
+    let mut rng = SplitMix64::keyed(keyed, replicate);
     let u = rng.next_f64();
     // P(W = k) = e^{-1}/k!; walk the CDF.
     let mut k = 0u32;

@@ -398,4 +398,11 @@ fn poisson_weights_are_deterministic_with_poisson_moments() {
         })
         .count();
     assert!(differs > 30, "another seed gives other weights");
+    // The batched form (one key hash for all replicates) gives the same weights.
+    for k in 0..50 {
+        let key = format!("m{k}");
+        let batched = nashflow_kernels::bootstrap::poisson_weights(7, &key, 32);
+        let single: Vec<u32> = (0..32).map(|r| poisson_weight(7, r, &key)).collect();
+        assert_eq!(batched, single);
+    }
 }

@@ -2,7 +2,7 @@
 //! j→i with j's; a self-play match adds both payoffs to (i,i)); in perspective layout only
 //! (policy_i, policy_j).
 
-use nashflow_kernels::bootstrap::{poisson_weight, Unit};
+use nashflow_kernels::bootstrap::{poisson_weights, Unit};
 use nashflow_kernels::bounds::BoundSample;
 use nashflow_kernels::stats::{CellStats, Observation, SeatView};
 use nashflow_schemas::{Layout, Match};
@@ -66,12 +66,10 @@ pub fn replicate_updates(
     if replicates == 0 {
         return Vec::new();
     }
-    let weights: Vec<i64> = (0..replicates)
-        .map(|r| poisson_weight(seed, r as u64, &m.match_id) as i64)
-        .collect();
+    let weights = poisson_weights(seed, &m.match_id, replicates);
     cell_updates(m, layout)
         .into_iter()
-        .map(|(cell, c)| (cell, weights.iter().map(|w| c.scaled(*w)).collect()))
+        .map(|(cell, c)| (cell, weights.iter().map(|w| c.scaled(*w as i64)).collect()))
         .collect()
 }
 
