@@ -21,7 +21,9 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, UInt64Type};
-use nashflow_operators::trigger::Job;
+use std::collections::BTreeMap;
+
+use nashflow_operators::trigger::{Job, Trigger};
 use nashflow_schemas::arrow_io::{
     append_columns, dead_letters_batch, read_parquet_batches, records_batch, write_parquet,
 };
@@ -47,6 +49,9 @@ struct Manifest {
     /// Epochs with a segment, in order.
     segments: Vec<u64>,
     jobs: Vec<Job>,
+    /// PSRO trigger state per game (hysteresis, cool-down, standing σ).
+    #[serde(default)]
+    triggers: BTreeMap<String, Trigger>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -67,6 +72,15 @@ pub struct Restored {
     /// Rows rejected so far.
     pub bad: Vec<RecordError>,
     pub jobs: Vec<Job>,
+    pub triggers: BTreeMap<String, Trigger>,
+}
+
+/// What a durable epoch saves besides its records: the jobs and trigger state so far, and
+/// the source offsets after it.
+pub struct Progress<'a> {
+    pub jobs: &'a [Job],
+    pub triggers: &'a BTreeMap<String, Trigger>,
+    pub offsets: &'a Offsets,
 }
 
 /// An open state directory.
@@ -111,6 +125,7 @@ impl StateDir {
                 .map(|o| ((o.topic.clone(), o.partition), o.next))
                 .collect(),
             jobs: manifest.jobs.clone(),
+            triggers: manifest.triggers.clone(),
             ..Default::default()
         };
         let state = StateDir {
@@ -215,21 +230,20 @@ impl StateDir {
         Ok(out)
     }
 
-    /// Makes epoch `epoch` durable: its records (with origins), its rejected rows, the jobs
-    /// so far and the offsets after it. Returns once the manifest is on disk.
+    /// Makes epoch `epoch` durable: its records (with origins), its rejected rows and
+    /// `progress`. Returns once the manifest is on disk.
     pub fn append(
         &mut self,
         epoch: u64,
         records: &[(&Match, &str, u64)],
         bad: &[RecordError],
-        jobs: &[Job],
-        offsets: &Offsets,
+        progress: &Progress,
     ) -> Result<(), String> {
         write_records(&self.records_path(epoch), records)?;
         write_bad(&self.bad_path(epoch), bad)?;
         self.manifest.segments.retain(|&e| e != epoch);
         self.manifest.segments.push(epoch);
-        self.commit(epoch, jobs, offsets)
+        self.commit(epoch, progress)
     }
 
     /// Makes epoch `epoch` durable as a snapshot: `live` is the ledger's live records after it
@@ -240,14 +254,13 @@ impl StateDir {
         epoch: u64,
         live: &[(&Match, &str, u64)],
         rejected: &[RecordError],
-        jobs: &[Job],
-        offsets: &Offsets,
+        progress: &Progress,
     ) -> Result<(), String> {
         write_records(&self.base_path(epoch, false), live)?;
         write_bad(&self.base_path(epoch, true), rejected)?;
         let old_base = self.manifest.base.replace(epoch);
         let old_segments = std::mem::take(&mut self.manifest.segments);
-        self.commit(epoch, jobs, offsets)?;
+        self.commit(epoch, progress)?;
         // Leftovers are harmless (never named again), so removal errors are ignored.
         for e in old_segments {
             let _ = fs::remove_file(self.records_path(e));
@@ -261,10 +274,12 @@ impl StateDir {
     }
 
     /// Writes the manifest for `epoch` atomically (temp file, fsync, rename, fsync dir).
-    fn commit(&mut self, epoch: u64, jobs: &[Job], offsets: &Offsets) -> Result<(), String> {
+    fn commit(&mut self, epoch: u64, progress: &Progress) -> Result<(), String> {
         self.manifest.epoch = epoch;
-        self.manifest.jobs = jobs.to_vec();
-        self.manifest.offsets = offsets
+        self.manifest.jobs = progress.jobs.to_vec();
+        self.manifest.triggers = progress.triggers.clone();
+        self.manifest.offsets = progress
+            .offsets
             .iter()
             .map(|((topic, partition), next)| OffsetEntry {
                 topic: topic.clone(),
@@ -351,14 +366,19 @@ mod tests {
         ]
         .into();
         let (a, b) = (m("x", false), m("x", true));
-        st.append(0, &[(&a, "matches[0]", 0)], &[], &[], &offsets)
+        let triggers: BTreeMap<String, Trigger> = [("g".to_string(), Trigger::default())].into();
+        let progress = Progress {
+            jobs: &[],
+            triggers: &triggers,
+            offsets: &offsets,
+        };
+        st.append(0, &[(&a, "matches[0]", 0)], &[], &progress)
             .unwrap();
         st.append(
             1,
             &[(&b, "matches[0]", 2)],
             std::slice::from_ref(&bad),
-            &[],
-            &offsets,
+            &progress,
         )
         .unwrap();
         // A crash after writing epoch 2's segment but before its manifest.
@@ -377,6 +397,7 @@ mod tests {
             ]
         );
         assert_eq!(r.bad, vec![bad]);
+        assert_eq!(r.triggers, triggers);
     }
 
     #[test]
@@ -384,8 +405,13 @@ mod tests {
         let d = dir("compact");
         let (mut st, _) = StateDir::open(&d).unwrap();
         let offsets: Offsets = [(("t".to_string(), 0), 5)].into();
+        let progress = Progress {
+            jobs: &[],
+            triggers: &BTreeMap::new(),
+            offsets: &offsets,
+        };
         let (x, y, z) = (m("x", false), m("y", false), m("z", false));
-        st.append(0, &[(&x, "t[0]", 0), (&y, "t[0]", 1)], &[], &[], &offsets)
+        st.append(0, &[(&x, "t[0]", 0), (&y, "t[0]", 1)], &[], &progress)
             .unwrap();
         let conflict = RecordError {
             source_name: "t[0]".into(),
@@ -399,8 +425,7 @@ mod tests {
             1,
             &[(&y, "t[0]", 1)],
             std::slice::from_ref(&conflict),
-            &[],
-            &offsets,
+            &progress,
         )
         .unwrap();
         assert_eq!(st.segments(), 0);
@@ -408,8 +433,7 @@ mod tests {
             !st.records_path(0).exists(),
             "replaced segments are removed"
         );
-        st.append(2, &[(&z, "t[0]", 4)], &[], &[], &offsets)
-            .unwrap();
+        st.append(2, &[(&z, "t[0]", 4)], &[], &progress).unwrap();
         drop(st);
         let (st, restored) = StateDir::open(&d).unwrap();
         let r = restored.unwrap();

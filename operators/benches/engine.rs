@@ -62,6 +62,7 @@ fn main() {
         replicates: 0,
         level3_every: 1,
         first_epoch: 0,
+        triggers: Default::default(),
     };
 
     // 1. Ingest + cell statistics.

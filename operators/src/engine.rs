@@ -258,6 +258,9 @@ pub struct EngineConfig {
     /// Number of the first epoch fed (a run restored from a durable state continues the
     /// numbering of the run it resumes; job ids and archives stay unique).
     pub first_epoch: u64,
+    /// Trigger state per game to start from (a restored run's saved hysteresis and
+    /// cool-down); empty for a fresh run.
+    pub triggers: BTreeMap<String, Trigger>,
 }
 
 /// What a run produced: the final state of every game and the dead letters as of the last
@@ -465,6 +468,8 @@ pub struct EpochReport<'a> {
     pub errors: &'a [(u64, String, String)],
     /// Every record rejected by the ledger so far (conflicts, bad retractions), by arrival.
     pub dead_letters: &'a [DeadLetter],
+    /// Each game's PSRO trigger state after this epoch (what a durable run saves).
+    pub triggers: &'a BTreeMap<String, Trigger>,
     /// Wall-clock seconds the epoch took (ingest, dataflow and kernels).
     pub seconds: f64,
 }
@@ -522,8 +527,15 @@ pub fn run_stream(
     let dead = Arc::new(Mutex::new(HashMap::<(u64, String, Row), isize>::new()));
     let jobs = Arc::new(Mutex::new(Vec::new()));
     let errors = Arc::new(Mutex::new(Vec::new()));
-    let (out_changes, out_dead, out_jobs, out_errors) =
-        (changes.clone(), dead.clone(), jobs.clone(), errors.clone());
+    // Every game's trigger state after its latest epoch (a game lives on one worker).
+    let trigger_states = Arc::new(Mutex::new(cfg.triggers.clone()));
+    let (out_changes, out_dead, out_jobs, out_errors, out_triggers) = (
+        changes.clone(),
+        dead.clone(),
+        jobs.clone(),
+        errors.clone(),
+        trigger_states.clone(),
+    );
     let first_epoch = cfg.first_epoch;
     let cfg = cfg.clone();
     let guards = timely::execute(timely::Config::process(peers), move |worker| {
@@ -547,7 +559,7 @@ pub fn run_stream(
         let held = held.clone();
         // Each game's table lives on one worker, so its trigger state does too, and so does
         // its last Level 3 attribution (with the policies it was computed for).
-        let mut triggers: HashMap<String, Trigger> = HashMap::new();
+        let mut triggers: HashMap<String, Trigger> = cfg.triggers.clone().into_iter().collect();
         let mut attributions: HashMap<String, (Vec<String>, Attribution)> = HashMap::new();
         let dead = dead.clone();
         let (mut input, probe) = worker.dataflow::<u64, _, _>(|scope| {
@@ -730,6 +742,11 @@ pub fn run_stream(
                         &s.analysis.sigma,
                     );
                     jobs.lock().expect("jobs lock").extend(fired);
+                    let now = triggers[&game].clone();
+                    trigger_states
+                        .lock()
+                        .expect("trigger lock")
+                        .insert(game.clone(), now);
                 }
                 changes.lock().expect("changes lock").push((t, game, snap));
             }
@@ -779,6 +796,7 @@ pub fn run_stream(
         errors_now.sort();
         let seconds = started.elapsed().as_secs_f64();
         let dead_now = current_dead(&out_dead);
+        let triggers_now = out_triggers.lock().expect("trigger lock").clone();
         on_epoch(&EpochReport {
             epoch: t,
             input: batch.iter().map(|(_, m)| m).collect(),
@@ -791,6 +809,7 @@ pub fn run_stream(
             jobs: &jobs_now,
             errors: &errors_now,
             dead_letters: &dead_now,
+            triggers: &triggers_now,
             seconds,
         });
         epoch_seconds.push(seconds);

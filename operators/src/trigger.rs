@@ -43,8 +43,8 @@ pub struct Job {
     pub threshold: f64,
 }
 
-/// Per-game trigger state.
-#[derive(Clone, Debug, Default)]
+/// Per-game trigger state (serialisable: a durable run saves it with its state).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Trigger {
     armed_off: bool,
     last_fire: Option<u64>,

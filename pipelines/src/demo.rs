@@ -150,6 +150,7 @@ pub fn run(args: &DemoArgs) -> Result<Vec<Iteration>> {
         replicates: 0,
         level3_every: 1,
         first_epoch: 0,
+        triggers: Default::default(),
     };
     let oracle = OracleConfig {
         matches: args.oracle_matches,

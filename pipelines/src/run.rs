@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use nashflow_connectors::jobs::JobSink;
 use nashflow_connectors::kafka::{Committer, Offsets, Source};
-use nashflow_connectors::state::{Restored, StateDir};
+use nashflow_connectors::state::{Progress, Restored, StateDir};
 use nashflow_operators::engine::{run_stream, EngineConfig, EpochReport, GameSnapshot};
 use nashflow_operators::trigger::{Job, TriggerConfig};
 use nashflow_schemas::read::{decode_json, Format};
@@ -371,6 +371,11 @@ impl Durable {
         jobs: &[Job],
     ) -> Result<(), String> {
         let cut = &log.cuts[k];
+        let progress = Progress {
+            jobs,
+            triggers: r.triggers,
+            offsets: &cut.offsets,
+        };
         if self.compact_every > 0 && self.state.segments() as u64 + 1 >= self.compact_every {
             let live: Vec<(&Match, &str, u64)> = self
                 .ledger
@@ -382,9 +387,7 @@ impl Durable {
                 .collect();
             let mut rejected = log.bad[..cut.bad_len].to_vec();
             rejected.extend(ledger_dead_letters(r.dead_letters, &log.origin));
-            return self
-                .state
-                .compact(r.epoch, &live, &rejected, jobs, &cut.offsets);
+            return self.state.compact(r.epoch, &live, &rejected, &progress);
         }
         let (o0, b0) = match k.checked_sub(1).map(|p| &log.cuts[p]) {
             Some(prev) => (prev.origin_len, prev.bad_len),
@@ -396,13 +399,8 @@ impl Durable {
             .zip(&log.origin[o0..cut.origin_len])
             .map(|(m, (source, row))| (*m, source.as_str(), *row))
             .collect();
-        self.state.append(
-            r.epoch,
-            &records,
-            &log.bad[b0..cut.bad_len],
-            jobs,
-            &cut.offsets,
-        )
+        self.state
+            .append(r.epoch, &records, &log.bad[b0..cut.bad_len], &progress)
     }
 }
 
@@ -541,6 +539,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         replicates: args.bootstrap,
         level3_every: args.level3_every,
         first_epoch: 0,
+        triggers: Default::default(),
     };
     if let Some(b) = &cfg.analysis.bounds {
         b.validate().map_err(anyhow::Error::msg)?;
@@ -576,6 +575,10 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let restored_epoch = restored.as_ref().map(|r| r.epoch);
     let cfg = EngineConfig {
         first_epoch: restored_epoch.unwrap_or(0),
+        triggers: restored
+            .as_ref()
+            .map(|r| r.triggers.clone())
+            .unwrap_or_default(),
         ..cfg
     };
     let (tx, rx) = mpsc::channel();

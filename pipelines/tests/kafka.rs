@@ -413,3 +413,86 @@ fn kafka_flags_without_a_kafka_source_are_refused() {
     }
     assert!(!dir.join("st").exists(), "nothing written");
 }
+
+/// The trigger's state (cool-down, hysteresis, standing σ) survives a restart: a second
+/// exploiter that arrives inside the cool-down after the restart emits no job, as in an
+/// uninterrupted run.
+#[test]
+fn trigger_state_survives_a_restart() {
+    let dir = tmp("trigger");
+    let broker = Broker::start(&dir.join("broker"));
+    broker.create_topic("matches", 1);
+    let writer = Writer::new(&broker.brokers(), "matches", &[]).unwrap();
+    let mut k = 0;
+    let mut send = |a: &str, b: &str, pa: f64| {
+        k += 1;
+        let line = format!(
+            r#"{{"match_id":"m{k}","game":"rps","policy_i":"{a}","policy_j":"{b}","payoff_i":{pa},"payoff_j":{}}}"#,
+            1.0 - pa
+        );
+        writer.send(None, line.as_bytes(), None).unwrap();
+    };
+    let names = ["paper", "rock", "scissors"];
+    let beats = |a: &str, b: &str| {
+        matches!(
+            (a, b),
+            ("rock", "scissors") | ("paper", "rock") | ("scissors", "paper")
+        )
+    };
+    for _ in 0..4 {
+        for a in names {
+            for b in names {
+                let pa = if beats(a, b) {
+                    1.0
+                } else if beats(b, a) {
+                    0.0
+                } else {
+                    0.5
+                };
+                send(a, b, pa);
+            }
+        }
+    }
+    for _ in 0..12 {
+        for b in names {
+            send("newcomer", b, 0.9);
+        }
+    }
+    writer.flush().unwrap();
+    let jobs = dir.join("jobs.jsonl");
+    let state = dir.join("state");
+    let run = || {
+        ok(bin()
+            .args(run_args(&broker.brokers()))
+            .args(["--epoch-records", "9", "--trigger-cooldown", "1000"])
+            .arg("--state")
+            .arg(&state)
+            .arg("--jobs")
+            .arg(&jobs)
+            .output()
+            .unwrap())
+    };
+    run();
+    let count = || {
+        std::fs::read_to_string(&jobs)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    assert_eq!(count(), 1, "the newcomer triggers one job");
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(state.join("state.json")).unwrap()).unwrap();
+    assert!(
+        manifest["triggers"]["rps"]["last_fire"].is_u64(),
+        "{manifest}"
+    );
+    // After the restart a second exploiter arrives, within the cool-down.
+    for _ in 0..12 {
+        for b in ["newcomer", "paper", "rock", "scissors"] {
+            send("newcomer2", b, 0.95);
+        }
+    }
+    writer.flush().unwrap();
+    run();
+    assert_eq!(count(), 1, "the restored cool-down holds");
+}

@@ -94,6 +94,7 @@ fn check(seed: u64, workers: usize) {
         replicates: 0,
         level3_every: 1,
         first_epoch: 0,
+        triggers: Default::default(),
     };
     let out = run(epochs.clone(), &cfg);
     assert_eq!(out.epochs, epochs.len() as u64);
@@ -188,6 +189,7 @@ fn streaming_bootstrap_equals_batch() {
         replicates: 8,
         level3_every: 1,
         first_epoch: 0,
+        triggers: Default::default(),
     };
     let out = run(epochs.clone(), &cfg);
     let mut ledger = Ledger::new(Layout::Match);
@@ -240,6 +242,7 @@ fn level3_cadence_keeps_the_last_attribution() {
         replicates: 0,
         level3_every: 3,
         first_epoch: 0,
+        triggers: Default::default(),
     };
     let out = run(epochs.clone(), &cfg);
     let mut ledger = Ledger::new(Layout::Match);
@@ -316,6 +319,7 @@ fn churn_with_fixed_live_size_holds_bounded_records() {
         replicates: 0,
         level3_every: 1,
         first_epoch: 0,
+        triggers: Default::default(),
     };
     let out = run(epochs.clone(), &cfg);
     // 40 live + 80 (last epoch's inserts and retractions) + 40 awaiting compaction.
@@ -388,6 +392,7 @@ fn causal_bounds_engine_equals_batch() {
         replicates: 0,
         level3_every: 1,
         first_epoch: 0,
+        triggers: Default::default(),
     };
     let out = run(epochs.clone(), &cfg);
     assert!(out.errors.is_empty(), "{:?}", out.errors);
