@@ -234,6 +234,22 @@ pub struct GameSnapshot {
     pub records: usize,
 }
 
+impl GameSnapshot {
+    /// σ in `names`' order (the snapshot orders policies by name); 0 for a policy it has not
+    /// seen.
+    pub fn sigma_of(&self, names: &[String]) -> Vec<f64> {
+        names
+            .iter()
+            .map(|name| {
+                self.policies
+                    .iter()
+                    .position(|p| p == name)
+                    .map_or(0.0, |k| self.analysis.sigma[k])
+            })
+            .collect()
+    }
+}
+
 /// A rejected record.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DeadLetter {

@@ -191,16 +191,7 @@ pub fn run(args: &DemoArgs) -> Result<Vec<Iteration>> {
         }
         let fresh = {
             let (names, pop) = &*population.borrow();
-            // The engine orders policies by name; σ back in population order.
-            let sigma: Vec<f64> = names
-                .iter()
-                .map(|n| {
-                    snap.policies
-                        .iter()
-                        .position(|p| p == n)
-                        .map_or(0.0, |k| snap.analysis.sigma[k])
-                })
-                .collect();
+            let sigma = snap.sigma_of(names);
             if iterations.len() == total {
                 return;
             }

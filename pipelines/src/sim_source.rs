@@ -112,16 +112,7 @@ impl LiveSim {
     /// weight 0, the matchmaker's ε floor still samples them) and the applied count.
     pub fn observe(&self, r: &EpochReport) {
         if let Some(s) = r.state.get(&self.game_name) {
-            let weights: Vec<f64> = self
-                .names
-                .iter()
-                .map(|name| {
-                    s.policies
-                        .iter()
-                        .position(|p| p == name)
-                        .map_or(0.0, |k| s.analysis.sigma[k])
-                })
-                .collect();
+            let weights = s.sigma_of(&self.names);
             if weights.iter().sum::<f64>() > 0.0 {
                 *self.feedback.sigma.lock().expect("σ lock") = Some(weights);
             }

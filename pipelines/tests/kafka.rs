@@ -6,10 +6,11 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::broker::Broker;
+use common::{bin, comparable, ok};
 use nashflow_connectors::kafka::{header, Writer, HEADER_ERROR, HEADER_FIELD, HEADER_SOURCE};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -17,25 +18,11 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_nashflow"))
-}
-
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("nashflow-kafka-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-fn ok(out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 const POLICIES: &str = "strong,weak,rock,paper,scissors";
@@ -58,16 +45,6 @@ fn simulate(dir: &Path, matches: u32, seed: u64, kafka: Option<&str>) -> PathBuf
     }
     ok(cmd.output().unwrap());
     path
-}
-
-/// A JSON document without what legitimately differs between batch and stream.
-fn comparable(stdout: &[u8]) -> Value {
-    let mut doc: Value = serde_json::from_slice(stdout).expect("JSON document");
-    let o = doc.as_object_mut().unwrap();
-    o.remove("epoch");
-    o.remove("solve_seconds");
-    o["ratings"].as_object_mut().unwrap().remove("elo");
-    doc
 }
 
 fn analyze(log: &Path) -> Value {
@@ -99,6 +76,39 @@ fn run_args(brokers: &str) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect()
+}
+
+/// Four rounds of a balanced rock-paper-scissors league, then 12 rounds of a newcomer that
+/// wins 0.9 against each of them: (seat 0, seat 1, seat 0's payoff).
+fn rps_then_newcomer() -> Vec<(&'static str, &'static str, f64)> {
+    let names = ["paper", "rock", "scissors"];
+    let beats = |a: &str, b: &str| {
+        matches!(
+            (a, b),
+            ("rock", "scissors") | ("paper", "rock") | ("scissors", "paper")
+        )
+    };
+    let mut out = Vec::new();
+    for _ in 0..4 {
+        for a in names {
+            for b in names {
+                let pa = if beats(a, b) {
+                    1.0
+                } else if beats(b, a) {
+                    0.0
+                } else {
+                    0.5
+                };
+                out.push((a, b, pa));
+            }
+        }
+    }
+    for _ in 0..12 {
+        for b in names {
+            out.push(("newcomer", b, 0.9));
+        }
+    }
+    out
 }
 
 /// A consumed message: key, value, nashflow's headers.
@@ -335,35 +345,9 @@ fn jobs_go_to_a_topic_keyed_by_game() {
     let broker = Broker::start(&dir.join("broker"));
     broker.create_topic("jobs", 1);
     // A stable rock-paper-scissors league, then a newcomer that beats everyone.
-    let names = ["paper", "rock", "scissors"];
-    let beats = |a: &str, b: &str| {
-        matches!(
-            (a, b),
-            ("rock", "scissors") | ("paper", "rock") | ("scissors", "paper")
-        )
-    };
     let mut text = String::from("match_id,game,policy_i,policy_j,payoff_i,payoff_j\n");
-    let mut k = 0;
-    for _ in 0..4 {
-        for a in names {
-            for b in names {
-                k += 1;
-                let pa = if beats(a, b) {
-                    1.0
-                } else if beats(b, a) {
-                    0.0
-                } else {
-                    0.5
-                };
-                text.push_str(&format!("m{k},rps,{a},{b},{pa},{}\n", 1.0 - pa));
-            }
-        }
-    }
-    for _ in 0..12 {
-        for b in names {
-            k += 1;
-            text.push_str(&format!("m{k},rps,newcomer,{b},0.9,0.1\n"));
-        }
+    for (k, (a, b, pa)) in rps_then_newcomer().into_iter().enumerate() {
+        text.push_str(&format!("m{k},rps,{a},{b},{pa},{}\n", 1.0 - pa));
     }
     let log = dir.join("league.csv");
     std::fs::write(&log, text).unwrap();
@@ -432,31 +416,8 @@ fn trigger_state_survives_a_restart() {
         );
         writer.send(None, line.as_bytes(), None).unwrap();
     };
-    let names = ["paper", "rock", "scissors"];
-    let beats = |a: &str, b: &str| {
-        matches!(
-            (a, b),
-            ("rock", "scissors") | ("paper", "rock") | ("scissors", "paper")
-        )
-    };
-    for _ in 0..4 {
-        for a in names {
-            for b in names {
-                let pa = if beats(a, b) {
-                    1.0
-                } else if beats(b, a) {
-                    0.0
-                } else {
-                    0.5
-                };
-                send(a, b, pa);
-            }
-        }
-    }
-    for _ in 0..12 {
-        for b in names {
-            send("newcomer", b, 0.9);
-        }
+    for (a, b, pa) in rps_then_newcomer() {
+        send(a, b, pa);
     }
     writer.flush().unwrap();
     let jobs = dir.join("jobs.jsonl");

@@ -1,35 +1,13 @@
 //! `nashflow run --simulate`: the simulator as a live source whose σ matchmaker follows the
 //! engine's equilibrium, epoch by epoch.
 
-use std::process::{Command, Output};
+mod common;
 
 use arrow::array::AsArray;
 use arrow::datatypes::Float64Type;
+use common::{bin, comparable, ok};
 use nashflow_schemas::arrow_io::read_parquet_batches;
 use serde_json::Value;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_nashflow"))
-}
-
-fn ok(out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn comparable(stdout: &[u8]) -> Value {
-    let mut doc: Value = serde_json::from_slice(stdout).unwrap();
-    let o = doc.as_object_mut().unwrap();
-    o.remove("epoch");
-    o.remove("solve_seconds");
-    o["ratings"].as_object_mut().unwrap().remove("elo");
-    doc
-}
 
 #[test]
 fn sigma_matchmaker_follows_the_engine_and_logs_propensities() {

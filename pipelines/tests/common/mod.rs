@@ -11,6 +11,32 @@ pub mod broker;
 
 use serde_json::Value;
 
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_nashflow"))
+}
+
+/// The output of a command that must succeed (else the panic shows its stdout and stderr).
+pub fn ok(out: std::process::Output) -> std::process::Output {
+    assert!(
+        out.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A `--format json` document without what legitimately differs between batch and stream
+/// (epoch number, timings, order-dependent Elo).
+pub fn comparable(stdout: &[u8]) -> Value {
+    let mut doc: Value = serde_json::from_slice(stdout).expect("JSON document");
+    let o = doc.as_object_mut().unwrap();
+    o.remove("epoch");
+    o.remove("solve_seconds");
+    o["ratings"].as_object_mut().unwrap().remove("elo");
+    doc
+}
+
 /// A fresh directory holding a copy of the bundled league log.
 pub fn league_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("nashflow-{name}-{}", std::process::id()));
