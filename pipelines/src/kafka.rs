@@ -33,7 +33,7 @@ pub fn source_config(args: &RunArgs, brokers: &str) -> Result<SourceConfig> {
 }
 
 /// Silence after the end offsets that ends an `--exit-at-end` run.
-const END_QUIET: Duration = Duration::from_secs(1);
+const END_QUIET: Duration = Duration::from_secs(2);
 
 /// Polls `source` into `tx`: for each message its position, then its record or error. With
 /// `exit_at_end`, stops at the end offsets seen when the source opened.
@@ -42,7 +42,7 @@ pub fn read_kafka(mut source: Source, exit_at_end: bool, tx: Sender<Item>) {
     let mut idle_since: Option<Instant> = None;
     loop {
         let polled = match source.poll(Duration::from_millis(100)) {
-            // The end: past the high watermarks seen at start, and then nothing for a second
+            // The end: past the high watermarks seen at start, and then nothing for 2 s
             // (some brokers report a watermark short of the last fetched batch's end).
             None if exit_at_end && source.caught_up() => {
                 if idle_since.get_or_insert_with(Instant::now).elapsed() >= END_QUIET {
