@@ -170,7 +170,11 @@ impl Source {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false");
+            .set("enable.partition.eof", "false")
+            // Some brokers (tansu) hold every fetch for the full wait even with data ready:
+            // at librdkafka's 500 ms default that caps a partition near 70k messages/s, at
+            // 10 ms it reaches about 300k/s. Kafka itself answers as soon as data is there.
+            .set("fetch.wait.max.ms", "10");
         for (k, v) in &cfg.properties {
             cc.set(k, v);
         }

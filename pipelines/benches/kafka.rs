@@ -61,6 +61,8 @@ fn consume_only(brokers: &str, n: u32) -> f64 {
     let consumer: BaseConsumer = rdkafka::config::ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "bench-consume")
+        // As the source sets it (see `kafka::Source::open`).
+        .set("fetch.wait.max.ms", "10")
         .create()
         .unwrap();
     let mut tpl = rdkafka::TopicPartitionList::new();
