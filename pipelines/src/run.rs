@@ -146,6 +146,15 @@ struct Cut {
 }
 
 impl InputLog {
+    /// Epoch `k`'s records' origins and its rejected rows (epochs counted in this run).
+    fn epoch(&self, k: usize) -> (&[(String, u64)], &[RecordError]) {
+        let (o0, b0) = k
+            .checked_sub(1)
+            .map_or((0, 0), |p| (self.cuts[p].origin_len, self.cuts[p].bad_len));
+        let cut = &self.cuts[k];
+        (&self.origin[o0..cut.origin_len], &self.bad[b0..cut.bad_len])
+    }
+
     fn cut(&mut self) {
         self.cuts.push(Cut {
             offsets: self.offsets.clone(),
@@ -346,8 +355,7 @@ struct Durable {
 impl Durable {
     /// Applies epoch `k` of this run (its records and their origins) to the ledger.
     fn observe(&mut self, r: &EpochReport, log: &InputLog, k: usize) {
-        let o0 = k.checked_sub(1).map_or(0, |p| log.cuts[p].origin_len);
-        for (m, origin) in r.input.iter().zip(&log.origin[o0..log.cuts[k].origin_len]) {
+        for (m, origin) in r.input.iter().zip(log.epoch(k).0) {
             let key = m.key(self.layout);
             match self.ledger.apply((*m).clone()) {
                 Outcome::Inserted => {
@@ -389,18 +397,14 @@ impl Durable {
             rejected.extend(ledger_dead_letters(r.dead_letters, &log.origin));
             return self.state.compact(r.epoch, &live, &rejected, &progress);
         }
-        let (o0, b0) = match k.checked_sub(1).map(|p| &log.cuts[p]) {
-            Some(prev) => (prev.origin_len, prev.bad_len),
-            None => (0, 0),
-        };
+        let (origins, bad) = log.epoch(k);
         let records: Vec<(&Match, &str, u64)> = r
             .input
             .iter()
-            .zip(&log.origin[o0..cut.origin_len])
+            .zip(origins)
             .map(|(m, (source, row))| (*m, source.as_str(), *row))
             .collect();
-        self.state
-            .append(r.epoch, &records, &log.bad[b0..cut.bad_len], &progress)
+        self.state.append(r.epoch, &records, bad, &progress)
     }
 }
 

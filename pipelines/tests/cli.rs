@@ -1,5 +1,7 @@
 //! The `nashflow` binary end to end: JSON contract, Parquet tables, solve, errors.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -8,9 +10,7 @@ use arrow::datatypes::Float64Type;
 use nashflow_schemas::arrow_io::read_parquet_batches;
 use serde_json::Value;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_nashflow"))
-}
+use common::{bin, ok};
 
 fn tmpdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("nashflow-cli-{}-{name}", std::process::id()));
@@ -20,14 +20,7 @@ fn tmpdir(name: &str) -> PathBuf {
 }
 
 fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("binary runs");
-    assert!(
-        out.status.success(),
-        "failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    ok(cmd.output().expect("binary runs"))
 }
 
 /// Rock–paper–scissors plus a dominated "rookie", with BATNAs and negotiation flags.
