@@ -10,7 +10,7 @@ use crate::lifts::{lifts, Lifts};
 use crate::metrics::{evaluate, support_size, welfare, Evaluation, Welfare};
 use crate::progress::Progress;
 use crate::ratings::{bradley_terry, nash_averaging, BradleyTerry};
-use crate::solvers::SolverConfig;
+use crate::solvers::{SolverConfig, SolverKind};
 use crate::stats::{CellStats, GameMatrices, Missing};
 use crate::KernelError;
 
@@ -191,7 +191,10 @@ pub fn analyze_game(
         entropy: crate::matrix::entropy(&sigma),
         support_size: support_size(&sigma),
         bradley_terry: bradley_terry(&g.score)?,
-        nash_avg: nash_averaging(&g.payoff)?,
+        nash_avg: nash_averaging(
+            &g.payoff,
+            (cfg.solver.kind == SolverKind::Mene).then_some(sigma.as_slice()),
+        )?,
         matrices: g,
         sigma,
         solver_exact: solved.exact,

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::{evaluate, welfare};
+use crate::parallel;
 use crate::progress::Progress;
 use crate::rng::SplitMix64;
 use crate::solvers::SolverConfig;
@@ -112,11 +113,23 @@ pub fn summarize(
     let mut regret: Vec<Vec<f64>> = (0..n).map(|_| Vec::with_capacity(b)).collect();
     let mut scalars: Vec<Vec<f64>> = (0..6).map(|_| Vec::with_capacity(b)).collect();
     progress.start("bootstrap", b as u64);
-    for cells in replicates {
-        let g = GameMatrices::from_cells(n, &cells, missing)?;
-        let sigma = solver.solve(&g.payoff)?;
-        let e = evaluate(&g.payoff, &sigma);
-        let w = welfare(&g, &sigma);
+    // Replicates are independent: solve a few per core at a time (bounded memory, and the
+    // progress bar still moves).
+    let mut replicates = replicates.peekable();
+    let per_round = 4 * parallel::threads();
+    let mut solved = Vec::with_capacity(b);
+    while replicates.peek().is_some() {
+        let round: Vec<Vec<CellStats>> = replicates.by_ref().take(per_round).collect();
+        let done = parallel::map(&round, n >= parallel::MIN_PARALLEL_N, |cells| {
+            let g = GameMatrices::from_cells(n, cells, missing)?;
+            let sigma = solver.solve(&g.payoff)?;
+            Ok::<_, KernelError>((evaluate(&g.payoff, &sigma), welfare(&g, &sigma), sigma))
+        });
+        progress.inc(done.len() as u64);
+        solved.extend(done);
+    }
+    for result in solved {
+        let (e, w, sigma) = result?;
         for k in 0..n {
             mass[k].push(sigma[k]);
             regret[k].push(e.regret[k]);
@@ -128,7 +141,6 @@ pub fn summarize(
         {
             slot.push(x);
         }
-        progress.inc(1);
     }
     progress.finish();
     let lvl = cfg.level;

@@ -12,6 +12,7 @@ pub mod lifts;
 pub mod matrix;
 pub mod maxent;
 pub mod metrics;
+pub mod parallel;
 pub mod polytope;
 pub mod progress;
 pub mod ratings;

@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::WelfareKind;
-use crate::solvers::SolverConfig;
+use crate::parallel;
+use crate::solvers::{mene_without, SolverConfig, SolverKind};
 use crate::stats::GameMatrices;
 use crate::KernelError;
 
@@ -55,19 +56,30 @@ pub fn lifts(
     let m = &g.payoff;
     let w_full = coalition_welfare(g, sigma_full);
     let u_full = m.mul_vec(sigma_full);
+    // Each candidate's leave-one-out game is independent: solve them on every core.
+    let candidates: Vec<usize> = (0..n).collect();
+    let without = parallel::map(&candidates, n >= parallel::MIN_PARALLEL_N, |&c| {
+        let base: Vec<usize> = (0..n).filter(|&k| k != c).collect();
+        if base.is_empty() {
+            return Ok((vec![], [0.0; 3], vec![]));
+        }
+        let gb = g.sub(&base);
+        let known = (solver.kind == SolverKind::Mene)
+            .then(|| mene_without(m, sigma_full, c))
+            .flatten();
+        let s = match known {
+            Some(s) => s,
+            None => solver.solve(&gb.payoff)?,
+        };
+        let w = coalition_welfare(&gb, &s);
+        let u = gb.payoff.mul_vec(&s);
+        Ok::<_, KernelError>((s, w, u))
+    });
     let mut level1 = Vec::new();
     let mut level2 = Vec::new();
-    for c in 0..n {
+    for (c, solved) in without.into_iter().enumerate() {
         let base: Vec<usize> = (0..n).filter(|&k| k != c).collect();
-        let (sigma_b, w_b, u_b) = if base.is_empty() {
-            (vec![], [0.0; 3], vec![])
-        } else {
-            let gb = g.sub(&base);
-            let s = solver.solve(&gb.payoff)?;
-            let w = coalition_welfare(&gb, &s);
-            let u = gb.payoff.mul_vec(&s);
-            (s, w, u)
-        };
+        let (sigma_b, w_b, u_b) = solved?;
         if !base.is_empty() {
             let per: Vec<(usize, f64)> = base
                 .iter()

@@ -121,24 +121,37 @@ pub fn bradley_terry(score: &Matrix) -> Result<BradleyTerry, KernelError> {
         }
         (f, g)
     };
+    // Converged when the gradient (in games) is at rounding level for the busiest policy:
+    // an absolute threshold never triggers on large logs and would spend every iteration.
+    let busiest = (0..r)
+        .map(|a| (0..r).map(|b| w[(a, b)] + w[(b, a)]).sum::<f64>())
+        .fold(1.0, f64::max);
     let mut theta = DVector::zeros(r);
     for _ in 0..200 {
         let (f, g) = fisher_and_grad(&theta);
-        if g.amax() < 1e-10 {
+        if g.amax() < 1e-12 * busiest {
             break;
         }
         let step = (&f + &j).lu().solve(&g).ok_or_else(|| {
             KernelError::Numerical("Bradley–Terry: singular Fisher matrix".into())
         })?;
         let l0 = loglik(&theta);
+        // Accept up to rounding of the log-likelihood itself (a sum over every game).
+        let slack = 1e-12 * l0.abs().max(1.0);
         let mut alpha = 1.0;
+        let mut moved = false;
         while alpha > 1e-10 {
             let cand = &theta + &step * alpha;
-            if loglik(&cand) >= l0 - 1e-12 {
+            if loglik(&cand) >= l0 - slack {
                 theta = cand;
+                moved = true;
                 break;
             }
             alpha *= 0.5;
+        }
+        if !moved {
+            // No step improves on rounding: θ is the optimum to working precision.
+            break;
         }
         let mean = theta.mean();
         theta.add_scalar_mut(-mean);
@@ -180,8 +193,18 @@ pub fn elo(n: usize, results: impl IntoIterator<Item = (usize, usize, f64)>) -> 
 }
 
 /// Nash averaging (Balduzzi et al. 2018): `A p*` with `A = M − Mᵀ` and `p*` its max-entropy NE.
-pub fn nash_averaging(m: &Matrix) -> Result<Vec<f64>, KernelError> {
+/// `mene_of_m`, when known, is `mene(M)`: for a constant-sum M, `A = 2M − c` has the same
+/// equilibria, so it is `p*` and no solve is needed.
+pub fn nash_averaging(m: &Matrix, mene_of_m: Option<&[f64]>) -> Result<Vec<f64>, KernelError> {
     let a = Matrix::from_fn(m.n(), |i, j| m[(i, j)] - m[(j, i)]);
-    let p = crate::solvers::mene(&a)?;
+    let constant_sum = || {
+        m.normalized()
+            .constant_sum(crate::solvers::CONSTANT_SUM_TOL)
+            .is_some()
+    };
+    let p = match mene_of_m {
+        Some(p) if constant_sum() => p.to_vec(),
+        _ => crate::solvers::mene(&a)?,
+    };
     Ok(a.mul_vec(&p))
 }

@@ -365,7 +365,7 @@ fn elo_and_nash_averaging() {
     let r = elo(2, vec![(0, 1, 1.0)]);
     assert!((r[0] - 1516.0).abs() < 1e-9 && (r[1] - 1484.0).abs() < 1e-9);
     // Nash averaging of RPS: every policy scores 0 against the uniform Nash.
-    assert_close(&nash_averaging(&rps()).unwrap(), &[0.0; 3], 1e-9);
+    assert_close(&nash_averaging(&rps(), None).unwrap(), &[0.0; 3], 1e-9);
     // A dominant policy in a transitive game gets a positive Nash average.
     let t = Matrix::from_rows(&[
         vec![0.0, 1.0, 1.0],
@@ -374,7 +374,7 @@ fn elo_and_nash_averaging() {
     ])
     .unwrap();
     // A = t − tᵀ, p* = pure 0, so the average is column 0 of A: both others lose 2 to it.
-    assert_close(&nash_averaging(&t).unwrap(), &[0.0, -2.0, -2.0], 1e-9);
+    assert_close(&nash_averaging(&t, None).unwrap(), &[0.0, -2.0, -2.0], 1e-9);
 }
 
 #[test]

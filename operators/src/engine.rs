@@ -1,25 +1,26 @@
 //! The incremental engine (DESIGN §2) on timely + differential dataflow.
 //!
 //! ```text
-//! records (key, (seq, row)) ──reduce: ledger replay──► verdicts ─┬─ live rows ──explode: cell stats──► count
-//!                                                                 └─ dead letters            │ per (game, i, j)
-//!                                          per game: reduce → sorted cell table ◄───────────┘
-//!                                                         └─► kernels, once per changed game per epoch
+//! epoch ──► shards (ledger per key hash; cell sums per epoch) ──► cell updates ──count──► per (game, i, j)
+//!              └─ dead letters                                         per game: reduce → sorted cell table
+//!                                                                          └─► kernels, once per changed game
 //! ```
 //!
-//! * Dedupe replays [`nashflow_schemas::Ledger`] per key over the key's records in arrival
-//!   order (`seq`), so the stream agrees with the batch ledger on every prefix.
+//! * Dedupe: each worker owns the keys whose `match_id` hash falls to it ([`Shard`]) and
+//!   applies their records in arrival order, so the engine agrees with the batch
+//!   [`nashflow_schemas::Ledger`] on every prefix.
 //! * Cell statistics are the difference type of a differential collection ([`CellDiff`]):
-//!   exact fixed-point sums, so a retraction cancels its match exactly.
+//!   exact fixed-point sums, so a retraction cancels its match exactly. A shard sums its
+//!   epoch's contributions per cell first, so the dataflow's work grows with the cells an
+//!   epoch touches, not with its matches.
 //! * A game's analysis is recomputed only in epochs where its cell table changed.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
-use differential_dataflow::difference::{Abelian, IsZero, Monoid, Multiply, Semigroup};
 use differential_dataflow::input::Input;
 use nashflow_kernels::analysis::{add_bounds, analyze_game, AnalysisConfig, GameAnalysis};
 use nashflow_kernels::attribution::Attribution;
@@ -27,91 +28,12 @@ use nashflow_kernels::bootstrap::{summarize, BootstrapConfig};
 use nashflow_kernels::bounds::{BoundSample, CellSummary};
 use nashflow_kernels::progress::Silent;
 use nashflow_kernels::stats::CellStats;
-use nashflow_schemas::{Layout, Ledger, Match, Outcome};
-use serde::{Deserialize, Serialize};
+use nashflow_schemas::{Layout, Match};
 
-use crate::observe::{bound_samples, cell_updates, replicate_updates};
+pub use crate::diffs::{CellDiff, ReplicateDiff};
+pub use crate::shard::DeadLetter;
+use crate::shard::{owner, BoundValue, CellKey, Shard};
 use crate::trigger::{Job, Trigger, TriggerConfig};
-
-/// Cell statistics as a differential difference type.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-pub struct CellDiff(pub CellStats);
-
-impl IsZero for CellDiff {
-    fn is_zero(&self) -> bool {
-        self.0.is_zero()
-    }
-}
-
-impl Semigroup for CellDiff {
-    fn plus_equals(&mut self, rhs: &Self) {
-        self.0.plus(&rhs.0);
-    }
-}
-
-impl Monoid for CellDiff {
-    fn zero() -> Self {
-        CellDiff::default()
-    }
-}
-
-impl Abelian for CellDiff {
-    fn negate(&mut self) {
-        self.0 = self.0.scaled(-1);
-    }
-}
-
-impl Multiply<isize> for CellDiff {
-    type Output = CellDiff;
-    fn multiply(self, rhs: &isize) -> CellDiff {
-        CellDiff(self.0.scaled(*rhs as i64))
-    }
-}
-
-/// Per-replicate cell statistics (index = replicate) as a difference type: one update per
-/// cell and match carries every bootstrap replicate. The empty vector is zero.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct ReplicateDiff(pub Vec<CellStats>);
-
-impl IsZero for ReplicateDiff {
-    fn is_zero(&self) -> bool {
-        self.0.iter().all(CellStats::is_zero)
-    }
-}
-
-impl Semigroup for ReplicateDiff {
-    fn plus_equals(&mut self, rhs: &Self) {
-        if self.0.len() < rhs.0.len() {
-            self.0.resize(rhs.0.len(), CellStats::default());
-        }
-        for (a, b) in self.0.iter_mut().zip(&rhs.0) {
-            a.plus(b);
-        }
-    }
-}
-
-impl Monoid for ReplicateDiff {
-    fn zero() -> Self {
-        ReplicateDiff::default()
-    }
-}
-
-impl Abelian for ReplicateDiff {
-    fn negate(&mut self) {
-        for c in &mut self.0 {
-            *c = c.scaled(-1);
-        }
-    }
-}
-
-impl Multiply<isize> for ReplicateDiff {
-    type Output = ReplicateDiff;
-    fn multiply(self, rhs: &isize) -> ReplicateDiff {
-        ReplicateDiff(self.0.iter().map(|c| c.scaled(*rhs as i64)).collect())
-    }
-}
 
 /// A game's per-replicate cells, (replicate, row policy, column policy) in order, from its
 /// per-cell replicate vectors.
@@ -128,98 +50,10 @@ fn replicate_table(cells: &[(&(String, String, ReplicateDiff), isize)]) -> Repli
     table
 }
 
-/// A record as dataflow data: the Match with floats as their bit patterns, so rows are
-/// totally ordered and "identical content" is field-wise bit equality.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Row {
-    match_id: String,
-    game: String,
-    policy_i: String,
-    policy_j: String,
-    payoff_i: u64,
-    payoff_j: u64,
-    batna_i: Option<u64>,
-    batna_j: Option<u64>,
-    agreement: Option<bool>,
-    ef1: Option<bool>,
-    ts: Option<i64>,
-    context: Option<String>,
-    propensity: Option<u64>,
-    source: Option<String>,
-    seed: Option<u64>,
-    retract: bool,
-}
-
-impl Row {
-    pub fn new(m: &Match) -> Row {
-        let bits = |x: Option<f64>| x.map(f64::to_bits);
-        Row {
-            match_id: m.match_id.clone(),
-            game: m.game.clone(),
-            policy_i: m.policy_i.clone(),
-            policy_j: m.policy_j.clone(),
-            payoff_i: m.payoff_i.to_bits(),
-            payoff_j: m.payoff_j.to_bits(),
-            batna_i: bits(m.batna_i),
-            batna_j: bits(m.batna_j),
-            agreement: m.agreement,
-            ef1: m.ef1,
-            ts: m.ts,
-            context: m.context.clone(),
-            propensity: bits(m.propensity),
-            source: m.source.clone(),
-            seed: m.seed,
-            retract: m.retract,
-        }
-    }
-
-    pub fn get(&self) -> Match {
-        let float = |x: Option<u64>| x.map(f64::from_bits);
-        Match {
-            match_id: self.match_id.clone(),
-            ts: self.ts,
-            game: self.game.clone(),
-            policy_i: self.policy_i.clone(),
-            policy_j: self.policy_j.clone(),
-            payoff_i: f64::from_bits(self.payoff_i),
-            payoff_j: f64::from_bits(self.payoff_j),
-            batna_i: float(self.batna_i),
-            batna_j: float(self.batna_j),
-            agreement: self.agreement,
-            ef1: self.ef1,
-            context: self.context.clone(),
-            propensity: float(self.propensity),
-            source: self.source.clone(),
-            seed: self.seed,
-            retract: self.retract,
-        }
-    }
-}
-
-/// An input record as the dataflow holds it: (dedupe key, (arrival sequence, row)).
-type InputRecord = (String, (u64, Row));
-
-/// The ledger's verdict on one key.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Verdict {
-    Live(u64, Row),
-    Dead {
-        seq: u64,
-        reason: String,
-        row: Row,
-    },
-    /// A record of a key whose history ended fully retracted with nothing rejected: the batch
-    /// ledger holds no state for such a key, so the record can leave the input.
-    Compact(u64, Row),
-}
-
 /// A game's full cell table, sorted by (row policy, column policy).
 type CellTable = Vec<(String, String, CellDiff)>;
 /// A game's bootstrap replicate cells, sorted by (replicate, row policy, column policy).
 type ReplicateTable = Vec<(u32, String, String, CellDiff)>;
-/// One causal-bound sample as dataflow data: (row policy, column policy, stratum, payoff
-/// bits, propensity bits).
-type BoundValue = (String, String, Option<String>, u64, Option<u64>);
 /// A game's bound samples with their multiplicities (the multiset the summaries come from).
 type BoundTable = Vec<(BoundValue, isize)>;
 
@@ -248,14 +82,6 @@ impl GameSnapshot {
             })
             .collect()
     }
-}
-
-/// A rejected record.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DeadLetter {
-    pub seq: u64,
-    pub reason: String,
-    pub record: Match,
 }
 
 #[derive(Clone, Debug)]
@@ -291,8 +117,10 @@ pub struct EngineOutput {
     pub jobs: Vec<Job>,
     /// Epochs fed in this run (numbered from `EngineConfig::first_epoch`).
     pub epochs: u64,
-    /// Wall-clock seconds each epoch took on worker 0 (ingest, dataflow and kernels).
+    /// Wall-clock seconds each epoch took (ingest, dataflow and kernels).
     pub epoch_seconds: Vec<f64>,
+    /// Of those, the seconds spent in the per-game kernels (the slowest worker's).
+    pub kernel_seconds: Vec<f64>,
     /// Input records held by the dataflow after each epoch (fully retracted histories are
     /// compacted away one epoch later).
     pub held_records: Vec<u64>,
@@ -314,36 +142,6 @@ impl EngineOutput {
         }
         state
     }
-}
-
-/// Replays the ledger over one key's records (sorted by arrival) and returns the verdicts.
-fn replay(layout: Layout, records: &[(&(u64, Row), isize)]) -> Vec<Verdict> {
-    let mut ledger = Ledger::new(layout);
-    let mut live: Option<(u64, Row)> = None;
-    let mut out = Vec::new();
-    for ((seq, row), mult) in records {
-        for _ in 0..*mult {
-            let m = row.get();
-            match ledger.apply(m) {
-                Outcome::Inserted => live = Some((*seq, row.clone())),
-                Outcome::Retracted => live = None,
-                Outcome::Duplicate => {}
-                Outcome::Rejected(reason) => out.push(Verdict::Dead {
-                    seq: *seq,
-                    reason,
-                    row: row.clone(),
-                }),
-            }
-        }
-    }
-    if live.is_none() && out.is_empty() {
-        return records
-            .iter()
-            .map(|((seq, row), _)| Verdict::Compact(*seq, row.clone()))
-            .collect();
-    }
-    out.extend(live.map(|(seq, row)| Verdict::Live(seq, row)));
-    out
 }
 
 /// The latest value of a per-game collection, from its stream of (value, ±1) updates.
@@ -488,21 +286,13 @@ pub struct EpochReport<'a> {
     pub triggers: &'a BTreeMap<String, Trigger>,
     /// Wall-clock seconds the epoch took (ingest, dataflow and kernels).
     pub seconds: f64,
+    /// Of those, the seconds the per-game kernels took (the slowest worker's).
+    pub kernel_seconds: f64,
 }
 
-/// The dead letters as of now, in arrival order, from the workers' (record, ±1) counts.
-fn current_dead(dead: &Mutex<HashMap<(u64, String, Row), isize>>) -> Vec<DeadLetter> {
-    let mut out: Vec<DeadLetter> = dead
-        .lock()
-        .expect("dead-letter lock")
-        .iter()
-        .filter(|(_, d)| **d > 0)
-        .map(|((seq, reason, row), _)| DeadLetter {
-            seq: *seq,
-            reason: reason.clone(),
-            record: row.get(),
-        })
-        .collect();
+/// Every worker's dead letters so far, in arrival order.
+fn current_dead(dead: &Mutex<Vec<DeadLetter>>) -> Vec<DeadLetter> {
+    let mut out = dead.lock().expect("dead-letter lock").clone();
     out.sort_by_key(|d| d.seq);
     out
 }
@@ -536,11 +326,15 @@ pub fn run_stream(
         receivers.into_iter().map(Some).collect::<Vec<_>>(),
     ));
     let (done_tx, done_rx) = mpsc::channel::<()>();
-    // Input records currently held by the dataflow (inserted minus compacted away).
+    // Records the workers' ledgers hold (live, or retracted awaiting reclamation).
     let held = Arc::new(AtomicI64::new(0));
     let out_held = held.clone();
     let changes = Arc::new(Mutex::new(Vec::new()));
-    let dead = Arc::new(Mutex::new(HashMap::<(u64, String, Row), isize>::new()));
+    // The slowest worker's kernel time in the current epoch, in nanoseconds.
+    let kernel_nanos = Arc::new(AtomicU64::new(0));
+    let out_kernel_nanos = kernel_nanos.clone();
+    // Rejected records of every worker (a rejection is final, so this only grows).
+    let dead = Arc::new(Mutex::new(Vec::<DeadLetter>::new()));
     let jobs = Arc::new(Mutex::new(Vec::new()));
     let errors = Arc::new(Mutex::new(Vec::new()));
     // Every game's trigger state after its latest epoch (a game lives on one worker).
@@ -568,69 +362,40 @@ pub fn run_stream(
             bounds: Latest::new(),
             dirty: Vec::new(),
         }));
-        let (replicates, seed) = (cfg.replicates, cfg.analysis.seed);
         let bounds_on = cfg.analysis.bounds.is_some();
-        // Compactable input records seen by this worker, removed at the next epoch.
-        let to_remove: Rc<RefCell<Vec<InputRecord>>> = Rc::new(RefCell::new(Vec::new()));
+        let mut shard = Shard::new(layout, cfg.replicates, cfg.analysis.seed, bounds_on);
+        let mut shard_held = 0i64;
         let held = held.clone();
         // Each game's table lives on one worker, so its trigger state does too, and so does
         // its last Level 3 attribution (with the policies it was computed for).
         let mut triggers: HashMap<String, Trigger> = cfg.triggers.clone().into_iter().collect();
         let mut attributions: HashMap<String, (Vec<String>, Attribution)> = HashMap::new();
         let dead = dead.clone();
-        let (mut input, probe) = worker.dataflow::<u64, _, _>(|scope| {
-            let (input, records) = scope.new_collection::<InputRecord, isize>();
-            let verdicts = records.reduce(move |_key, vals, out: &mut Vec<(Verdict, isize)>| {
-                out.extend(replay(layout, vals).into_iter().map(|v| (v, 1)));
-            });
-            let dead_letters = verdicts.clone().flat_map(|(_, v)| match v {
-                Verdict::Dead { seq, reason, row } => Some((seq, reason, row)),
-                _ => None,
-            });
-            let compactable = verdicts.clone().flat_map(|(key, v)| match v {
-                Verdict::Compact(seq, row) => Some((key, (seq, row))),
-                _ => None,
-            });
-            let live = verdicts.flat_map(|(_, v)| match v {
-                Verdict::Live(_, row) => Some(row),
-                _ => None,
-            });
-            // One probe over every output: an epoch is done when all of them are.
-            let probe = timely::dataflow::operators::probe::Handle::new();
-            let replicate_tables = live
-                .clone()
-                .explode(move |row| {
-                    let m = row.get();
-                    replicate_updates(&m, layout, replicates, seed)
-                        .into_iter()
-                        .map(move |((a, b), c)| ((m.game.clone(), a, b), ReplicateDiff(c)))
-                })
-                .count()
-                .map(|((game, a, b), c)| (game, (a, b, c)))
-                .reduce(|_game, vals, out: &mut Vec<(ReplicateTable, isize)>| {
-                    out.push((replicate_table(vals), 1));
-                });
-            if bounds_on {
+        let (mut cells_in, mut replicates_in, mut bounds_in, probe) =
+            worker.dataflow::<u64, _, _>(|scope| {
+                let (cells_in, cells) = scope.new_collection::<CellKey, CellDiff>();
+                let (replicates_in, replicate_cells) =
+                    scope.new_collection::<CellKey, ReplicateDiff>();
+                let (bounds_in, samples) = scope.new_collection::<(String, BoundValue), isize>();
+                // One probe over every output: an epoch is done when all of them are.
+                let probe = timely::dataflow::operators::probe::Handle::new();
+                let st = store.clone();
+                replicate_cells
+                    .count()
+                    .map(|((game, a, b), c)| (game, (a, b, c)))
+                    .reduce(|_game, vals, out: &mut Vec<(ReplicateTable, isize)>| {
+                        out.push((replicate_table(vals), 1));
+                    })
+                    .inspect(move |((game, table), _t, diff)| {
+                        let mut st = st.borrow_mut();
+                        st.replicates.update(game, table, *diff);
+                        st.dirty.push(game.clone());
+                    })
+                    .probe_with(&probe);
                 // Per game, the multiset of bound samples; its summaries are rebuilt only for
                 // games that changed.
                 let st = store.clone();
-                live.clone()
-                    .flat_map(move |row| {
-                        let m = row.get();
-                        bound_samples(&m, layout)
-                            .into_iter()
-                            .map(|((a, b), s)| {
-                                let v: BoundValue = (
-                                    a,
-                                    b,
-                                    s.stratum,
-                                    s.payoff.to_bits(),
-                                    s.propensity.map(f64::to_bits),
-                                );
-                                (m.game.clone(), v)
-                            })
-                            .collect::<Vec<_>>()
-                    })
+                samples
                     .reduce(|_game, vals, out: &mut Vec<(BoundTable, isize)>| {
                         out.push((vals.iter().map(|(v, d)| ((*v).clone(), *d)).collect(), 1));
                     })
@@ -640,80 +405,60 @@ pub fn run_stream(
                         st.dirty.push(game.clone());
                     })
                     .probe_with(&probe);
-            }
-            let cells = live
-                .explode(move |row| {
-                    let m = row.get();
-                    cell_updates(&m, layout)
-                        .into_iter()
-                        .map(move |((a, b), c)| ((m.game.clone(), a, b), CellDiff(c)))
-                })
-                .count();
-            let tables = cells.map(|((game, a, b), c)| (game, (a, b, c))).reduce(
-                |_game, vals, out: &mut Vec<(CellTable, isize)>| {
-                    let table: CellTable = vals
-                        .iter()
-                        .map(|((a, b, c), _)| (a.clone(), b.clone(), *c))
-                        .collect();
-                    out.push((table, 1));
-                },
-            );
-            let st = store.clone();
-            tables
-                .inspect(move |((game, table), _t, diff)| {
-                    let mut st = st.borrow_mut();
-                    st.tables.update(game, table, *diff);
-                    st.dirty.push(game.clone());
-                })
-                .probe_with(&probe);
-            let pending = to_remove.clone();
-            compactable
-                .inspect(move |(record, _t, diff)| {
-                    if *diff > 0 {
-                        pending.borrow_mut().push(record.clone());
-                    }
-                })
-                .probe_with(&probe);
-            let st = store.clone();
-            replicate_tables
-                .inspect(move |((game, table), _t, diff)| {
-                    let mut st = st.borrow_mut();
-                    st.replicates.update(game, table, *diff);
-                    st.dirty.push(game.clone());
-                })
-                .probe_with(&probe);
-            dead_letters
-                .inspect(move |((seq, reason, row), _t, diff)| {
-                    *dead
-                        .lock()
-                        .expect("dead-letter lock")
-                        .entry((*seq, reason.clone(), row.clone()))
-                        .or_default() += diff;
-                })
-                .probe_with(&probe);
-            (input, probe)
-        });
+                let tables = cells
+                    .count()
+                    .map(|((game, a, b), c)| (game, (a, b, c)))
+                    .reduce(|_game, vals, out: &mut Vec<(CellTable, isize)>| {
+                        let table: CellTable = vals
+                            .iter()
+                            .map(|((a, b, c), _)| (a.clone(), b.clone(), *c))
+                            .collect();
+                        out.push((table, 1));
+                    });
+                let st = store.clone();
+                tables
+                    .inspect(move |((game, table), _t, diff)| {
+                        let mut st = st.borrow_mut();
+                        st.tables.update(game, table, *diff);
+                        st.dirty.push(game.clone());
+                    })
+                    .probe_with(&probe);
+                (cells_in, replicates_in, bounds_in, probe)
+            });
         let mut t = cfg.first_epoch;
         while let Ok(Some(epoch)) = rx.recv() {
-            let removed: Vec<_> = std::mem::take(&mut *to_remove.borrow_mut());
-            held.fetch_sub(removed.len() as i64, Ordering::Relaxed);
-            for record in removed {
-                input.remove(record);
-            }
             for (seq, m) in epoch.iter() {
-                if (*seq as usize) % peers == index {
-                    input.insert((m.key(layout), (*seq, Row::new(m))));
-                    held.fetch_add(1, Ordering::Relaxed);
+                if owner(m, peers) == index {
+                    shard.apply(*seq, m);
                 }
             }
-            input.advance_to(t + 1);
-            input.flush();
-            worker.step_while(|| probe.less_than(input.time()));
+            let updates = shard.drain();
+            for (cell, c) in updates.cells {
+                cells_in.update(cell, c);
+            }
+            for (cell, c) in updates.replicates {
+                replicates_in.update(cell, c);
+            }
+            for (sample, d) in updates.bounds {
+                bounds_in.update(sample, d);
+            }
+            dead.lock().expect("dead-letter lock").extend(updates.dead);
+            let now_held = shard.held() as i64;
+            held.fetch_add(now_held - shard_held, Ordering::Relaxed);
+            shard_held = now_held;
+            cells_in.advance_to(t + 1);
+            replicates_in.advance_to(t + 1);
+            bounds_in.advance_to(t + 1);
+            cells_in.flush();
+            replicates_in.flush();
+            bounds_in.flush();
+            worker.step_while(|| probe.less_than(cells_in.time()));
             let mut st = store.borrow_mut();
             let mut dirty = std::mem::take(&mut st.dirty);
             dirty.sort();
             dirty.dedup();
             let due = t.is_multiple_of(cfg.level3_every.max(1));
+            let kernels_started = std::time::Instant::now();
             for game in dirty {
                 let reps = st.replicates.current(&game);
                 let bounds = st.bounds.current(&game);
@@ -767,6 +512,10 @@ pub fn run_stream(
                 changes.lock().expect("changes lock").push((t, game, snap));
             }
             drop(st);
+            kernel_nanos.fetch_max(
+                kernels_started.elapsed().as_nanos() as u64,
+                Ordering::Relaxed,
+            );
             done.send(()).expect("the feeder waits for every worker");
             t += 1;
         }
@@ -779,6 +528,7 @@ pub fn run_stream(
     let mut all_jobs: Vec<Job> = Vec::new();
     let mut all_errors = Vec::new();
     let mut epoch_seconds = Vec::new();
+    let mut kernel_seconds = Vec::new();
     let mut held_records = Vec::new();
     let mut t = first_epoch;
     for epoch in epochs {
@@ -811,6 +561,7 @@ pub fn run_stream(
         let mut errors_now = std::mem::take(&mut *out_errors.lock().expect("errors lock"));
         errors_now.sort();
         let seconds = started.elapsed().as_secs_f64();
+        let kernels = out_kernel_nanos.swap(0, Ordering::Relaxed) as f64 * 1e-9;
         let dead_now = current_dead(&out_dead);
         let triggers_now = out_triggers.lock().expect("trigger lock").clone();
         on_epoch(&EpochReport {
@@ -827,8 +578,10 @@ pub fn run_stream(
             dead_letters: &dead_now,
             triggers: &triggers_now,
             seconds,
+            kernel_seconds: kernels,
         });
         epoch_seconds.push(seconds);
+        kernel_seconds.push(kernels);
         held_records.push(out_held.load(Ordering::Relaxed).max(0) as u64);
         all_jobs.extend(jobs_now);
         all_errors.extend(errors_now);
@@ -850,6 +603,7 @@ pub fn run_stream(
         jobs: all_jobs,
         epochs: t - first_epoch,
         epoch_seconds,
+        kernel_seconds,
         held_records,
         errors: all_errors,
     }

@@ -4,6 +4,8 @@
 //! ([`batch`]) that the engine must reproduce.
 
 pub mod batch;
+pub mod diffs;
 pub mod engine;
 pub mod observe;
+pub mod shard;
 pub mod trigger;

@@ -361,7 +361,7 @@ impl Durable {
                 Outcome::Inserted => {
                     self.origins.insert(key, origin.clone());
                 }
-                Outcome::Retracted => {
+                Outcome::Retracted(_) => {
                     self.origins.remove(&key);
                 }
                 Outcome::Duplicate | Outcome::Rejected(_) => {}

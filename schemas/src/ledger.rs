@@ -1,6 +1,7 @@
 //! Batch dedupe and retraction (DESIGN §4), applied in arrival order: an identical duplicate
 //! is ignored; a different record with a live id is a conflict (the first stays); a
-//! retraction cancels the live record with its id. The streaming engine must agree with this.
+//! retraction cancels the live record with its id. The streaming engine keeps one ledger per
+//! worker (its share of the keys), so it agrees with this on every prefix.
 
 use std::collections::HashMap;
 
@@ -11,15 +12,21 @@ use crate::record::{Layout, Match};
 pub enum Outcome {
     Inserted,
     Duplicate,
-    Retracted,
+    /// The live record the retraction cancelled.
+    Retracted(Box<Match>),
     /// Rejected: goes to the dead letters.
     Rejected(String),
 }
 
+/// Slots freed by retractions are reclaimed once they outnumber the live records by this
+/// margin, so a stream with a fixed live size holds a bounded number of records.
+const SLACK: usize = 16;
+
 #[derive(Debug, Default)]
 pub struct Ledger {
     layout: Layout,
-    live: HashMap<String, usize>,
+    live: HashMap<String, usize, foldhash::fast::RandomState>,
+    /// Records in arrival order; `None` where one was retracted (until compaction).
     slots: Vec<Option<Match>>,
 }
 
@@ -35,9 +42,10 @@ impl Ledger {
         let key = m.key(self.layout);
         match (self.live.get(&key).copied(), m.retract) {
             (Some(slot), true) => {
-                self.slots[slot] = None;
                 self.live.remove(&key);
-                Outcome::Retracted
+                let old = self.slots[slot].take().expect("a live key has its record");
+                self.compact();
+                Outcome::Retracted(Box::new(old))
             }
             (None, true) => Outcome::Rejected(format!(
                 "retraction of match_id `{}`, which is not live",
@@ -61,6 +69,22 @@ impl Ledger {
                 self.slots.push(Some(m));
                 Outcome::Inserted
             }
+        }
+    }
+
+    /// Drops retracted slots once they outnumber the live records (amortised O(1) per
+    /// retraction); arrival order is kept.
+    fn compact(&mut self) {
+        if self.slots.len() <= 2 * self.live.len() + SLACK {
+            return;
+        }
+        self.slots.retain(Option::is_some);
+        for (k, m) in self.slots.iter().enumerate() {
+            let m = m.as_ref().expect("retained slots are live");
+            *self
+                .live
+                .get_mut(&m.key(self.layout))
+                .expect("a live record has its key") = k;
         }
     }
 
@@ -95,5 +119,10 @@ impl Ledger {
 
     pub fn is_empty(&self) -> bool {
         self.live.is_empty()
+    }
+
+    /// Records held, live or awaiting reclamation (the ledger's memory in records).
+    pub fn held(&self) -> usize {
+        self.slots.len()
     }
 }

@@ -263,7 +263,7 @@ fn ledger_dedupe_conflict_and_retraction() {
     assert_eq!(l.live().next().unwrap().payoff_i, 1.0, "the first stays");
     let mut r = mk("1", 0.0);
     r.retract = true;
-    assert_eq!(l.apply(r.clone()), Outcome::Retracted);
+    assert!(matches!(l.apply(r.clone()), Outcome::Retracted(old) if old.payoff_i == 1.0));
     assert!(l.is_empty());
     assert!(matches!(l.apply(r), Outcome::Rejected(_)));
     // After a retraction the id may be used again.
@@ -276,4 +276,25 @@ fn ledger_dedupe_conflict_and_retraction() {
     assert_eq!(p.apply(mk("9", 1.0)), Outcome::Inserted);
     assert_eq!(p.apply(other_seat), Outcome::Inserted);
     assert_eq!(p.len(), 2);
+}
+
+/// Retracted slots are reclaimed: with a fixed live size the ledger's memory stays bounded,
+/// and the live records keep their arrival order and stay retractable.
+#[test]
+fn ledger_reclaims_retracted_slots() {
+    let mut l = Ledger::new(Layout::Match);
+    for k in 0..10_000 {
+        assert_eq!(l.apply(mk(&k.to_string(), k as f64)), Outcome::Inserted);
+        if k >= 5 {
+            let mut r = mk(&(k - 5).to_string(), 0.0);
+            r.retract = true;
+            assert!(
+                matches!(l.apply(r), Outcome::Retracted(old) if old.payoff_i == (k - 5) as f64)
+            );
+        }
+        assert!(l.held() <= 2 * l.len() + 17, "held {} at {k}", l.held());
+    }
+    let live: Vec<f64> = l.live().map(|m| m.payoff_i).collect();
+    assert_eq!(live, vec![9995.0, 9996.0, 9997.0, 9998.0, 9999.0]);
+    assert_eq!(l.apply(mk("9997", 9997.0)), Outcome::Duplicate);
 }

@@ -22,7 +22,7 @@ use crate::polytope::{Polytope, Row};
 use crate::KernelError;
 
 /// Relative tolerance for recognising a constant-sum game.
-const CONSTANT_SUM_TOL: f64 = 1e-9;
+pub(crate) const CONSTANT_SUM_TOL: f64 = 1e-9;
 /// Strict margin (in units of the payoff range) by which a non-best-response is worse.
 const BR_MARGIN: f64 = 1e-7;
 
@@ -79,6 +79,29 @@ pub fn mene_budgeted(m: &Matrix, node_limit: usize) -> Result<MeneOutcome, Kerne
         exact: !search.exhausted,
         nodes: search.nodes,
     })
+}
+
+/// `mene` of `m` without policy `c`, read off `sigma` = `mene(m)` where that is exact, so
+/// leave-one-out analyses skip a solve. In a constant-sum game the equilibria form one convex
+/// polytope `{x : Mx ≤ v}`. Dropping `c` removes its row's constraint and fixes `x_c = 0`;
+/// if σ has no mass on `c` and `c` is strictly worse than `v` against σ, that constraint is
+/// slack near σ, so σ is a local, hence (strict concavity) the global, entropy maximum of the
+/// smaller game too. `None` when this does not apply: solve the subgame.
+pub fn mene_without(m: &Matrix, sigma: &[f64], c: usize) -> Option<Vec<f64>> {
+    let m = m.normalized();
+    let total = m.constant_sum(CONSTANT_SUM_TOL)?;
+    let payoff_c: f64 = (0..m.n()).map(|j| m[(c, j)] * sigma[j]).sum();
+    if sigma[c] != 0.0 || payoff_c >= total / 2.0 - BR_MARGIN {
+        return None;
+    }
+    Some(
+        sigma
+            .iter()
+            .enumerate()
+            .filter(|&(k, _)| k != c)
+            .map(|(_, &x)| x)
+            .collect(),
+    )
 }
 
 /// `{σ ∈ Δ : Mσ ≤ v}` for a constant-sum game with value `v`.

@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 pub use alpharank::{alpharank, log_fixation};
 pub use cce::cce;
 pub use lle::lle;
+pub(crate) use mene::CONSTANT_SUM_TOL;
 pub use mene::{
-    brute_force_max_entropy, equilibrium_polytope, mene, mene_budgeted, MeneOutcome,
+    brute_force_max_entropy, equilibrium_polytope, mene, mene_budgeted, mene_without, MeneOutcome,
     DEFAULT_NODE_LIMIT,
 };
 pub use nash_lp::nash_lp;

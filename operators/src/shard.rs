@@ -1,0 +1,184 @@
+//! One worker's share of the ingest: its keys' ledger (dedupe, conflicts, retractions;
+//! DESIGN §4) and the epoch's contributions summed per cell before they enter differential.
+//!
+//! Records are sharded by a hash of `match_id` (every key of a match, including both seat
+//! rows in perspective layout, shares it), and a shard applies its records in arrival order,
+//! so the union of the shards agrees with the batch [`Ledger`] on every prefix. Summing per
+//! (game, row, column) within the epoch means the dataflow sees one update per changed cell
+//! and epoch instead of one per match; names are interned so the per-record work hashes
+//! small integers.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+
+use foldhash::fast::{FixedState, RandomState};
+use nashflow_kernels::bootstrap::poisson_weights;
+use nashflow_kernels::stats::CellStats;
+use nashflow_schemas::{Layout, Ledger, Match, Outcome};
+
+use crate::diffs::{CellDiff, ReplicateDiff};
+use crate::observe::{bound_samples, observations};
+
+/// A cell as dataflow data: (game, row policy, column policy).
+pub type CellKey = (String, String, String);
+/// One causal-bound sample as dataflow data: (row policy, column policy, stratum, payoff
+/// bits, propensity bits).
+pub type BoundValue = (String, String, Option<String>, u64, Option<u64>);
+
+/// A record rejected by the ledger.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeadLetter {
+    pub seq: u64,
+    pub reason: String,
+    pub record: Match,
+}
+
+/// The worker (of `peers`) that owns `m`'s key. Deterministic across workers and runs.
+pub fn owner(m: &Match, peers: usize) -> usize {
+    (FixedState::with_seed(0).hash_one(m.match_id.as_str()) % peers as u64) as usize
+}
+
+/// What a shard hands the dataflow after an epoch.
+#[derive(Default)]
+pub struct Updates {
+    pub cells: Vec<(CellKey, CellDiff)>,
+    pub replicates: Vec<(CellKey, ReplicateDiff)>,
+    /// ((game, sample), ±1) when bounds are on.
+    pub bounds: Vec<((String, BoundValue), isize)>,
+    pub dead: Vec<DeadLetter>,
+}
+
+/// Game and policy names as small integers (per shard; never leaves it).
+#[derive(Default)]
+struct Names {
+    ids: HashMap<String, u32, RandomState>,
+    names: Vec<String>,
+}
+
+impl Names {
+    fn id(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.ids.insert(name.to_string(), id);
+        self.names.push(name.to_string());
+        id
+    }
+
+    fn key(&self, (g, a, b): (u32, u32, u32)) -> CellKey {
+        let name = |k: u32| self.names[k as usize].clone();
+        (name(g), name(a), name(b))
+    }
+}
+
+pub struct Shard {
+    layout: Layout,
+    replicates: u32,
+    seed: u64,
+    bounds: bool,
+    ledger: Ledger,
+    names: Names,
+    cells: HashMap<(u32, u32, u32), CellStats, RandomState>,
+    replicate_cells: HashMap<(u32, u32, u32), Vec<CellStats>, RandomState>,
+    pending: Updates,
+}
+
+impl Shard {
+    /// `replicates` streaming-bootstrap replicates seeded by `seed` (0 = off); `bounds`
+    /// collects causal-bound samples.
+    pub fn new(layout: Layout, replicates: u32, seed: u64, bounds: bool) -> Shard {
+        Shard {
+            layout,
+            replicates,
+            seed,
+            bounds,
+            ledger: Ledger::new(layout),
+            names: Names::default(),
+            cells: HashMap::default(),
+            replicate_cells: HashMap::default(),
+            pending: Updates::default(),
+        }
+    }
+
+    /// Applies record `seq` (the shard must own it; records in arrival order).
+    pub fn apply(&mut self, seq: u64, m: &Match) {
+        match self.ledger.apply(m.clone()) {
+            Outcome::Inserted => self.add(m, 1),
+            Outcome::Retracted(old) => self.add(&old, -1),
+            Outcome::Duplicate => {}
+            Outcome::Rejected(reason) => self.pending.dead.push(DeadLetter {
+                seq,
+                reason,
+                record: m.clone(),
+            }),
+        }
+    }
+
+    /// Adds (`sign` = 1) or cancels (−1) a live record's contributions.
+    fn add(&mut self, m: &Match, sign: i64) {
+        let g = self.names.id(&m.game);
+        let i = self.names.id(&m.policy_i) as usize;
+        let j = self.names.id(&m.policy_j) as usize;
+        let obs = observations(m, self.layout, i, j);
+        for o in &obs {
+            let c = CellStats::of(o).scaled(sign);
+            self.cells
+                .entry((g, o.row as u32, o.col as u32))
+                .or_default()
+                .plus(&c);
+        }
+        if self.replicates > 0 {
+            let weights = poisson_weights(self.seed, &m.match_id, self.replicates);
+            for o in &obs {
+                let c = CellStats::of(o);
+                let cell = self
+                    .replicate_cells
+                    .entry((g, o.row as u32, o.col as u32))
+                    .or_insert_with(|| vec![CellStats::default(); weights.len()]);
+                for (acc, w) in cell.iter_mut().zip(&weights) {
+                    if *w > 0 {
+                        acc.plus(&c.scaled(sign * *w as i64));
+                    }
+                }
+            }
+        }
+        if self.bounds {
+            for ((a, b), s) in bound_samples(m, self.layout) {
+                let v: BoundValue = (
+                    a,
+                    b,
+                    s.stratum,
+                    s.payoff.to_bits(),
+                    s.propensity.map(f64::to_bits),
+                );
+                self.pending
+                    .bounds
+                    .push(((m.game.clone(), v), sign as isize));
+            }
+        }
+    }
+
+    /// The epoch's updates (non-zero cell sums), leaving the shard ready for the next epoch.
+    pub fn drain(&mut self) -> Updates {
+        let mut out = std::mem::take(&mut self.pending);
+        out.cells = self
+            .cells
+            .drain()
+            .filter(|(_, c)| !c.is_zero())
+            .map(|(k, c)| (self.names.key(k), CellDiff(c)))
+            .collect();
+        out.replicates = self
+            .replicate_cells
+            .drain()
+            .filter(|(_, c)| !c.iter().all(CellStats::is_zero))
+            .map(|(k, c)| (self.names.key(k), ReplicateDiff(c)))
+            .collect();
+        out
+    }
+
+    /// Records the shard's ledger holds (live, or retracted awaiting reclamation).
+    pub fn held(&self) -> usize {
+        self.ledger.held()
+    }
+}
