@@ -12,7 +12,7 @@
 
 use nalgebra::{DMatrix, DVector};
 
-use crate::polytope::{Polytope, Row};
+use crate::polytope::{Polytope, RelativeInterior, Row};
 use crate::KernelError;
 
 /// Final duality gap of the barrier method, in nats.
@@ -27,7 +27,12 @@ pub struct MaxEnt {
 }
 
 pub fn max_entropy(p: &Polytope) -> Result<MaxEnt, KernelError> {
-    let ri = p.relative_interior()?;
+    max_entropy_within(p, &p.relative_interior()?)
+}
+
+/// [`max_entropy`] from a relative interior of `p` already known (its point, implicit
+/// equalities and zero coordinates), skipping the LP.
+pub fn max_entropy_within(p: &Polytope, ri: &RelativeInterior) -> Result<MaxEnt, KernelError> {
     // Kept coordinates: free ones and entropy coordinates that are not forced to zero.
     let keep: Vec<usize> = (0..p.dim)
         .filter(|&i| i >= p.n_entropy || !ri.zero[i])

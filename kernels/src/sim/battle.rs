@@ -4,7 +4,7 @@
 //! A match is `rounds` rounds (default 3); seat 0 wins a round with probability
 //! `σ(s₀ − s₁ + κ·styleᵀ₀ C style₁)`, σ the logistic function, κ the style weight (default 2)
 //! and C the rock–paper–scissors matrix (rock beats scissors, paper beats rock, scissors beat
-//! paper: C[r][s] = C[p][r] = C[s][p] = 1, the transposed entries −1). Payoffs are the shares
+//! paper: `C[r][s] = C[p][r] = C[s][p] = 1`, the transposed entries −1). Payoffs are the shares
 //! of rounds won (constant sum 1). Equal styles give a transitive game (strength alone);
 //! equal strengths with pure distinct styles give a cycle.
 //!

@@ -7,6 +7,9 @@
 //! max-entropy points ([`crate::maxent`]).
 //!
 //! * Constant-sum games (`M + Mᵀ = c`): the Nash set is the single polytope `{σ : Mσ ≤ c/2}`.
+//!   Its structure (zero coordinates, implicit equalities) is read off one maximin LP when
+//!   that solution's support equals its tight rows (see [`maximin_interior`]), so `mene` costs
+//!   about one LP plus a Newton solve; otherwise the general relative-interior LP decides.
 //! * General-sum: a depth-first branch and bound over the best-response sets. Each strategy is
 //!   decided IN (a best response: `u_k = v`) or OUT (not one: `σ_k = 0`, `u_k ≤ v − ε`), so
 //!   every NE belongs to exactly one leaf, its own B. A node is pruned when its LP is
@@ -17,8 +20,8 @@
 use microlp::{ComparisonOp, LinearExpr, OptimizationDirection, Problem, SolveOutcome, Variable};
 
 use crate::matrix::Matrix;
-use crate::maxent::{max_entropy, MaxEnt};
-use crate::polytope::{Polytope, Row};
+use crate::maxent::{max_entropy, max_entropy_within, MaxEnt};
+use crate::polytope::{Polytope, RelativeInterior, Row};
 use crate::KernelError;
 
 /// Relative tolerance for recognising a constant-sum game.
@@ -57,7 +60,11 @@ pub fn mene_budgeted(m: &Matrix, node_limit: usize) -> Result<MeneOutcome, Kerne
     }
     let m = m.normalized();
     if let Some(c) = m.constant_sum(CONSTANT_SUM_TOL) {
-        let best = max_entropy(&constant_sum_polytope(&m, c / 2.0))?;
+        let polytope = constant_sum_polytope(&m, c / 2.0);
+        let best = match maximin_interior(&m, c / 2.0)? {
+            Some(ri) => max_entropy_within(&polytope, &ri)?,
+            None => max_entropy(&polytope)?,
+        };
         let sigma = crate::matrix::clean_simplex(best.x[..n].to_vec());
         return Ok(MeneOutcome {
             sigma,
@@ -102,6 +109,49 @@ pub fn mene_without(m: &Matrix, sigma: &[f64], c: usize) -> Option<Vec<f64>> {
             .map(|(_, &x)| x)
             .collect(),
     )
+}
+
+/// Tolerance (range-normalised payoff, and probability) for reading the equilibrium set's
+/// structure off one maximin solution.
+const STRUCTURE_TOL: f64 = 1e-9;
+
+/// A relative interior of the constant-sum polytope `{x ∈ Δ : Mx ≤ v}` from one maximin LP,
+/// when its structure can be read off that solution x*; `None` otherwise (then the general
+/// relative-interior LP, about twice the size, decides).
+///
+/// `M − v` is antisymmetric, so for equilibria x, y: `yᵀ(M − v)x = 0`, and every strategy in
+/// some equilibrium's support is a best response to *all* equilibria: an implicit equality.
+/// Conversely a strategy in no support is strictly worse against some equilibrium (strict
+/// complementarity). Hence support(x*) ⊆ essential ⊆ tight(x*); when support(x*) = tight(x*)
+/// (always, for a game with a unique equilibrium), the essential strategies are exactly
+/// support(x*): those rows are the implicit equalities, the others the coordinates fixed at 0,
+/// and x* is strictly inside everything else.
+fn maximin_interior(m: &Matrix, v: f64) -> Result<Option<RelativeInterior>, KernelError> {
+    let n = m.n();
+    let raw = crate::solvers::nash_lp(m)?;
+    let support: Vec<bool> = raw.iter().map(|&xi| xi > STRUCTURE_TOL).collect();
+    let point = crate::matrix::clean_simplex(
+        raw.iter()
+            .zip(&support)
+            .map(|(&xi, &s)| if s { xi } else { 0.0 })
+            .collect(),
+    );
+    let mut tight = Vec::with_capacity(n);
+    for k in 0..n {
+        let gap: f64 = (0..n).map(|j| m[(k, j)] * point[j]).sum::<f64>() - v;
+        if gap > STRUCTURE_TOL {
+            return Ok(None);
+        }
+        tight.push(gap >= -STRUCTURE_TOL);
+    }
+    if support != tight {
+        return Ok(None);
+    }
+    Ok(Some(RelativeInterior {
+        point,
+        implicit: support.clone(),
+        zero: support.iter().map(|s| !s).collect(),
+    }))
 }
 
 /// `{σ ∈ Δ : Mσ ≤ v}` for a constant-sum game with value `v`.
@@ -392,4 +442,51 @@ pub fn brute_force_max_entropy(m: &Matrix) -> Result<f64, KernelError> {
         }
     }
     Ok(best)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::SplitMix64;
+
+    fn zero_sum(n: usize, seed: u64) -> Matrix {
+        let mut r = SplitMix64::new(seed);
+        let a = Matrix::from_fn(n, |_, _| r.next_f64());
+        Matrix::from_fn(n, |i, j| a[(i, j)] - a[(j, i)]).normalized()
+    }
+
+    /// The maximin shortcut and the general relative-interior LP give the same maximiser;
+    /// a game with clones (equilibria not unique, support ⊊ tight) takes the general LP.
+    #[test]
+    fn maximin_interior_agrees_with_the_general_lp() {
+        for (n, seed) in [(5, 1), (12, 2), (30, 3), (60, 4)] {
+            let m = zero_sum(n, seed);
+            let v = m.constant_sum(CONSTANT_SUM_TOL).unwrap() / 2.0;
+            let p = constant_sum_polytope(&m, v);
+            let ri = maximin_interior(&m, v)
+                .unwrap()
+                .expect("a unique equilibrium");
+            let fast = max_entropy_within(&p, &ri).unwrap();
+            let general = max_entropy(&p).unwrap();
+            for (a, b) in fast.x.iter().zip(&general.x) {
+                assert!(
+                    (a - b).abs() < 1e-8,
+                    "n={n}: {:?} vs {:?}",
+                    fast.x,
+                    general.x
+                );
+            }
+        }
+        // Rock–paper–scissors with a clone of scissors: a segment of equilibria.
+        let rps = Matrix::from_fn(4, |i, j| {
+            let k = |x: usize| x.min(2);
+            [[0.5, 0.0, 1.0], [1.0, 0.5, 0.0], [0.0, 1.0, 0.5]][k(i)][k(j)]
+        });
+        assert!(maximin_interior(&rps, 0.5).unwrap().is_none());
+        let s = mene(&rps).unwrap();
+        assert!(
+            (s[2] - 1.0 / 6.0).abs() < 1e-8 && (s[3] - 1.0 / 6.0).abs() < 1e-8,
+            "{s:?}"
+        );
+    }
 }
