@@ -318,7 +318,7 @@ pub fn run_stream(
     cfg: &EngineConfig,
     mut on_epoch: impl FnMut(&EpochReport),
 ) -> EngineOutput {
-    type Batch = Arc<Vec<(u64, Match)>>;
+    type Batch = Arc<Vec<(u64, Arc<Match>)>>;
     let peers = cfg.workers.max(1);
     let (senders, receivers): (Vec<mpsc::Sender<Option<Batch>>>, Vec<_>) =
         (0..peers).map(|_| mpsc::channel()).unzip();
@@ -533,11 +533,11 @@ pub fn run_stream(
     let mut t = first_epoch;
     for epoch in epochs {
         let started = std::time::Instant::now();
-        let batch: Vec<(u64, Match)> = epoch
+        let batch: Vec<(u64, Arc<Match>)> = epoch
             .into_iter()
             .map(|m| {
                 seq += 1;
-                (seq, m)
+                (seq, Arc::new(m))
             })
             .collect();
         let batch = Arc::new(batch);
@@ -566,7 +566,7 @@ pub fn run_stream(
         let triggers_now = out_triggers.lock().expect("trigger lock").clone();
         on_epoch(&EpochReport {
             epoch: t,
-            input: batch.iter().map(|(_, m)| m).collect(),
+            input: batch.iter().map(|(_, m)| &**m).collect(),
             records: seq,
             state: &state,
             changed: changed

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use foldhash::fast::{FixedState, RandomState};
 use nashflow_kernels::bootstrap::poisson_weights;
@@ -35,6 +36,9 @@ pub struct DeadLetter {
 
 /// The worker (of `peers`) that owns `m`'s key. Deterministic across workers and runs.
 pub fn owner(m: &Match, peers: usize) -> usize {
+    if peers == 1 {
+        return 0;
+    }
     (FixedState::with_seed(0).hash_one(m.match_id.as_str()) % peers as u64) as usize
 }
 
@@ -77,7 +81,8 @@ pub struct Shard {
     replicates: u32,
     seed: u64,
     bounds: bool,
-    ledger: Ledger,
+    /// Shares the records with the epoch's batch: applying one copies nothing.
+    ledger: Ledger<Arc<Match>>,
     names: Names,
     cells: HashMap<(u32, u32, u32), CellStats, RandomState>,
     replicate_cells: HashMap<(u32, u32, u32), Vec<CellStats>, RandomState>,
@@ -93,7 +98,7 @@ impl Shard {
             replicates,
             seed,
             bounds,
-            ledger: Ledger::new(layout),
+            ledger: Ledger::holding(layout),
             names: Names::default(),
             cells: HashMap::default(),
             replicate_cells: HashMap::default(),
@@ -102,7 +107,7 @@ impl Shard {
     }
 
     /// Applies record `seq` (the shard must own it; records in arrival order).
-    pub fn apply(&mut self, seq: u64, m: &Match) {
+    pub fn apply(&mut self, seq: u64, m: &Arc<Match>) {
         match self.ledger.apply(m.clone()) {
             Outcome::Inserted => self.add(m, 1),
             Outcome::Retracted(old) => self.add(&old, -1),
@@ -110,7 +115,7 @@ impl Shard {
             Outcome::Rejected(reason) => self.pending.dead.push(DeadLetter {
                 seq,
                 reason,
-                record: m.clone(),
+                record: (**m).clone(),
             }),
         }
     }

@@ -3,17 +3,18 @@
 //! retraction cancels the live record with its id. The streaming engine keeps one ledger per
 //! worker (its share of the keys), so it agrees with this on every prefix.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 
 use crate::error::RecordError;
 use crate::record::{Layout, Match};
 
 #[derive(Clone, Debug, PartialEq)]
-pub enum Outcome {
+pub enum Outcome<R = Box<Match>> {
     Inserted,
     Duplicate,
     /// The live record the retraction cancelled.
-    Retracted(Box<Match>),
+    Retracted(R),
     /// Rejected: goes to the dead letters.
     Rejected(String),
 }
@@ -22,30 +23,43 @@ pub enum Outcome {
 /// margin, so a stream with a fixed live size holds a bounded number of records.
 const SLACK: usize = 16;
 
-#[derive(Debug, Default)]
-pub struct Ledger {
+/// The ledger holds each live record as an `R`: a `Box<Match>` by default, or a shared
+/// `Arc<Match>` where the caller keeps the record too (the engine), so applying it copies
+/// nothing.
+#[derive(Debug)]
+pub struct Ledger<R = Box<Match>> {
     layout: Layout,
     live: HashMap<String, usize, foldhash::fast::RandomState>,
     /// Records in arrival order; `None` where one was retracted (until compaction).
-    slots: Vec<Option<Match>>,
+    slots: Vec<Option<R>>,
 }
 
 impl Ledger {
     pub fn new(layout: Layout) -> Self {
+        Ledger::holding(layout)
+    }
+}
+
+impl<R: Borrow<Match>> Ledger<R> {
+    /// An empty ledger holding its records as `R`.
+    pub fn holding(layout: Layout) -> Self {
         Ledger {
             layout,
-            ..Default::default()
+            live: HashMap::default(),
+            slots: Vec::new(),
         }
     }
 
-    pub fn apply(&mut self, m: Match) -> Outcome {
+    pub fn apply(&mut self, record: impl Into<R>) -> Outcome<R> {
+        let record: R = record.into();
+        let m: &Match = record.borrow();
         let key = m.key(self.layout);
         match (self.live.get(&key).copied(), m.retract) {
             (Some(slot), true) => {
                 self.live.remove(&key);
                 let old = self.slots[slot].take().expect("a live key has its record");
                 self.compact();
-                Outcome::Retracted(Box::new(old))
+                Outcome::Retracted(old)
             }
             (None, true) => Outcome::Rejected(format!(
                 "retraction of match_id `{}`, which is not live",
@@ -54,7 +68,7 @@ impl Ledger {
             (Some(slot), false) => {
                 if self.slots[slot]
                     .as_ref()
-                    .is_some_and(|old| old.same_content(&m))
+                    .is_some_and(|old| old.borrow().same_content(m))
                 {
                     Outcome::Duplicate
                 } else {
@@ -66,7 +80,7 @@ impl Ledger {
             }
             (None, false) => {
                 self.live.insert(key, self.slots.len());
-                self.slots.push(Some(m));
+                self.slots.push(Some(record));
                 Outcome::Inserted
             }
         }
@@ -80,7 +94,7 @@ impl Ledger {
         }
         self.slots.retain(Option::is_some);
         for (k, m) in self.slots.iter().enumerate() {
-            let m = m.as_ref().expect("retained slots are live");
+            let m: &Match = m.as_ref().expect("retained slots are live").borrow();
             *self
                 .live
                 .get_mut(&m.key(self.layout))
@@ -91,11 +105,12 @@ impl Ledger {
     /// Applies `m`, turning a rejection into a dead letter for (source, row).
     pub fn apply_or_dead_letter(
         &mut self,
-        m: Match,
+        m: impl Into<R>,
         source: &str,
         row: u64,
-    ) -> Result<Outcome, RecordError> {
-        let raw = serde_json::to_string(&m).unwrap_or_default();
+    ) -> Result<Outcome<R>, RecordError> {
+        let m: R = m.into();
+        let raw = serde_json::to_string(m.borrow()).unwrap_or_default();
         match self.apply(m) {
             Outcome::Rejected(reason) => Err(RecordError {
                 source_name: source.into(),
@@ -110,7 +125,7 @@ impl Ledger {
 
     /// The live matches in arrival order.
     pub fn live(&self) -> impl Iterator<Item = &Match> {
-        self.slots.iter().flatten()
+        self.slots.iter().flatten().map(Borrow::borrow)
     }
 
     pub fn len(&self) -> usize {
