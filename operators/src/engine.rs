@@ -16,7 +16,7 @@
 //! * A game's analysis is recomputed only in epochs where its cell table changed.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -54,8 +54,6 @@ fn replicate_table(cells: &[(&(String, String, ReplicateDiff), isize)]) -> Repli
 type CellTable = Vec<(String, String, CellDiff)>;
 /// A game's bootstrap replicate cells, sorted by (replicate, row policy, column policy).
 type ReplicateTable = Vec<(u32, String, String, CellDiff)>;
-/// A game's bound samples with their multiplicities (the multiset the summaries come from).
-type BoundTable = Vec<(BoundValue, isize)>;
 
 /// One game's state after an epoch.
 #[derive(Clone, Debug)]
@@ -171,8 +169,73 @@ impl<V: std::hash::Hash + Eq + Clone> Latest<V> {
 struct GameStore {
     tables: Latest<CellTable>,
     replicates: Latest<ReplicateTable>,
-    bounds: Latest<BoundTable>,
+    bounds: BoundStore,
     dirty: Vec<String>,
+}
+
+/// A cell's causal-bound samples as a multiset: (stratum, payoff bits, propensity bits) → count.
+type SampleCounts = BTreeMap<(Option<String>, u64, Option<u64>), isize>;
+
+/// Per game and cell, the bound samples and their summary. Samples arrive as diffs; a cell's
+/// summary is rebuilt only when its samples changed (DESIGN §6 sufficient statistics, kept
+/// per cell).
+#[derive(Default)]
+struct BoundStore {
+    samples: HashMap<String, HashMap<(String, String), SampleCounts>>,
+    changed: HashMap<String, BTreeSet<(String, String)>>,
+    summaries: HashMap<String, HashMap<(String, String), CellSummary>>,
+}
+
+impl BoundStore {
+    fn update(&mut self, game: &str, (a, b, stratum, y, e): &BoundValue, diff: isize) {
+        let cell = (a.clone(), b.clone());
+        let counts = self
+            .samples
+            .entry(game.to_string())
+            .or_default()
+            .entry(cell.clone())
+            .or_default();
+        let count = counts.entry((stratum.clone(), *y, *e)).or_default();
+        *count += diff;
+        if *count == 0 {
+            counts.remove(&(stratum.clone(), *y, *e));
+        }
+        self.changed
+            .entry(game.to_string())
+            .or_default()
+            .insert(cell);
+    }
+
+    /// `game`'s summaries, with its changed cells rebuilt.
+    fn summaries(&mut self, game: &str) -> &HashMap<(String, String), CellSummary> {
+        let summaries = self.summaries.entry(game.to_string()).or_default();
+        let cells = self.samples.entry(game.to_string()).or_default();
+        for cell in self.changed.remove(game).unwrap_or_default() {
+            let samples: Vec<BoundSample> = cells
+                .get(&cell)
+                .into_iter()
+                .flatten()
+                .flat_map(|((stratum, y, e), &count)| {
+                    let sample = BoundSample {
+                        stratum: stratum.clone(),
+                        payoff: f64::from_bits(*y),
+                        propensity: e.map(f64::from_bits),
+                    };
+                    std::iter::repeat_n(sample, count.max(0) as usize)
+                })
+                .collect();
+            match CellSummary::of(&samples) {
+                Some(summary) => {
+                    summaries.insert(cell, summary);
+                }
+                None => {
+                    summaries.remove(&cell);
+                    cells.remove(&cell);
+                }
+            }
+        }
+        summaries
+    }
 }
 
 /// The policies of a game's cell table, in name order (the matrix order).
@@ -186,27 +249,10 @@ fn table_policies(table: &CellTable) -> Vec<String> {
     policies
 }
 
-/// The bound summaries of a game's cells over `policies` (row-major), from its bound table.
-fn bound_cells(table: &BoundTable, index: &HashMap<&str, usize>) -> Vec<Option<CellSummary>> {
-    let n = index.len();
-    let mut samples: Vec<Vec<BoundSample>> = vec![Vec::new(); n * n];
-    for ((a, b, stratum, y, e), mult) in table {
-        let cell = &mut samples[index[a.as_str()] * n + index[b.as_str()]];
-        for _ in 0..*mult {
-            cell.push(BoundSample {
-                stratum: stratum.clone(),
-                payoff: f64::from_bits(*y),
-                propensity: e.map(f64::from_bits),
-            });
-        }
-    }
-    samples.iter().map(|s| CellSummary::of(s)).collect()
-}
-
 fn snapshot(
     table: &CellTable,
     replicates: Option<&ReplicateTable>,
-    bounds: Option<&BoundTable>,
+    bounds: Option<&HashMap<(String, String), CellSummary>>,
     layout: Layout,
     cfg: &EngineConfig,
     level3: bool,
@@ -254,8 +300,13 @@ fn snapshot(
         )?);
     }
     if let Some(bc) = &cfg.analysis.bounds {
-        let empty = BoundTable::new();
-        let summaries = bound_cells(bounds.unwrap_or(&empty), &index);
+        // Row-major over `policies`; `None` where no match fed the cell.
+        let summaries: Vec<Option<CellSummary>> = (0..n * n)
+            .map(|k| {
+                let cell = (policies[k / n].clone(), policies[k % n].clone());
+                bounds.and_then(|b| b.get(&cell)).cloned()
+            })
+            .collect();
         add_bounds(&mut analysis, &policies, &summaries, bc)?;
     }
     Ok(GameSnapshot {
@@ -359,7 +410,7 @@ pub fn run_stream(
         let store = Rc::new(RefCell::new(GameStore {
             tables: Latest::new(),
             replicates: Latest::new(),
-            bounds: Latest::new(),
+            bounds: BoundStore::default(),
             dirty: Vec::new(),
         }));
         let bounds_on = cfg.analysis.bounds.is_some();
@@ -392,16 +443,15 @@ pub fn run_stream(
                         st.dirty.push(game.clone());
                     })
                     .probe_with(&probe);
-                // Per game, the multiset of bound samples; its summaries are rebuilt only for
-                // games that changed.
+                // Bound samples go to their game's worker (arranged by game, as the cell
+                // tables are), which keeps each cell's multiset from the epoch's diffs.
                 let st = store.clone();
                 samples
-                    .reduce(|_game, vals, out: &mut Vec<(BoundTable, isize)>| {
-                        out.push((vals.iter().map(|(v, d)| ((*v).clone(), *d)).collect(), 1));
-                    })
-                    .inspect(move |((game, table), _t, diff)| {
+                    .arrange_by_key()
+                    .as_collection(|game, sample| (game.clone(), sample.clone()))
+                    .inspect(move |((game, sample), _t, diff)| {
                         let mut st = st.borrow_mut();
-                        st.bounds.update(game, table, *diff);
+                        st.bounds.update(game, sample, *diff);
                         st.dirty.push(game.clone());
                     })
                     .probe_with(&probe);
@@ -453,15 +503,21 @@ pub fn run_stream(
             replicates_in.flush();
             bounds_in.flush();
             worker.step_while(|| probe.less_than(cells_in.time()));
-            let mut st = store.borrow_mut();
+            let mut store_now = store.borrow_mut();
+            // A plain `&mut` so that fields borrow separately.
+            let st = &mut *store_now;
             let mut dirty = std::mem::take(&mut st.dirty);
             dirty.sort();
             dirty.dedup();
             let due = t.is_multiple_of(cfg.level3_every.max(1));
             let kernels_started = std::time::Instant::now();
             for game in dirty {
+                let bounds = if bounds_on {
+                    Some(st.bounds.summaries(&game))
+                } else {
+                    None
+                };
                 let reps = st.replicates.current(&game);
-                let bounds = st.bounds.current(&game);
                 let kept = attributions.get(&game).cloned();
                 let snap = match st.tables.current(&game).map(|table| {
                     let same_policies = kept
@@ -511,7 +567,7 @@ pub fn run_stream(
                 }
                 changes.lock().expect("changes lock").push((t, game, snap));
             }
-            drop(st);
+            drop(store_now);
             kernel_nanos.fetch_max(
                 kernels_started.elapsed().as_nanos() as u64,
                 Ordering::Relaxed,
