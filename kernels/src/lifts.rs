@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::metrics::WelfareKind;
 use crate::parallel;
-use crate::solvers::{mene_without, SolverConfig, SolverKind};
+use crate::solvers::{LeaveOneOut, SolverConfig, SolverKind};
 use crate::stats::GameMatrices;
 use crate::KernelError;
 
@@ -58,17 +58,18 @@ pub fn lifts(
     let u_full = m.mul_vec(sigma_full);
     // Each candidate's leave-one-out game is independent: solve them on every core.
     let candidates: Vec<usize> = (0..n).collect();
+    // A constant-sum game's `mene` subgames derive from one warm-started LP.
+    let loo = (solver.kind == SolverKind::Mene && n > 1)
+        .then(|| LeaveOneOut::new(m, sigma_full))
+        .flatten();
     let without = parallel::map(&candidates, n >= parallel::MIN_PARALLEL_N, |&c| {
         let base: Vec<usize> = (0..n).filter(|&k| k != c).collect();
         if base.is_empty() {
             return Ok((vec![], [0.0; 3], vec![]));
         }
         let gb = g.sub(&base);
-        let known = (solver.kind == SolverKind::Mene)
-            .then(|| mene_without(m, sigma_full, c))
-            .flatten();
-        let s = match known {
-            Some(s) => s,
+        let s = match &loo {
+            Some(loo) => loo.without(c)?,
             None => solver.solve(&gb.payoff)?,
         };
         let w = coalition_welfare(&gb, &s);

@@ -8,7 +8,7 @@
 //!
 //! * Constant-sum games (`M + Mᵀ = c`): the Nash set is the single polytope `{σ : Mσ ≤ c/2}`.
 //!   Its structure (zero coordinates, implicit equalities) is read off one maximin LP when
-//!   that solution's support equals its tight rows (see [`maximin_interior`]), so `mene` costs
+//!   that solution's support equals its tight rows (see `structure_from`), so `mene` costs
 //!   about one LP plus a Newton solve; otherwise the general relative-interior LP decides.
 //! * General-sum: a depth-first branch and bound over the best-response sets. Each strategy is
 //!   decided IN (a best response: `u_k = v`) or OUT (not one: `σ_k = 0`, `u_k ≤ v − ε`), so
@@ -60,12 +60,8 @@ pub fn mene_budgeted(m: &Matrix, node_limit: usize) -> Result<MeneOutcome, Kerne
     }
     let m = m.normalized();
     if let Some(c) = m.constant_sum(CONSTANT_SUM_TOL) {
-        let polytope = constant_sum_polytope(&m, c / 2.0);
-        let best = match maximin_interior(&m, c / 2.0)? {
-            Some(ri) => max_entropy_within(&polytope, &ri)?,
-            None => max_entropy(&polytope)?,
-        };
-        let sigma = crate::matrix::clean_simplex(best.x[..n].to_vec());
+        let maximin = crate::solvers::nash_lp(&m)?;
+        let sigma = constant_sum_mene(&m, c / 2.0, &maximin)?;
         return Ok(MeneOutcome {
             sigma,
             exact: true,
@@ -94,7 +90,7 @@ pub fn mene_budgeted(m: &Matrix, node_limit: usize) -> Result<MeneOutcome, Kerne
 /// if σ has no mass on `c` and `c` is strictly worse than `v` against σ, that constraint is
 /// slack near σ, so σ is a local, hence (strict concavity) the global, entropy maximum of the
 /// smaller game too. `None` when this does not apply: solve the subgame.
-pub fn mene_without(m: &Matrix, sigma: &[f64], c: usize) -> Option<Vec<f64>> {
+pub(crate) fn mene_without(m: &Matrix, sigma: &[f64], c: usize) -> Option<Vec<f64>> {
     let m = m.normalized();
     let total = m.constant_sum(CONSTANT_SUM_TOL)?;
     let payoff_c: f64 = (0..m.n()).map(|j| m[(c, j)] * sigma[j]).sum();
@@ -115,8 +111,24 @@ pub fn mene_without(m: &Matrix, sigma: &[f64], c: usize) -> Option<Vec<f64>> {
 /// structure off one maximin solution.
 const STRUCTURE_TOL: f64 = 1e-9;
 
-/// A relative interior of the constant-sum polytope `{x ∈ Δ : Mx ≤ v}` from one maximin LP,
-/// when its structure can be read off that solution x*; `None` otherwise (then the general
+/// The max-entropy equilibrium of a range-normalised constant-sum game with value `v`, given
+/// one maximin solution: the polytope's structure is read off it where possible
+/// ([`structure_from`]), else found by the relative-interior LP.
+pub(crate) fn constant_sum_mene(
+    m: &Matrix,
+    v: f64,
+    maximin: &[f64],
+) -> Result<Vec<f64>, KernelError> {
+    let polytope = constant_sum_polytope(m, v);
+    let best = match structure_from(m, v, maximin) {
+        Some(ri) => max_entropy_within(&polytope, &ri)?,
+        None => max_entropy(&polytope)?,
+    };
+    Ok(crate::matrix::clean_simplex(best.x[..m.n()].to_vec()))
+}
+
+/// A relative interior of the constant-sum polytope `{x ∈ Δ : Mx ≤ v}` from one maximin
+/// solution x*, when its structure can be read off x*; `None` otherwise (then the general
 /// relative-interior LP, about twice the size, decides).
 ///
 /// `M − v` is antisymmetric, so for equilibria x, y: `yᵀ(M − v)x = 0`, and every strategy in
@@ -126,9 +138,8 @@ const STRUCTURE_TOL: f64 = 1e-9;
 /// (always, for a game with a unique equilibrium), the essential strategies are exactly
 /// support(x*): those rows are the implicit equalities, the others the coordinates fixed at 0,
 /// and x* is strictly inside everything else.
-fn maximin_interior(m: &Matrix, v: f64) -> Result<Option<RelativeInterior>, KernelError> {
+fn structure_from(m: &Matrix, v: f64, raw: &[f64]) -> Option<RelativeInterior> {
     let n = m.n();
-    let raw = crate::solvers::nash_lp(m)?;
     let support: Vec<bool> = raw.iter().map(|&xi| xi > STRUCTURE_TOL).collect();
     let point = crate::matrix::clean_simplex(
         raw.iter()
@@ -140,18 +151,18 @@ fn maximin_interior(m: &Matrix, v: f64) -> Result<Option<RelativeInterior>, Kern
     for k in 0..n {
         let gap: f64 = (0..n).map(|j| m[(k, j)] * point[j]).sum::<f64>() - v;
         if gap > STRUCTURE_TOL {
-            return Ok(None);
+            return None;
         }
         tight.push(gap >= -STRUCTURE_TOL);
     }
     if support != tight {
-        return Ok(None);
+        return None;
     }
-    Ok(Some(RelativeInterior {
+    Some(RelativeInterior {
         point,
         implicit: support.clone(),
         zero: support.iter().map(|s| !s).collect(),
-    }))
+    })
 }
 
 /// `{σ ∈ Δ : Mσ ≤ v}` for a constant-sum game with value `v`.
@@ -458,14 +469,13 @@ mod tests {
     /// The maximin shortcut and the general relative-interior LP give the same maximiser;
     /// a game with clones (equilibria not unique, support ⊊ tight) takes the general LP.
     #[test]
-    fn maximin_interior_agrees_with_the_general_lp() {
+    fn structure_from_maximin_agrees_with_the_general_lp() {
         for (n, seed) in [(5, 1), (12, 2), (30, 3), (60, 4)] {
             let m = zero_sum(n, seed);
             let v = m.constant_sum(CONSTANT_SUM_TOL).unwrap() / 2.0;
             let p = constant_sum_polytope(&m, v);
-            let ri = maximin_interior(&m, v)
-                .unwrap()
-                .expect("a unique equilibrium");
+            let x = crate::solvers::nash_lp(&m).unwrap();
+            let ri = structure_from(&m, v, &x).expect("a unique equilibrium");
             let fast = max_entropy_within(&p, &ri).unwrap();
             let general = max_entropy(&p).unwrap();
             for (a, b) in fast.x.iter().zip(&general.x) {
@@ -482,7 +492,8 @@ mod tests {
             let k = |x: usize| x.min(2);
             [[0.5, 0.0, 1.0], [1.0, 0.5, 0.0], [0.0, 1.0, 0.5]][k(i)][k(j)]
         });
-        assert!(maximin_interior(&rps, 0.5).unwrap().is_none());
+        let x = crate::solvers::nash_lp(&rps).unwrap();
+        assert!(structure_from(&rps, 0.5, &x).is_none() || x[2] * x[3] > 0.0);
         let s = mene(&rps).unwrap();
         assert!(
             (s[2] - 1.0 / 6.0).abs() < 1e-8 && (s[3] - 1.0 / 6.0).abs() < 1e-8,

@@ -2,6 +2,7 @@
 
 mod alpharank;
 mod cce;
+mod leave_one_out;
 mod lle;
 mod mene;
 mod nash_lp;
@@ -14,10 +15,11 @@ use serde::{Deserialize, Serialize};
 
 pub use alpharank::{alpharank, log_fixation};
 pub use cce::cce;
+pub use leave_one_out::LeaveOneOut;
 pub use lle::lle;
 pub(crate) use mene::CONSTANT_SUM_TOL;
 pub use mene::{
-    brute_force_max_entropy, equilibrium_polytope, mene, mene_budgeted, mene_without, MeneOutcome,
+    brute_force_max_entropy, equilibrium_polytope, mene, mene_budgeted, MeneOutcome,
     DEFAULT_NODE_LIMIT,
 };
 pub use nash_lp::nash_lp;

@@ -1,0 +1,107 @@
+//! `mene` of every leave-one-out subgame of a constant-sum game (Level 2 solves one per
+//! candidate), from one warm-started LP instead of a cold solve each.
+//!
+//! The maximin LP `max z : Σ_i x_i M[i,j] − z + s_j ≥ 0 ∀j, Σx = 1` is solved once with every
+//! slack `s_j` fixed at 0 (the game's own maximin LP). The subgame without c is that LP with
+//! `x_c` fixed at 0 and `s_c` released (column c's constraint then never binds: payoffs are
+//! range-normalised, so `s_c ≤ 1` suffices); microlp re-optimises from the parent's basis.
+//! Its maximin solution then gives the subgame's equilibrium structure as in `mene`.
+
+use microlp::{ComparisonOp, LinearExpr, OptimizationDirection, Problem, SolveOutcome, Variable};
+
+use super::mene::{constant_sum_mene, mene, mene_without, CONSTANT_SUM_TOL};
+use crate::matrix::Matrix;
+use crate::KernelError;
+
+/// The base LP of a constant-sum game, ready to derive each subgame from.
+pub struct LeaveOneOut {
+    /// Range-normalised.
+    m: Matrix,
+    sigma: Vec<f64>,
+    /// `None` when the base LP failed: every subgame is then solved cold.
+    base: Option<Base>,
+}
+
+struct Base {
+    lp: microlp::Solution,
+    x: Vec<Variable>,
+    s: Vec<Variable>,
+}
+
+fn solution(r: Result<SolveOutcome, microlp::Error>) -> Option<microlp::Solution> {
+    match r {
+        Ok(SolveOutcome::Solution(s)) => Some(s),
+        _ => None,
+    }
+}
+
+impl LeaveOneOut {
+    /// For a constant-sum `m` with `sigma = mene(m)`; `None` for other games.
+    pub fn new(m: &Matrix, sigma: &[f64]) -> Option<LeaveOneOut> {
+        let m = m.normalized();
+        m.constant_sum(CONSTANT_SUM_TOL)?;
+        let base = Self::base(&m);
+        Some(LeaveOneOut {
+            m,
+            sigma: sigma.to_vec(),
+            base,
+        })
+    }
+
+    fn base(m: &Matrix) -> Option<Base> {
+        let n = m.n();
+        let mut p = Problem::new(OptimizationDirection::Maximize);
+        let x: Vec<Variable> = (0..n).map(|_| p.add_var(0.0, (0.0, 1.0))).collect();
+        let z = p.add_var(1.0, (0.0, 1.0));
+        let s: Vec<Variable> = (0..n).map(|_| p.add_var(0.0, (0.0, 1.0))).collect();
+        p.add_constraint(
+            x.iter().map(|&v| (v, 1.0)).collect::<LinearExpr>(),
+            ComparisonOp::Eq,
+            1.0,
+        );
+        for j in 0..n {
+            let mut e: LinearExpr = (0..n)
+                .filter(|&i| m[(i, j)] != 0.0)
+                .map(|i| (x[i], m[(i, j)]))
+                .collect();
+            e.add(z, -1.0);
+            e.add(s[j], 1.0);
+            p.add_constraint(e, ComparisonOp::Ge, 0.0);
+        }
+        let mut lp = solution(p.solve())?;
+        for &sj in &s {
+            lp = solution(lp.fix_var(sj, 0.0))?;
+        }
+        Some(Base { lp, x, s })
+    }
+
+    /// `mene` of the game without policy `c` (in the order of the remaining policies).
+    pub fn without(&self, c: usize) -> Result<Vec<f64>, KernelError> {
+        if let Some(known) = mene_without(&self.m, &self.sigma, c) {
+            return Ok(known);
+        }
+        let n = self.m.n();
+        let keep: Vec<usize> = (0..n).filter(|&k| k != c).collect();
+        let sub = Matrix::from_fn(n - 1, |a, b| self.m[(keep[a], keep[b])]).normalized();
+        let Some(total) = sub.constant_sum(CONSTANT_SUM_TOL) else {
+            return mene(&sub);
+        };
+        let maximin = self.base.as_ref().and_then(|b| {
+            let lp = solution(b.lp.clone().fix_var(b.x[c], 0.0))?;
+            let (lp, _) = lp.unfix_var(b.s[c]).ok()?;
+            let lp = match lp {
+                SolveOutcome::Solution(s) => s,
+                SolveOutcome::Interrupted(_) => return None,
+            };
+            Some(
+                keep.iter()
+                    .map(|&k| lp.var_value(b.x[k]))
+                    .collect::<Vec<f64>>(),
+            )
+        });
+        match maximin {
+            Some(x) => constant_sum_mene(&sub, total / 2.0, &crate::matrix::clean_simplex(x)),
+            None => mene(&sub),
+        }
+    }
+}
