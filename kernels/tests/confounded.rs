@@ -136,7 +136,9 @@ fn certificates_never_certify_a_naive_rank_that_flips() {
     use nashflow_kernels::bounds::game::{Claim, Method};
     use nashflow_kernels::bounds::{game_bounds, BoundSample, BoundsConfig, CellSummary};
     use nashflow_kernels::Matrix;
-    let setup = Confounded::new(&[1.5, 0.3, 0.25, -1.5], 1.5, 0.15, 0.4);
+    // Two middle policies 0.01 apart in strength: confounding and noise flip their naive
+    // order in about a third of the seeds (12 of 40), while the outer ranks stay certifiable.
+    let setup = Confounded::new(&[1.5, 0.3, 0.29, -1.5], 1.5, 0.15, 0.4);
     let (n, game, mm) = (setup.n(), setup.game(), &setup.mm);
     let truth = Matrix::from_fn(n, |i, j| setup.truth(i, j));
     let gamma = (0..n)
@@ -187,8 +189,8 @@ fn certificates_never_certify_a_naive_rank_that_flips() {
     }
     eprintln!("Γ = {gamma:.2}: {flips} naive flips, {certified_flips} of them certified; {certified_right} correct ranks certified");
     assert!(
-        flips > 0,
-        "the confounded matchmaker flips some naive ranks"
+        flips >= 5,
+        "the confounded matchmaker flips only {flips} naive ranks"
     );
     assert_eq!(certified_flips, 0, "a flipped rank was certified");
     assert!(certified_right > 0, "the certificates are not vacuous");
