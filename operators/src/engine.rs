@@ -21,6 +21,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
+use differential_dataflow::difference::{IsZero, Semigroup};
 use differential_dataflow::input::Input;
 use nashflow_kernels::analysis::{add_bounds, analyze_game, AnalysisConfig, GameAnalysis};
 use nashflow_kernels::attribution::Attribution;
@@ -34,26 +35,6 @@ pub use crate::diffs::{CellDiff, ReplicateDiff};
 pub use crate::shard::DeadLetter;
 use crate::shard::{owner, BoundValue, CellKey, Shard};
 use crate::trigger::{Job, Trigger, TriggerConfig};
-
-/// A game's per-replicate cells, (replicate, row policy, column policy) in order, from its
-/// per-cell replicate vectors.
-fn replicate_table(cells: &[(&(String, String, ReplicateDiff), isize)]) -> ReplicateTable {
-    let mut table: ReplicateTable = Vec::new();
-    for ((a, b, per_replicate), _) in cells {
-        for (r, s) in per_replicate.0.iter().enumerate() {
-            if !s.is_zero() {
-                table.push((r as u32, a.clone(), b.clone(), CellDiff(*s)));
-            }
-        }
-    }
-    table.sort();
-    table
-}
-
-/// A game's full cell table, sorted by (row policy, column policy).
-type CellTable = Vec<(String, String, CellDiff)>;
-/// A game's bootstrap replicate cells, sorted by (replicate, row policy, column policy).
-type ReplicateTable = Vec<(u32, String, String, CellDiff)>;
 
 /// One game's state after an epoch.
 #[derive(Clone, Debug)]
@@ -142,33 +123,39 @@ impl EngineOutput {
     }
 }
 
-/// The latest value of a per-game collection, from its stream of (value, ±1) updates.
-struct Latest<V>(HashMap<String, HashMap<V, isize>>);
+/// A game's cells by (row policy, column policy), in that order: its statistics, or its
+/// statistics per bootstrap replicate.
+type Cells<S> = BTreeMap<(String, String), S>;
 
-impl<V: std::hash::Hash + Eq + Clone> Latest<V> {
-    fn new() -> Self {
-        Latest(HashMap::new())
+/// Adds a cell's consolidated change to a game's running cells, dropping cells (and games)
+/// that fall to zero.
+fn accumulate<S: Semigroup + IsZero + Clone>(
+    games: &mut HashMap<String, Cells<S>>,
+    game: &str,
+    cell: &(String, String),
+    diff: &S,
+) {
+    let cells = games.entry(game.to_string()).or_default();
+    match cells.get_mut(cell) {
+        Some(stats) => {
+            stats.plus_equals(diff);
+            if stats.is_zero() {
+                cells.remove(cell);
+            }
+        }
+        None => {
+            cells.insert(cell.clone(), diff.clone());
+        }
     }
-
-    fn update(&mut self, game: &str, value: &V, diff: isize) {
-        let entry = self.0.entry(game.to_string()).or_default();
-        *entry.entry(value.clone()).or_default() += diff;
-        entry.retain(|_, d| *d != 0);
-    }
-
-    fn current(&self, game: &str) -> Option<&V> {
-        self.0
-            .get(game)?
-            .iter()
-            .find(|(_, d)| **d > 0)
-            .map(|(v, _)| v)
+    if cells.is_empty() {
+        games.remove(game);
     }
 }
 
-/// Per-worker view of the game tables as they change.
+/// Per-worker view of the games it owns, kept from the epoch's consolidated changes.
 struct GameStore {
-    tables: Latest<CellTable>,
-    replicates: Latest<ReplicateTable>,
+    tables: HashMap<String, Cells<CellDiff>>,
+    replicates: HashMap<String, Cells<ReplicateDiff>>,
     bounds: BoundStore,
     dirty: Vec<String>,
 }
@@ -239,10 +226,10 @@ impl BoundStore {
 }
 
 /// The policies of a game's cell table, in name order (the matrix order).
-fn table_policies(table: &CellTable) -> Vec<String> {
+fn table_policies(table: &Cells<CellDiff>) -> Vec<String> {
     let mut policies: Vec<String> = table
-        .iter()
-        .flat_map(|(a, b, _)| [a.clone(), b.clone()])
+        .keys()
+        .flat_map(|(a, b)| [a.clone(), b.clone()])
         .collect();
     policies.sort();
     policies.dedup();
@@ -250,8 +237,8 @@ fn table_policies(table: &CellTable) -> Vec<String> {
 }
 
 fn snapshot(
-    table: &CellTable,
-    replicates: Option<&ReplicateTable>,
+    table: &Cells<CellDiff>,
+    replicates: Option<&Cells<ReplicateDiff>>,
     bounds: Option<&HashMap<(String, String), CellSummary>>,
     layout: Layout,
     cfg: &EngineConfig,
@@ -265,7 +252,7 @@ fn snapshot(
         .map(|(k, p)| (p.as_str(), k))
         .collect();
     let mut cells = vec![CellStats::default(); n * n];
-    for (a, b, c) in table {
+    for ((a, b), c) in table {
         cells[index[a.as_str()] * n + index[b.as_str()]] = c.0;
     }
     let observations: i64 = cells.iter().map(|c| c.n).sum();
@@ -282,8 +269,11 @@ fn snapshot(
     let mut analysis = analyze_game(n, &cells, &[], &batch_bootstrap_off, &mut Silent)?;
     if cfg.replicates > 0 {
         let mut tables = vec![vec![CellStats::default(); n * n]; cfg.replicates as usize];
-        for (r, a, b, c) in replicates.into_iter().flatten() {
-            tables[*r as usize][index[a.as_str()] * n + index[b.as_str()]] = c.0;
+        for ((a, b), per_replicate) in replicates.into_iter().flatten() {
+            let cell = index[a.as_str()] * n + index[b.as_str()];
+            for (table, c) in tables.iter_mut().zip(&per_replicate.0) {
+                table[cell] = *c;
+            }
         }
         let bc = BootstrapConfig {
             replicates: cfg.replicates as usize,
@@ -408,8 +398,8 @@ pub fn run_stream(
         let done = done_tx.clone();
         let layout = cfg.layout;
         let store = Rc::new(RefCell::new(GameStore {
-            tables: Latest::new(),
-            replicates: Latest::new(),
+            tables: HashMap::new(),
+            replicates: HashMap::new(),
             bounds: BoundStore::default(),
             dirty: Vec::new(),
         }));
@@ -430,16 +420,25 @@ pub fn run_stream(
                 let (bounds_in, samples) = scope.new_collection::<(String, BoundValue), isize>();
                 // One probe over every output: an epoch is done when all of them are.
                 let probe = timely::dataflow::operators::probe::Handle::new();
+                // Cells go to their game's worker (arranged by game); the arrangement
+                // consolidates each epoch's changes, which the worker adds to its running cells.
+                let st = store.clone();
+                cells
+                    .arrange_by_key()
+                    .as_collection(|game, cell| (game.clone(), cell.clone()))
+                    .inspect(move |((game, cell), _t, diff)| {
+                        let mut st = st.borrow_mut();
+                        accumulate(&mut st.tables, game, cell, diff);
+                        st.dirty.push(game.clone());
+                    })
+                    .probe_with(&probe);
                 let st = store.clone();
                 replicate_cells
-                    .count()
-                    .map(|((game, a, b), c)| (game, (a, b, c)))
-                    .reduce(|_game, vals, out: &mut Vec<(ReplicateTable, isize)>| {
-                        out.push((replicate_table(vals), 1));
-                    })
-                    .inspect(move |((game, table), _t, diff)| {
+                    .arrange_by_key()
+                    .as_collection(|game, cell| (game.clone(), cell.clone()))
+                    .inspect(move |((game, cell), _t, diff)| {
                         let mut st = st.borrow_mut();
-                        st.replicates.update(game, table, *diff);
+                        accumulate(&mut st.replicates, game, cell, diff);
                         st.dirty.push(game.clone());
                     })
                     .probe_with(&probe);
@@ -452,24 +451,6 @@ pub fn run_stream(
                     .inspect(move |((game, sample), _t, diff)| {
                         let mut st = st.borrow_mut();
                         st.bounds.update(game, sample, *diff);
-                        st.dirty.push(game.clone());
-                    })
-                    .probe_with(&probe);
-                let tables = cells
-                    .count()
-                    .map(|((game, a, b), c)| (game, (a, b, c)))
-                    .reduce(|_game, vals, out: &mut Vec<(CellTable, isize)>| {
-                        let table: CellTable = vals
-                            .iter()
-                            .map(|((a, b, c), _)| (a.clone(), b.clone(), *c))
-                            .collect();
-                        out.push((table, 1));
-                    });
-                let st = store.clone();
-                tables
-                    .inspect(move |((game, table), _t, diff)| {
-                        let mut st = st.borrow_mut();
-                        st.tables.update(game, table, *diff);
                         st.dirty.push(game.clone());
                     })
                     .probe_with(&probe);
@@ -517,9 +498,9 @@ pub fn run_stream(
                 } else {
                     None
                 };
-                let reps = st.replicates.current(&game);
+                let reps = st.replicates.get(&game);
                 let kept = attributions.get(&game).cloned();
-                let snap = match st.tables.current(&game).map(|table| {
+                let snap = match st.tables.get(&game).map(|table| {
                     let same_policies = kept
                         .as_ref()
                         .is_some_and(|(p, _)| *p == table_policies(table));

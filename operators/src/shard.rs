@@ -20,8 +20,8 @@ use nashflow_schemas::{Layout, Ledger, Match, Outcome};
 use crate::diffs::{CellDiff, ReplicateDiff};
 use crate::observe::{bound_samples, observations};
 
-/// A cell as dataflow data: (game, row policy, column policy).
-pub type CellKey = (String, String, String);
+/// A cell as dataflow data: (game, (row policy, column policy)).
+pub type CellKey = (String, (String, String));
 /// One causal-bound sample as dataflow data: (row policy, column policy, stratum, payoff
 /// bits, propensity bits).
 pub type BoundValue = (String, String, Option<String>, u64, Option<u64>);
@@ -72,7 +72,7 @@ impl Names {
 
     fn key(&self, (g, a, b): (u32, u32, u32)) -> CellKey {
         let name = |k: u32| self.names[k as usize].clone();
-        (name(g), name(a), name(b))
+        (name(g), (name(a), name(b)))
     }
 }
 
