@@ -4,6 +4,7 @@
 pub mod arrow_io;
 pub mod decode;
 pub mod error;
+mod json_fields;
 pub mod ledger;
 pub mod read;
 pub mod record;

@@ -127,7 +127,7 @@ pub fn read_csv(source: &str, input: impl Read) -> Result<ReadOutcome, String> {
     Ok(out)
 }
 
-fn json_raw(v: &serde_json::Value) -> RawValue {
+pub(crate) fn json_raw(v: &serde_json::Value) -> RawValue {
     use serde_json::Value;
     match v {
         Value::Null => RawValue::Null,
@@ -161,6 +161,14 @@ pub fn decode_json(
         reason,
         raw: text.to_string(),
     };
+    // The direct route handles every object; anything else takes the `Value` route, which
+    // words the error.
+    if let Ok(fields) = serde_json::from_str::<crate::json_fields::Fields>(text) {
+        return decode_row(source, row, &fields.0, derived_id).map_err(|mut e| {
+            e.raw = text.to_string();
+            e
+        });
+    }
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| bad(format!("invalid JSON: {e}")))?;
     decode_json_value(source, row, &value, derived_id).map_err(|mut e| {
