@@ -53,16 +53,7 @@ fn main() {
         level3: false,
         ..Default::default()
     };
-    let cfg = EngineConfig {
-        workers: 1,
-        layout: Layout::Match,
-        analysis: analysis.clone(),
-        trigger: None,
-        replicates: 0,
-        level3_every: 1,
-        first_epoch: 0,
-        triggers: Default::default(),
-    };
+    let cfg = EngineConfig::new(1, Layout::Match, analysis.clone());
 
     // 1. Ingest + cell statistics.
     let t = Instant::now();

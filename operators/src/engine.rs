@@ -84,6 +84,23 @@ pub struct EngineConfig {
     pub triggers: BTreeMap<String, Trigger>,
 }
 
+impl EngineConfig {
+    /// `workers` workers on `layout` with `analysis`; no trigger, no streaming bootstrap,
+    /// Level 3 every epoch, a fresh run (epoch 0, no saved trigger state).
+    pub fn new(workers: usize, layout: Layout, analysis: AnalysisConfig) -> EngineConfig {
+        EngineConfig {
+            workers,
+            layout,
+            analysis,
+            trigger: None,
+            replicates: 0,
+            level3_every: 1,
+            first_epoch: 0,
+            triggers: BTreeMap::new(),
+        }
+    }
+}
+
 /// What a run produced: the final state of every game and the dead letters as of the last
 /// epoch. `changes` (per-epoch snapshot changes, `None` = the game vanished) is filled only by
 /// [`run`]; a live [`run_stream`] hands each epoch to its callback instead of keeping history.

@@ -135,22 +135,20 @@ pub fn run(args: &DemoArgs) -> Result<Vec<Iteration>> {
     };
     queue.borrow_mut().push_back(schedule(0));
     let cfg = EngineConfig {
-        workers: 1,
-        layout: Layout::Match,
-        analysis: AnalysisConfig {
-            level3: false,
-            ..Default::default()
-        },
         trigger: Some(TriggerConfig {
             threshold: args.trigger_threshold,
             relative: true,
             hysteresis: 0.5,
             cooldown: 1,
         }),
-        replicates: 0,
-        level3_every: 1,
-        first_epoch: 0,
-        triggers: Default::default(),
+        ..EngineConfig::new(
+            1,
+            Layout::Match,
+            AnalysisConfig {
+                level3: false,
+                ..Default::default()
+            },
+        )
     };
     let oracle = OracleConfig {
         matches: args.oracle_matches,

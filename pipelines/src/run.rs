@@ -536,14 +536,14 @@ pub fn run(args: &RunArgs) -> Result<()> {
         cooldown: args.trigger_cooldown,
     });
     let cfg = EngineConfig {
-        workers: args.workers,
-        layout: args.model.layout,
-        analysis: args.model.analysis(0, args.ci_level),
         trigger,
         replicates: args.bootstrap,
         level3_every: args.level3_every,
-        first_epoch: 0,
-        triggers: Default::default(),
+        ..EngineConfig::new(
+            args.workers,
+            args.model.layout,
+            args.model.analysis(0, args.ci_level),
+        )
     };
     if let Some(b) = &cfg.analysis.bounds {
         b.validate().map_err(anyhow::Error::msg)?;

@@ -86,16 +86,7 @@ fn check(seed: u64, workers: usize) {
         exact_max: 5,
         ..Default::default()
     };
-    let cfg = EngineConfig {
-        workers,
-        layout: Layout::Match,
-        analysis: analysis.clone(),
-        trigger: None,
-        replicates: 0,
-        level3_every: 1,
-        first_epoch: 0,
-        triggers: Default::default(),
-    };
+    let cfg = EngineConfig::new(workers, Layout::Match, analysis.clone());
     let out = run(epochs.clone(), &cfg);
     assert_eq!(out.epochs, epochs.len() as u64);
     let mut ledger = Ledger::new(Layout::Match);
@@ -182,14 +173,8 @@ fn streaming_bootstrap_equals_batch() {
         ..Default::default()
     };
     let cfg = EngineConfig {
-        workers: 2,
-        layout: Layout::Match,
-        analysis: analysis.clone(),
-        trigger: None,
         replicates: 8,
-        level3_every: 1,
-        first_epoch: 0,
-        triggers: Default::default(),
+        ..EngineConfig::new(2, Layout::Match, analysis.clone())
     };
     let out = run(epochs.clone(), &cfg);
     let mut ledger = Ledger::new(Layout::Match);
@@ -235,14 +220,8 @@ fn level3_cadence_keeps_the_last_attribution() {
         ..Default::default()
     };
     let cfg = EngineConfig {
-        workers: 1,
-        layout: Layout::Match,
-        analysis: analysis.clone(),
-        trigger: None,
-        replicates: 0,
         level3_every: 3,
-        first_epoch: 0,
-        triggers: Default::default(),
+        ..EngineConfig::new(1, Layout::Match, analysis.clone())
     };
     let out = run(epochs.clone(), &cfg);
     let mut ledger = Ledger::new(Layout::Match);
@@ -311,16 +290,7 @@ fn churn_with_fixed_live_size_holds_bounded_records() {
         level3: false,
         ..Default::default()
     };
-    let cfg = EngineConfig {
-        workers: 2,
-        layout: Layout::Match,
-        analysis: analysis.clone(),
-        trigger: None,
-        replicates: 0,
-        level3_every: 1,
-        first_epoch: 0,
-        triggers: Default::default(),
-    };
+    let cfg = EngineConfig::new(2, Layout::Match, analysis.clone());
     let out = run(epochs.clone(), &cfg);
     // 40 live; each worker's ledger reclaims retracted slots once they outnumber its live
     // records (plus a small slack), so the held count stays near twice the live size.
@@ -385,16 +355,7 @@ fn causal_bounds_engine_equals_batch() {
         bounds: Some(bounds.clone()),
         ..Default::default()
     };
-    let cfg = EngineConfig {
-        workers: 2,
-        layout: Layout::Match,
-        analysis: analysis.clone(),
-        trigger: None,
-        replicates: 0,
-        level3_every: 1,
-        first_epoch: 0,
-        triggers: Default::default(),
-    };
+    let cfg = EngineConfig::new(2, Layout::Match, analysis.clone());
     let out = run(epochs.clone(), &cfg);
     assert!(out.errors.is_empty(), "{:?}", out.errors);
     let mut ledger = Ledger::new(Layout::Match);
