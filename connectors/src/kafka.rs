@@ -239,30 +239,102 @@ impl Source {
         })
     }
 
-    /// The next message, `None` when none came within `timeout`. Errors are the client's
-    /// (a broker down, say); librdkafka keeps retrying, so they are reports, not the end.
+    /// The next message, decoded, `None` when none came within `timeout`. Errors are the
+    /// client's (a broker down, say); librdkafka keeps retrying, so they are reports, not the
+    /// end. The same as [`Source::fetch`] then [`Decoder::decode`] on one thread.
     pub fn poll(&mut self, timeout: Duration) -> Option<Result<Polled, String>> {
+        let decoder = self.decoder();
+        self.fetch(timeout)
+            .map(|r| r.and_then(|f| decoder.decode(f)))
+    }
+
+    /// The next message as fetched, not yet decoded; advances the position `caught_up` reads.
+    pub fn fetch(&mut self, timeout: Duration) -> Option<Result<Fetched, String>> {
         let msg = match self.consumer.poll(timeout)? {
             Ok(m) => m,
             Err(e) => return Some(Err(e.to_string())),
         };
         let (topic, partition, offset) = (msg.topic().to_string(), msg.partition(), msg.offset());
-        self.position.insert((topic.clone(), partition), offset + 1);
+        match self.position.get_mut(&(topic.clone(), partition)) {
+            Some(p) => *p = offset + 1,
+            None => {
+                self.position.insert((topic.clone(), partition), offset + 1);
+            }
+        }
+        Some(Ok(Fetched {
+            topic,
+            partition,
+            offset,
+            key: msg.key().map(<[u8]>::to_vec),
+            payload: msg.payload().unwrap_or_default().to_vec(),
+        }))
+    }
+
+    /// A decoder for this source's messages (with its dead-letter topic), for any thread.
+    pub fn decoder(&self) -> Decoder {
+        Decoder {
+            dead_letters: self.dead_letters.clone(),
+        }
+    }
+
+    /// Every assigned partition has reached the high watermark seen when opened.
+    pub fn caught_up(&self) -> bool {
+        self.end
+            .iter()
+            .all(|(tp, high)| self.position.get(tp).is_some_and(|p| p >= high))
+    }
+
+    /// Handle for committing progress from another thread.
+    pub fn committer(&self) -> Committer {
+        Committer {
+            consumer: self.consumer.clone(),
+            dead_letters: self.dead_letters.clone(),
+        }
+    }
+}
+
+/// One message as fetched, before decoding.
+pub struct Fetched {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    key: Option<Vec<u8>>,
+    payload: Vec<u8>,
+}
+
+/// Decodes fetched messages; a message that does not decode goes to the dead-letter topic
+/// (original key and bytes, the reason in headers). Decoding can run on its own thread, apart
+/// from fetching: librdkafka hands over one message per call, which is a thread's work already.
+#[derive(Clone)]
+pub struct Decoder {
+    dead_letters: Option<Arc<Writer>>,
+}
+
+impl Decoder {
+    /// The message's record (or why it is not one); `Err` only when its dead letter could not
+    /// be queued.
+    pub fn decode(&self, f: Fetched) -> Result<Polled, String> {
+        let Fetched {
+            topic,
+            partition,
+            offset,
+            key,
+            payload: bytes,
+        } = f;
         let source = format!("{topic}[{partition}]");
-        let bytes = msg.payload().unwrap_or_default();
-        let record = match std::str::from_utf8(bytes) {
+        let record = match std::str::from_utf8(&bytes) {
             _ if bytes.is_empty() => Err(bad(
                 &source,
                 offset,
                 "empty message (no JSON object)",
-                bytes,
+                &bytes,
             )),
             Ok(text) => decode_json(&source, offset as u64, text, &format!("{source}@{offset}")),
             Err(e) => Err(bad(
                 &source,
                 offset,
                 &format!("message is not UTF-8 ({e})"),
-                bytes,
+                &bytes,
             )),
         };
         if let (Err(e), Some(dlq)) = (&record, &self.dead_letters) {
@@ -281,31 +353,15 @@ impl Source {
                     value: Some(f.as_str()),
                 });
             }
-            if let Err(err) = dlq.send(msg.key(), bytes, Some(headers)) {
-                return Some(Err(format!("dead letter of {source}@{offset}: {err}")));
-            }
+            dlq.send(key.as_deref(), &bytes, Some(headers))
+                .map_err(|err| format!("dead letter of {source}@{offset}: {err}"))?;
         }
-        Some(Ok(Polled {
+        Ok(Polled {
             topic,
             partition,
             offset,
             record,
-        }))
-    }
-
-    /// Every assigned partition has reached the high watermark seen when opened.
-    pub fn caught_up(&self) -> bool {
-        self.end
-            .iter()
-            .all(|(tp, high)| self.position.get(tp).is_some_and(|p| p >= high))
-    }
-
-    /// Handle for committing progress from another thread.
-    pub fn committer(&self) -> Committer {
-        Committer {
-            consumer: self.consumer.clone(),
-            dead_letters: self.dead_letters.clone(),
-        }
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 //! every epoch is made durable before its Kafka offsets are committed, and a restart resumes
 //! from the state directory.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -33,6 +33,8 @@ pub enum Item {
     Record(Match, String, u64),
     Bad(RecordError),
     Fatal(String),
+    /// Several items in order, sent at once (a fast source saves a channel hand-off each).
+    Batch(Vec<Item>),
 }
 
 /// Reads every input in order into `tx`: files, directories (watched with `watch`), stdin.
@@ -118,6 +120,8 @@ struct Epochs {
     /// Records restored from `--state`, fed as the first epoch.
     restored: Option<Vec<Match>>,
     rx: Receiver<Item>,
+    /// Items of a received batch not yet taken (an epoch can end inside a batch).
+    pending: VecDeque<Item>,
     max_records: usize,
     tick: Option<Duration>,
     /// (source, row) per record in arrival order, and bad rows.
@@ -177,8 +181,9 @@ impl Iterator for Epochs {
         let mut epoch = Vec::new();
         let mut opened: Option<Instant> = None;
         loop {
-            let item = match (self.tick, opened) {
-                (Some(tick), Some(t0)) => {
+            let item = match (self.pending.pop_front(), self.tick, opened) {
+                (Some(item), _, _) => item,
+                (None, Some(tick), Some(t0)) => {
                     let left = tick.saturating_sub(t0.elapsed());
                     match self.rx.recv_timeout(left) {
                         Ok(item) => item,
@@ -194,6 +199,10 @@ impl Iterator for Epochs {
                     Err(_) => break,
                 },
             };
+            if let Item::Batch(items) = item {
+                self.pending.extend(items);
+                continue;
+            }
             let mut log = self.log.lock().expect("log lock");
             match item {
                 Item::Record(m, source, row) => {
@@ -216,6 +225,7 @@ impl Iterator for Epochs {
                     log.fatal = Some(e);
                     break;
                 }
+                Item::Batch(_) => unreachable!("batches are unpacked above"),
             }
         }
         self.done = true;
@@ -324,7 +334,9 @@ fn start_sources(
         let start = restored.map(|r| r.offsets.clone()).unwrap_or_default();
         let source = Source::open(&cfg, &start).map_err(anyhow::Error::msg)?;
         let committer = source.committer();
-        std::thread::spawn(move || crate::kafka::read_kafka(source, exit_at_end, tx));
+        std::thread::Builder::new()
+            .name("kafka-fetch".into())
+            .spawn(move || crate::kafka::read_kafka(source, exit_at_end, tx))?;
         return Ok(Sources {
             committer: Some(committer),
             ..Default::default()
@@ -338,7 +350,9 @@ fn start_sources(
         });
     }
     let (inputs, watch) = (args.input.clone(), args.watch);
-    std::thread::spawn(move || read_sources(inputs, watch, exit_at_end, tx));
+    std::thread::Builder::new()
+        .name("file-source".into())
+        .spawn(move || read_sources(inputs, watch, exit_at_end, tx))?;
     Ok(Sources::default())
 }
 
@@ -626,6 +640,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let epochs = Epochs {
         restored: restored_records,
         rx,
+        pending: VecDeque::new(),
         max_records: args.epoch_records,
         tick: (args.epoch_ms > 0).then(|| Duration::from_millis(args.epoch_ms)),
         log: log.clone(),
