@@ -309,7 +309,7 @@ impl<'a> Search<'a> {
     /// Warm-started from the parent; on a numerical failure the node is solved cold.
     fn child(
         &self,
-        parent: &NodeLp,
+        parent: NodeLp,
         state: &[Decision],
         k: usize,
         d: Decision,
@@ -320,13 +320,7 @@ impl<'a> Search<'a> {
         }
     }
 
-    fn warm_child(
-        &self,
-        parent: &NodeLp,
-        k: usize,
-        d: Decision,
-    ) -> Result<Option<NodeLp>, KernelError> {
-        let lp = parent.clone();
+    fn warm_child(&self, lp: NodeLp, k: usize, d: Decision) -> Result<Option<NodeLp>, KernelError> {
         match d {
             Decision::In => outcome(lp.add_constraint(self.gap(k), ComparisonOp::Ge, 0.0)),
             Decision::Out => {
@@ -383,7 +377,7 @@ impl<'a> Search<'a> {
             Ok(Some(k)) => {
                 state[k] = Decision::Out;
                 if self.may_improve(state) {
-                    if let Some(child) = self.child(&lp, state, k, Decision::Out)? {
+                    if let Some(child) = self.child(lp, state, k, Decision::Out)? {
                         self.dfs(state, child)?;
                     }
                 }
@@ -404,11 +398,18 @@ impl<'a> Search<'a> {
         let Some(k) = pick else {
             return self.leaf(state);
         };
+        // The first child edits a copy of this node's LP; the last one takes it.
+        let mut parent = Some(lp);
         for d in [Decision::In, Decision::Out] {
             state[k] = d;
             // The count bound needs no LP: check it before paying for the child's solve.
             if self.may_improve(state) {
-                if let Some(child) = self.child(&lp, state, k, d)? {
+                let lp = match d {
+                    Decision::Out => parent.take(),
+                    _ => parent.clone(),
+                }
+                .expect("the parent LP is taken only by the last child");
+                if let Some(child) = self.child(lp, state, k, d)? {
                     self.dfs(state, child)?;
                 }
             }
