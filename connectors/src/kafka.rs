@@ -152,7 +152,7 @@ impl Writer {
     }
 }
 
-/// The consumer side; `poll` from one thread, `committer()` from another.
+/// The consumer side; `fetch` from one thread, `committer()` (and `decoder()`) from others.
 pub struct Source {
     consumer: Arc<BaseConsumer>,
     dead_letters: Option<Arc<Writer>>,
@@ -239,16 +239,9 @@ impl Source {
         })
     }
 
-    /// The next message, decoded, `None` when none came within `timeout`. Errors are the
-    /// client's (a broker down, say); librdkafka keeps retrying, so they are reports, not the
-    /// end. The same as [`Source::fetch`] then [`Decoder::decode`] on one thread.
-    pub fn poll(&mut self, timeout: Duration) -> Option<Result<Polled, String>> {
-        let decoder = self.decoder();
-        self.fetch(timeout)
-            .map(|r| r.and_then(|f| decoder.decode(f)))
-    }
-
-    /// The next message as fetched, not yet decoded; advances the position `caught_up` reads.
+    /// The next message as fetched, not yet decoded (see [`Decoder`]), `None` when none came
+    /// within `timeout`; advances the position `caught_up` reads. Errors are the client's (a
+    /// broker down, say); librdkafka keeps retrying, so they are reports, not the end.
     pub fn fetch(&mut self, timeout: Duration) -> Option<Result<Fetched, String>> {
         let msg = match self.consumer.poll(timeout)? {
             Ok(m) => m,

@@ -125,23 +125,18 @@ impl Shard {
         let g = self.names.id(&m.game);
         let i = self.names.id(&m.policy_i) as usize;
         let j = self.names.id(&m.policy_j) as usize;
-        let obs = observations(m, self.layout, i, j);
-        for o in &obs {
-            let c = CellStats::of(o).scaled(sign);
-            self.cells
-                .entry((g, o.row as u32, o.col as u32))
-                .or_default()
-                .plus(&c);
-        }
-        if self.replicates > 0 {
-            let weights = poisson_weights(self.seed, &m.match_id, self.replicates);
-            for o in &obs {
-                let c = CellStats::of(o);
+        let weights =
+            (self.replicates > 0).then(|| poisson_weights(self.seed, &m.match_id, self.replicates));
+        for o in observations(m, self.layout, i, j) {
+            let key = (g, o.row as u32, o.col as u32);
+            let c = CellStats::of(&o);
+            self.cells.entry(key).or_default().plus(&c.scaled(sign));
+            if let Some(weights) = &weights {
                 let cell = self
                     .replicate_cells
-                    .entry((g, o.row as u32, o.col as u32))
+                    .entry(key)
                     .or_insert_with(|| vec![CellStats::default(); weights.len()]);
-                for (acc, w) in cell.iter_mut().zip(&weights) {
+                for (acc, w) in cell.iter_mut().zip(weights) {
                     if *w > 0 {
                         acc.plus(&c.scaled(sign * *w as i64));
                     }
