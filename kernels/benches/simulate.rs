@@ -1,7 +1,11 @@
 //! Simulator throughput: games/s on one core and on all cores, per population, against the
 //! raw Philox word rate measured in the same process (the RNG floor of a match: ≥ 8 words).
 //!
-//! `cargo bench -p nashflow-kernels --bench simulate` (NASHFLOW_BENCH_GAMES to change the count).
+//! With the `cuda` feature and a usable GPU it adds games/s on the device (pair statistics
+//! aggregated there, no records) and the ratio to one core (target ≥ 100×).
+//!
+//! `cargo bench -p nashflow-kernels --bench simulate [--features cuda]` (NASHFLOW_BENCH_GAMES
+//! and NASHFLOW_BENCH_GPU_GAMES change the counts).
 
 use std::time::Instant;
 
@@ -71,17 +75,97 @@ fn main() {
         ),
     ];
     println!("target: ≥ 2M bargaining games/s per core with simple policies; {cores} cores here");
+    let gpu = Gpu::open();
     println!(
-        "{:<32} {:>14} {:>14} {:>8} {:>12}",
-        "population", "1 core (g/s)", "all (g/s)", "scale", "vs Philox"
+        "{:<32} {:>14} {:>14} {:>8} {:>12}{}",
+        "population",
+        "1 core (g/s)",
+        "all (g/s)",
+        "scale",
+        "vs Philox",
+        if gpu.is_some() {
+            format!(" {:>14} {:>10}", "GPU (g/s)", "GPU/core")
+        } else {
+            String::new()
+        }
     );
     for (name, game) in &populations {
         let one = rate(game, games, 1);
         let all = rate(game, games, 0);
+        let device = gpu
+            .as_ref()
+            .map(|g| {
+                let r = g.rate(game);
+                format!(" {r:>14.3e} {:>10.1}", r / one)
+            })
+            .unwrap_or_default();
         println!(
-            "{name:<32} {one:>14.3e} {all:>14.3e} {:>8.2} {:>12.2}",
+            "{name:<32} {one:>14.3e} {all:>14.3e} {:>8.2} {:>12.2}{device}",
             all / one,
             one / philox
         );
+    }
+}
+
+#[cfg(feature = "cuda")]
+struct Gpu(nashflow_kernels::sim::cuda::CudaSimulator, u64);
+
+#[cfg(feature = "cuda")]
+impl Gpu {
+    fn open() -> Option<Gpu> {
+        let games = std::env::var("NASHFLOW_BENCH_GPU_GAMES")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1 << 28);
+        match nashflow_kernels::sim::cuda::CudaSimulator::open() {
+            Ok(d) => {
+                println!("GPU: {}, {games} games per population", d.device);
+                Some(Gpu(d, games))
+            }
+            Err(e) => {
+                println!("GPU: none ({e})");
+                None
+            }
+        }
+    }
+
+    fn rate(&self, game: &Game) -> f64 {
+        let cfg = SimConfig {
+            seed: 1,
+            matches: self.1,
+            threads: 0,
+            keep_records: false,
+        };
+        // One short warm-up run (module load, first-launch costs), then the timed one.
+        let warm = SimConfig {
+            matches: 1 << 20,
+            ..cfg
+        };
+        self.0
+            .simulate(game, &warm, &Matchmaker::Uniform)
+            .expect("GPU run");
+        let t = Instant::now();
+        let sim = self
+            .0
+            .simulate(game, &cfg, &Matchmaker::Uniform)
+            .expect("GPU run");
+        let secs = t.elapsed().as_secs_f64();
+        assert_eq!(sim.pairs.iter().map(|p| p.n).sum::<u64>(), cfg.matches);
+        cfg.matches as f64 / secs
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+struct Gpu;
+
+#[cfg(not(feature = "cuda"))]
+impl Gpu {
+    fn open() -> Option<Gpu> {
+        println!("GPU: not built (build with --features cuda)");
+        None
+    }
+
+    fn rate(&self, _: &Game) -> f64 {
+        unreachable!()
     }
 }

@@ -189,12 +189,24 @@ pub struct SimulateArgs {
     /// Worker threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Where the matches are played: `auto` (the GPU when one is usable, else the CPU), `cpu`,
+    /// or `cuda` (the GPU; says why and uses the CPU when it cannot). Both play identical
+    /// matches for the same seed.
+    #[arg(long, value_enum, default_value_t = SimDevice::Auto)]
+    pub device: SimDevice,
     /// Battle: rounds per match.
     #[arg(long, default_value_t = 3)]
     pub rounds: u32,
     /// Battle: weight κ of the style (rock–paper–scissors) term.
     #[arg(long, default_value_t = 2.0)]
     pub style_weight: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SimDevice {
+    Auto,
+    Cpu,
+    Cuda,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -15,7 +15,7 @@ use nashflow_kernels::sim::run::play_match;
 use nashflow_kernels::sim::Matchmaker;
 use nashflow_operators::engine::EpochReport;
 
-use crate::cli::SimulateArgs;
+use crate::cli::{SimDevice, SimulateArgs};
 use crate::run::Item;
 use crate::simulate::{setup, to_match, Setup};
 
@@ -55,6 +55,9 @@ pub fn parse(spec: &str) -> Result<SimulateArgs> {
     if args.out.is_some() || args.kafka.is_some() {
         bail!("--simulate: --out and --kafka do not apply; the matches go to the engine");
     }
+    if args.device == SimDevice::Cuda {
+        bail!("--simulate: --device cuda is for `nashflow simulate`; the live source plays one epoch at a time on the CPU");
+    }
     Ok(args)
 }
 
@@ -91,9 +94,10 @@ fn play(sim: Setup, total: u64, batch: u64, feedback: &Feedback, tx: Sender<Item
             },
             (m, _) => m.clone(),
         };
+        let schedule = matchmaker.schedule(n);
         let end = (index + batch).min(total);
         for k in index..end {
-            let pairing = matchmaker.pair(sim.seed, k, n);
+            let pairing = schedule.pair(sim.seed, k);
             let m = play_match(&sim.game, sim.seed, k, &pairing);
             let record = to_match(&m, &sim.game_name, &sim.names, sim.seed);
             if tx

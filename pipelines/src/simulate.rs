@@ -11,11 +11,11 @@ use arrow::datatypes::{DataType, Field};
 use nashflow_connectors::kafka::Writer;
 use nashflow_kernels::sim::bargain::BargainPolicy;
 use nashflow_kernels::sim::battle::{BattleConfig, BattlePolicy};
-use nashflow_kernels::sim::{simulate, Game, Matchmaker, SimConfig, SimMatch};
+use nashflow_kernels::sim::{simulate, Game, Matchmaker, SimConfig, SimMatch, Simulation};
 use nashflow_schemas::Match;
 use serde_json::Value;
 
-use crate::cli::{GameKind, SimulateArgs};
+use crate::cli::{GameKind, SimDevice, SimulateArgs};
 
 /// Parses `--policies`: a comma list of presets (`NAME` or `ALIAS=PRESET`), an inline JSON
 /// array, or a JSON file holding one; JSON items are `{"name": …, <spec fields>}`.
@@ -209,7 +209,7 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
     } = setup(args, false)?;
     let n = names.len();
     let t0 = std::time::Instant::now();
-    let sim = simulate(
+    let (sim, played_on) = play_all(
         &game,
         &SimConfig {
             seed,
@@ -218,6 +218,7 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
             keep_records: true,
         },
         &matchmaker,
+        args.device,
     );
     let secs = t0.elapsed().as_secs_f64();
     let records: Vec<Match> = sim
@@ -253,12 +254,94 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
     }
     let out = wrote.join(" and ");
     eprintln!(
-        "simulated {} {} matches among {n} policies in {secs:.3} s ({:.0} matches/s) → {out}",
+        "simulated {} {} matches among {n} policies on {played_on} in {secs:.3} s ({:.0} matches/s) → {out}",
         args.matches,
         game.name(),
         args.matches as f64 / secs.max(1e-9)
     );
     Ok(())
+}
+
+/// `--device auto` uses the GPU from this many matches on: below it the CPU is done before
+/// the kernels are compiled.
+const AUTO_GPU_MATCHES: u64 = 1_000_000;
+
+/// Plays the run where `--device` says; when the GPU cannot be used, says why (unless `auto`
+/// chose it quietly) and plays on the CPU. Both give identical matches.
+fn play_all(
+    game: &Game,
+    cfg: &SimConfig,
+    matchmaker: &Matchmaker,
+    device: SimDevice,
+) -> (Simulation, String) {
+    let wants_gpu = match device {
+        SimDevice::Cpu => false,
+        SimDevice::Cuda => true,
+        SimDevice::Auto => cfg.matches >= AUTO_GPU_MATCHES,
+    };
+    if wants_gpu {
+        match gpu::simulate(game, cfg, matchmaker) {
+            Ok(played) => return played,
+            Err(why) if device == SimDevice::Cuda || !why.quiet_for_auto => {
+                eprintln!(
+                    "warning: not using the GPU: {}; playing on the CPU",
+                    why.reason
+                )
+            }
+            Err(_) => {}
+        }
+    }
+    let threads = match cfg.threads {
+        0 => std::thread::available_parallelism().map_or(1, |t| t.get()),
+        t => t,
+    };
+    (
+        simulate(game, cfg, matchmaker),
+        format!("the CPU ({threads} threads)"),
+    )
+}
+
+/// Why the GPU path was not taken; `auto` stays quiet when there simply is no GPU.
+struct NoGpu {
+    reason: String,
+    quiet_for_auto: bool,
+}
+
+#[cfg(feature = "cuda")]
+mod gpu {
+    use nashflow_kernels::sim::cuda::{CudaSimulator, CudaUnavailable};
+
+    use super::*;
+
+    pub fn simulate(
+        game: &Game,
+        cfg: &SimConfig,
+        matchmaker: &Matchmaker,
+    ) -> Result<(Simulation, String), NoGpu> {
+        let fail = |e: CudaUnavailable| NoGpu {
+            quiet_for_auto: matches!(e, CudaUnavailable::NoDriver | CudaUnavailable::NoDevice(_)),
+            reason: e.to_string(),
+        };
+        let dev = CudaSimulator::open().map_err(fail)?;
+        let sim = dev.simulate(game, cfg, matchmaker).map_err(fail)?;
+        Ok((sim, format!("the GPU {}", dev.device)))
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+mod gpu {
+    use super::*;
+
+    pub fn simulate(
+        _: &Game,
+        _: &SimConfig,
+        _: &Matchmaker,
+    ) -> Result<(Simulation, String), NoGpu> {
+        Err(NoGpu {
+            reason: "this nashflow was built without the `cuda` feature".into(),
+            quiet_for_auto: true,
+        })
+    }
 }
 
 /// Writes the records as Parquet (with the raw payoffs and action counts) or JSON Lines.

@@ -624,6 +624,19 @@ fn simulate_writes_logs_that_analyze_reads() {
         ])
         .arg(&again));
     assert_eq!(std::fs::read_to_string(&again).unwrap(), text);
+    // `--device cuda` plays the same matches: on the GPU where there is one, else on the CPU
+    // after saying why.
+    let cuda = dir.join("cuda.jsonl");
+    let out = run(bin()
+        .args(["simulate", "--policies", "w1=walk,w2=walk,fair"])
+        .args(["--matches", "3000", "--device", "cuda", "--out"])
+        .arg(&cuda));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("on the GPU") || stderr.contains("warning: not using the GPU: "),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&cuda).unwrap(), text);
     // σ-weighted opponents: with σ = (0, 0, 1) and ε = 0.3, seat 1 is `fair` with
     // propensity 0.7 + 0.1 and each walker with 0.1.
     let sigma_log = dir.join("sigma.jsonl");

@@ -183,12 +183,7 @@ impl BargainPolicy {
                 }
             }
             BargainPolicy::Concession { start, end, beta } => {
-                // Own turns are t = 0, 1/2, 1; only the middle one needs the power.
-                let target = match step / 2 {
-                    0 => start,
-                    2 => end,
-                    _ => start - (start - end) * 0.5f64.powf(1.0 / beta),
-                };
+                let target = concession_target(start, end, beta, step / 2);
                 let v = &deal.values[p];
                 // Own values are integers: `own ≥ need` ⇔ `own ≥ ⌈need⌉`.
                 let need = (target * max_value(v) as f64)
@@ -205,6 +200,16 @@ impl BargainPolicy {
                 cheapest_offer(v, need)
             }
         }
+    }
+}
+
+/// A concession policy's target share at its own turn `turn` ∈ {0, 1, 2} (t = turn/2); only
+/// the middle turn needs the power. The device kernels get these values from here.
+pub fn concession_target(start: f64, end: f64, beta: f64, turn: usize) -> f64 {
+    match turn {
+        0 => start,
+        2 => end,
+        _ => start - (start - end) * 0.5f64.powf(1.0 / beta),
     }
 }
 

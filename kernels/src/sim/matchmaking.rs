@@ -39,19 +39,6 @@ pub enum Matchmaker {
     },
 }
 
-/// Inverse-CDF draw from unnormalised weights.
-fn draw(weights: &[f64], u: f64) -> usize {
-    let total: f64 = weights.iter().sum();
-    let mut acc = 0.0;
-    for (k, w) in weights.iter().enumerate() {
-        acc += w / total;
-        if u < acc {
-            return k;
-        }
-    }
-    weights.len() - 1
-}
-
 impl Matchmaker {
     pub fn validate(&self, n: usize) -> Result<(), String> {
         match self {
@@ -128,35 +115,94 @@ impl Matchmaker {
         }
     }
 
-    pub fn pair(&self, seed: u64, index: u64, n: usize) -> Pairing {
+    /// The matchmaker's tables for a population of `n` (validate first).
+    pub fn schedule(&self, n: usize) -> Schedule {
+        let kind = match self {
+            Matchmaker::Uniform => ScheduleKind::Uniform,
+            Matchmaker::Sigma { .. } => ScheduleKind::Sigma,
+            Matchmaker::Rating { .. } => ScheduleKind::Rating,
+        };
+        let mut cumulative = Vec::with_capacity(2 * n * n);
+        let mut propensity = Vec::with_capacity(n * n);
+        for i in 0..n {
+            let good = self.opponent_weights(i, true, n);
+            let bad = self.opponent_weights(i, false, n);
+            let (tg, tb): (f64, f64) = (good.iter().sum(), bad.iter().sum());
+            // The same operations as `logged_propensity`, without recomputing the weights.
+            propensity.extend(good.iter().zip(&bad).map(|(g, b)| match kind {
+                ScheduleKind::Rating => 0.5 * (g / tg + b / tb),
+                _ => g / tg,
+            }));
+            if kind != ScheduleKind::Uniform {
+                for (w, total) in [(&good, tg), (&bad, tb)] {
+                    let mut acc = 0.0;
+                    cumulative.extend(w.iter().map(|x| {
+                        acc += x / total;
+                        acc
+                    }));
+                }
+            }
+        }
+        Schedule {
+            n,
+            kind,
+            cumulative,
+            propensity,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ScheduleKind {
+    Uniform = 0,
+    Sigma = 1,
+    Rating = 2,
+}
+
+/// A matchmaker prepared for one population: the cumulative opponent distribution of every
+/// (seat 0, form) and the logged propensities, computed once so that pairing a match is one
+/// table scan. The CUDA kernels read the same tables, so both paths pair identically.
+#[derive(Clone, Debug)]
+pub struct Schedule {
+    pub n: usize,
+    pub kind: ScheduleKind,
+    /// `cumulative[((i·2 + f)·n) + k]` = P(opponent ≤ k | seat 0 = i, form f) with f = 0
+    /// good, 1 bad (σ uses f = 0), accumulated in opponent order; empty for uniform.
+    pub cumulative: Vec<f64>,
+    /// Row-major n×n logged propensities.
+    pub propensity: Vec<f64>,
+}
+
+impl Schedule {
+    /// The first opponent whose cumulative share exceeds `u` (the last one if rounding leaves
+    /// none).
+    fn opponent(&self, i: usize, form: usize, u: f64) -> usize {
+        let row = &self.cumulative[(i * 2 + form) * self.n..][..self.n];
+        row[..self.n - 1]
+            .iter()
+            .position(|&c| u < c)
+            .unwrap_or(self.n - 1)
+    }
+
+    /// Pairs match `index`: seat 0 uniform, then (rating) the form, then the opponent.
+    pub fn pair(&self, seed: u64, index: u64) -> Pairing {
+        let n = self.n;
         let mut r = MatchRng::with_stream(seed, index, 1);
         let i = r.below(n as u32) as usize;
-        match self {
-            Matchmaker::Uniform => Pairing {
-                i,
-                j: r.below(n as u32) as usize,
-                propensity: 1.0 / n as f64,
-                form: None,
-            },
-            Matchmaker::Sigma { .. } => {
-                let j = draw(&self.opponent_weights(i, true, n), r.unit());
-                Pairing {
-                    i,
-                    j,
-                    propensity: self.logged_propensity(i, j, n),
-                    form: None,
-                }
-            }
-            Matchmaker::Rating { .. } => {
+        let (j, form) = match self.kind {
+            ScheduleKind::Uniform => (r.below(n as u32) as usize, None),
+            ScheduleKind::Sigma => (self.opponent(i, 0, r.unit()), None),
+            ScheduleKind::Rating => {
                 let good = r.unit() < 0.5;
-                let j = draw(&self.opponent_weights(i, good, n), r.unit());
-                Pairing {
-                    i,
-                    j,
-                    propensity: self.logged_propensity(i, j, n),
-                    form: Some(good),
-                }
+                (self.opponent(i, !good as usize, r.unit()), Some(good))
             }
+        };
+        Pairing {
+            i,
+            j,
+            propensity: self.propensity[i * n + j],
+            form,
         }
     }
 }
@@ -175,10 +221,11 @@ mod tests {
         let n = 4;
         let mut counts = [[0u32; 4]; 4];
         let total = 80_000;
+        let schedule = mm.schedule(n);
         for k in 0..total {
-            let p = mm.pair(2, k, n);
+            let p = schedule.pair(2, k);
             counts[p.i][p.j] += 1;
-            assert!((p.propensity - mm.logged_propensity(p.i, p.j, n)).abs() < 1e-15);
+            assert_eq!(p.propensity, mm.logged_propensity(p.i, p.j, n));
         }
         for (i, row) in counts.iter().enumerate() {
             let ni: u32 = row.iter().sum();

@@ -4,10 +4,12 @@
 
 pub mod bargain;
 pub mod battle;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod matchmaking;
 pub mod oracle;
 pub mod philox;
 pub mod run;
 
-pub use matchmaking::{Matchmaker, Pairing};
+pub use matchmaking::{Matchmaker, Pairing, Schedule};
 pub use run::{simulate, Game, PairStats, SimConfig, SimMatch, Simulation};

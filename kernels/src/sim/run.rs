@@ -152,6 +152,7 @@ pub fn simulate(game: &Game, cfg: &SimConfig, matchmaker: &Matchmaker) -> Simula
         t => t,
     };
     let chunk = cfg.matches.div_ceil(threads as u64).max(1);
+    let schedule = &matchmaker.schedule(n);
     let parts: Vec<(Vec<PairStats>, Vec<SimMatch>)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads as u64)
             .map(|t| {
@@ -163,7 +164,7 @@ pub fn simulate(game: &Game, cfg: &SimConfig, matchmaker: &Matchmaker) -> Simula
                     let mut pairs = vec![PairStats::default(); n * n];
                     let mut records = Vec::new();
                     for index in lo..hi {
-                        let pairing = matchmaker.pair(cfg.seed, index, n);
+                        let pairing = schedule.pair(cfg.seed, index);
                         let m = play_match(game, cfg.seed, index, &pairing);
                         pairs[pairing.i * n + pairing.j].add(&m);
                         if cfg.keep_records {
@@ -217,7 +218,7 @@ mod tests {
         assert_eq!(one.pairs, four.pairs);
         assert_eq!(one.records, four.records);
         let m = &one.records[1234];
-        let pairing = Matchmaker::Uniform.pair(11, 1234, 4);
+        let pairing = Matchmaker::Uniform.schedule(4).pair(11, 1234);
         assert_eq!(&play_match(&game, 11, 1234, &pairing), m);
         assert_eq!(one.pairs.iter().map(|p| p.n).sum::<u64>(), 5000);
     }
