@@ -105,6 +105,13 @@ fn main() {
             one / philox
         );
     }
+    if let Some(g) = &gpu {
+        let (name, game) = &populations[2];
+        println!(
+            "GPU with every record copied back to the host ({name}): {:.3e} games/s",
+            g.rate_with_records(game)
+        );
+    }
 }
 
 #[cfg(feature = "cuda")]
@@ -117,9 +124,14 @@ impl Gpu {
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(1 << 28);
+        let t = Instant::now();
         match nashflow_kernels::sim::cuda::CudaSimulator::open() {
             Ok(d) => {
-                println!("GPU: {}, {games} games per population", d.device);
+                println!(
+                    "GPU: {}, opened and kernels compiled in {:.2} s; {games} games per population",
+                    d.device,
+                    t.elapsed().as_secs_f64()
+                );
                 Some(Gpu(d, games))
             }
             Err(e) => {
@@ -130,11 +142,20 @@ impl Gpu {
     }
 
     fn rate(&self, game: &Game) -> f64 {
+        self.timed(game, self.1, false)
+    }
+
+    /// Games/s when every record comes back to the host (copied and converted per launch).
+    fn rate_with_records(&self, game: &Game) -> f64 {
+        self.timed(game, 1 << 24, true)
+    }
+
+    fn timed(&self, game: &Game, matches: u64, keep_records: bool) -> f64 {
         let cfg = SimConfig {
             seed: 1,
-            matches: self.1,
+            matches,
             threads: 0,
-            keep_records: false,
+            keep_records,
         };
         // One short warm-up run (module load, first-launch costs), then the timed one.
         let warm = SimConfig {
@@ -166,6 +187,10 @@ impl Gpu {
     }
 
     fn rate(&self, _: &Game) -> f64 {
+        unreachable!()
+    }
+
+    fn rate_with_records(&self, _: &Game) -> f64 {
         unreachable!()
     }
 }

@@ -63,6 +63,7 @@ struct Rng {
 
 // Layout shared with `DeviceRecord` in cuda.rs.
 struct Record {
+    u64 index;
     double payoff[2];
     double batna[2];
     u32 i, j;
@@ -272,6 +273,7 @@ extern "C" __global__ void bargain(u64 seed, u64 first, u64 count, u32 n, u32 mm
         tally(tallies + 4 * (i * n + j), pay0, pay1, agreement);
         if (keep) {
             Record rec;
+            rec.index = index;
             rec.payoff[0] = pay0;
             rec.payoff[1] = pay1;
             rec.batna[0] = (double)pl[0].batna / (double)pl[0].max;
@@ -315,6 +317,7 @@ extern "C" __global__ void battle(u64 seed, u64 first, u64 count, u32 n, u32 mm_
         tally(tallies + 4 * (i * n + j), pay0, pay1, false);
         if (keep) {
             Record rec;
+            rec.index = index;
             rec.payoff[0] = pay0;
             rec.payoff[1] = pay1;
             rec.batna[0] = 0.0;

@@ -61,6 +61,7 @@ fn driver(e: impl std::fmt::Debug) -> CudaUnavailable {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 struct DeviceRecord {
+    index: u64,
     payoff: [f64; 2],
     batna: [f64; 2],
     i: u32,
@@ -83,11 +84,11 @@ const FORM_GOOD: u32 = 32;
 const HAS_BATNA: u32 = 64;
 
 impl DeviceRecord {
-    fn to_match(self, index: u64, propensity: f64) -> SimMatch {
+    fn to_match(&self, propensity: f64) -> SimMatch {
         let flag =
             |has: u32, value: u32| (self.flags & has != 0).then_some(self.flags & value != 0);
         SimMatch {
-            index,
+            index: self.index,
             i: self.i as usize,
             j: self.j as usize,
             payoff: self.payoff,
@@ -189,13 +190,19 @@ impl CudaSimulator {
             MAX_LAUNCH
         }
         .min(self.launch_limit);
-        let mut out = s
-            .alloc_zeros::<DeviceRecord>(if cfg.keep_records {
-                per_launch.min(cfg.matches).max(1) as usize
-            } else {
-                1
-            })
-            .map_err(driver)?;
+        let buffered = if cfg.keep_records {
+            per_launch.min(cfg.matches).max(1) as usize
+        } else {
+            1
+        };
+        let mut out = s.alloc_zeros::<DeviceRecord>(buffered).map_err(driver)?;
+        // Page-locked (not write-combined: the host reads it) for full-speed copies.
+        // SAFETY: the buffer is only read after a copy has filled it.
+        let mut host = unsafe {
+            s.context()
+                .alloc_pinned_with_flags::<DeviceRecord>(buffered, 0)
+        }
+        .map_err(driver)?;
         let in_shared = n <= SHARED_STATS_MAX_N;
         let launch = LaunchConfig {
             grid_dim: (self.blocks, 1, 1),
@@ -254,13 +261,16 @@ impl CudaSimulator {
                 p.agreements += c[3];
             }
             if cfg.keep_records {
-                let recs = s.clone_dtoh(&out).map_err(driver)?;
-                records.extend(recs[..count as usize].iter().enumerate().map(|(k, r)| {
-                    r.to_match(
-                        first + k as u64,
-                        schedule.propensity[r.i as usize * n + r.j as usize],
-                    )
-                }));
+                s.memcpy_dtoh(&out, &mut host).map_err(driver)?;
+                // The copy into page-locked memory is asynchronous, and cudarc records the
+                // slice's event only when it manages several streams: wait for the stream.
+                s.synchronize().map_err(driver)?;
+                let filled = host.as_slice().map_err(driver)?;
+                records.extend(
+                    filled[..count as usize]
+                        .iter()
+                        .map(|r| r.to_match(schedule.propensity[r.i as usize * n + r.j as usize])),
+                );
             }
             first += count;
         }
