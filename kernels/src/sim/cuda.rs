@@ -84,7 +84,7 @@ const FORM_GOOD: u32 = 32;
 const HAS_BATNA: u32 = 64;
 
 impl DeviceRecord {
-    fn to_match(&self, propensity: f64) -> SimMatch {
+    fn to_match(self, propensity: f64) -> SimMatch {
         let flag =
             |has: u32, value: u32| (self.flags & has != 0).then_some(self.flags & value != 0);
         SimMatch {
