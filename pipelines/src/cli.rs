@@ -176,6 +176,13 @@ pub struct SimulateArgs {
     /// Output: FILE.parquet, FILE.jsonl, or `-` (JSON Lines on stdout).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Write the meta-game payoff matrix of all the matches, from the pair statistics, as JSON
+    /// that `nashflow solve` reads: `{"policies", "payoff", "counts", "missing"}`, cells as
+    /// `analyze` builds them (i in either seat; missing cells column-mean imputed). With
+    /// neither --out nor --kafka no record is kept, so runs of billions of games fit in
+    /// memory (and on a GPU take seconds).
+    #[arg(long, value_name = "FILE.json")]
+    pub matrix: Option<PathBuf>,
     /// Produce the matches to Kafka at BROKERS (`host:port[,…]`), one JSON message each,
     /// keyed by match_id (instead of, or as well as, --out).
     #[arg(long, value_name = "BROKERS")]

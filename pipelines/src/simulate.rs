@@ -12,6 +12,7 @@ use nashflow_connectors::kafka::Writer;
 use nashflow_kernels::sim::bargain::BargainPolicy;
 use nashflow_kernels::sim::battle::{BattleConfig, BattlePolicy};
 use nashflow_kernels::sim::{simulate, Game, Matchmaker, SimConfig, SimMatch, Simulation};
+use nashflow_kernels::stats::{impute, Missing};
 use nashflow_schemas::Match;
 use serde_json::Value;
 
@@ -197,8 +198,10 @@ pub fn setup(args: &SimulateArgs, live: bool) -> Result<Setup> {
 }
 
 pub fn run(args: &SimulateArgs) -> Result<()> {
-    if args.out.is_none() && args.kafka.is_none() {
-        bail!("say where the matches go: --out FILE (or -) and/or --kafka BROKERS");
+    if args.out.is_none() && args.kafka.is_none() && args.matrix.is_none() {
+        bail!(
+            "say where the matches go: --out FILE (or -), --kafka BROKERS and/or --matrix FILE.json"
+        );
     }
     let Setup {
         names,
@@ -215,7 +218,7 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
             seed,
             matches: args.matches,
             threads: args.threads,
-            keep_records: true,
+            keep_records: args.out.is_some() || args.kafka.is_some(),
         },
         &matchmaker,
         args.device,
@@ -251,6 +254,10 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
         }
         writer.flush().map_err(anyhow::Error::msg)?;
         wrote.push(format!("kafka {brokers} topic `{}`", args.topic));
+    }
+    if let Some(path) = &args.matrix {
+        write_matrix(path, &names, &sim)?;
+        wrote.push(path.display().to_string());
     }
     let out = wrote.join(" and ");
     eprintln!(
@@ -342,6 +349,25 @@ mod gpu {
             quiet_for_auto: true,
         })
     }
+}
+
+/// The payoff matrix as `solve` reads it, with the counts behind each cell.
+fn write_matrix(path: &Path, names: &[String], sim: &Simulation) -> Result<()> {
+    let n = names.len();
+    let cells = sim.payoff_cells(n);
+    let raw: Vec<Option<f64>> = cells.iter().map(|c| c.1).collect();
+    let payoff = impute(n, &raw, Missing::ColumnMean);
+    let rows = |f: &dyn Fn(usize, usize) -> serde_json::Value| -> Vec<Vec<serde_json::Value>> {
+        (0..n).map(|i| (0..n).map(|j| f(i, j)).collect()).collect()
+    };
+    let doc = serde_json::json!({
+        "policies": names,
+        "payoff": rows(&|i, j| payoff[(i, j)].into()),
+        "counts": rows(&|i, j| cells[i * n + j].0.into()),
+        "missing": "column-mean",
+    });
+    std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n")
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Writes the records as Parquet (with the raw payoffs and action counts) or JSON Lines.

@@ -637,6 +637,60 @@ fn simulate_writes_logs_that_analyze_reads() {
         "{stderr}"
     );
     assert_eq!(std::fs::read_to_string(&cuda).unwrap(), text);
+    // --matrix: the pair statistics give exactly the matrix `analyze` builds from the
+    // records (counts, means, and the column-mean imputation of the one cell never played:
+    // with ε = 0 nobody meets w1 in seat 1, so w1 never meets itself), and `solve` reads it.
+    let (log, matrix) = (dir.join("m.parquet"), dir.join("m.json"));
+    run(bin()
+        .args(["simulate", "--policies", "w1=walk,fair,greedy,boulware"])
+        .args([
+            "--matchmaker",
+            "sigma",
+            "--sigma",
+            "0,1,1,2",
+            "--sigma-epsilon",
+            "0",
+        ])
+        .args(["--matches", "4000", "--seed", "9", "--out"])
+        .arg(&log)
+        .arg("--matrix")
+        .arg(&matrix));
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&matrix).unwrap()).unwrap();
+    let out = run(bin()
+        .args(["analyze", "--format", "json", "--no-level3", "-q"])
+        .arg(&log));
+    let analyzed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    let (ours, theirs) = (names(&doc["policies"]), names(&analyzed["policies"]));
+    assert_eq!(ours, ["w1", "fair", "greedy", "boulware"]);
+    let at = |k: &str| theirs.iter().position(|t| t == k).unwrap();
+    assert_eq!(doc["counts"][0][0], 0);
+    for (a, x) in ours.iter().enumerate() {
+        for (b, y) in ours.iter().enumerate() {
+            let m = &analyzed["matrices"];
+            assert_eq!(
+                doc["counts"][a][b].as_f64(),
+                m["counts"][at(x)][at(y)].as_f64(),
+                "{x} vs {y}"
+            );
+            assert_eq!(doc["payoff"][a][b], m["payoff"][at(x)][at(y)], "{x} vs {y}");
+        }
+    }
+    let solved = run(bin().args(["solve", "--format", "json"]).arg(&matrix));
+    let solved: Value = serde_json::from_slice(&solved.stdout).unwrap();
+    for (a, x) in ours.iter().enumerate() {
+        let (s, t) = (
+            solved["sigma"][a].as_f64().unwrap(),
+            analyzed["sigma"][at(x)].as_f64().unwrap(),
+        );
+        assert!((s - t).abs() < 1e-9, "{x}: {s} vs {t}");
+    }
     // σ-weighted opponents: with σ = (0, 0, 1) and ε = 0.3, seat 1 is `fair` with
     // propensity 0.7 + 0.1 and each walker with 0.1.
     let sigma_log = dir.join("sigma.jsonl");

@@ -98,6 +98,32 @@ pub struct Simulation {
     pub records: Vec<SimMatch>,
 }
 
+impl Simulation {
+    /// The meta-game's payoff cells from the pair statistics, as `analyze` builds them from
+    /// the records (DESIGN §4): cell (i, j) pools i's payoffs over its matches with j in either
+    /// seat, a self-play match giving both payoffs to (i, i). Row-major (count, mean).
+    pub fn payoff_cells(&self, n: usize) -> Vec<(u64, Option<f64>)> {
+        let mut cells = vec![(0u64, 0i128); n * n];
+        for a in 0..n {
+            for b in 0..n {
+                let p = &self.pairs[a * n + b];
+                cells[a * n + b].0 += p.n;
+                cells[a * n + b].1 += p.sum_i;
+                cells[b * n + a].0 += p.n;
+                cells[b * n + a].1 += p.sum_j;
+            }
+        }
+        cells
+            .into_iter()
+            .map(|(count, sum)| {
+                let mean =
+                    (count > 0).then(|| sum as f64 / crate::stats::FIXED_SCALE / count as f64);
+                (count, mean)
+            })
+            .collect()
+    }
+}
+
 /// Plays match `index` as paired.
 pub fn play_match(game: &Game, seed: u64, index: u64, pairing: &Pairing) -> SimMatch {
     let Pairing {
