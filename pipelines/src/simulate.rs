@@ -230,11 +230,12 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
         .map(|m| to_match(m, &game_name, &names, seed))
         .collect();
     let json_line = |m: &Match, s: &SimMatch| -> Result<String> {
-        let mut v = serde_json::to_value(m)?;
-        v["raw_payoff_i"] = s.raw[0].into();
-        v["raw_payoff_j"] = s.raw[1].into();
-        v["actions"] = s.actions.into();
-        Ok(v.to_string())
+        Ok(serde_json::to_string(&Line {
+            m,
+            raw_payoff_i: s.raw[0],
+            raw_payoff_j: s.raw[1],
+            actions: s.actions,
+        })?)
     };
     let mut wrote = Vec::new();
     if let Some(path) = &args.out {
@@ -368,6 +369,16 @@ fn write_matrix(path: &Path, names: &[String], sim: &Simulation) -> Result<()> {
     });
     std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n")
         .with_context(|| format!("writing {}", path.display()))
+}
+
+/// One JSON line: the Match fields, then the simulator's raw payoffs and action count.
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    #[serde(flatten)]
+    m: &'a Match,
+    raw_payoff_i: u32,
+    raw_payoff_j: u32,
+    actions: u8,
 }
 
 /// Writes the records as Parquet (with the raw payoffs and action counts) or JSON Lines.

@@ -188,7 +188,8 @@ pub fn simulate(game: &Game, cfg: &SimConfig, matchmaker: &Matchmaker) -> Simula
                 );
                 s.spawn(move || {
                     let mut pairs = vec![PairStats::default(); n * n];
-                    let mut records = Vec::new();
+                    let mut records =
+                        Vec::with_capacity(if cfg.keep_records { hi - lo } else { 0 } as usize);
                     for index in lo..hi {
                         let pairing = schedule.pair(cfg.seed, index);
                         let m = play_match(game, cfg.seed, index, &pairing);
@@ -207,7 +208,7 @@ pub fn simulate(game: &Game, cfg: &SimConfig, matchmaker: &Matchmaker) -> Simula
             .collect()
     });
     let mut pairs = vec![PairStats::default(); n * n];
-    let mut records = Vec::new();
+    let mut records = Vec::with_capacity(parts.iter().map(|p| p.1.len()).sum());
     for (p, r) in parts {
         for (a, b) in pairs.iter_mut().zip(&p) {
             a.merge(b);
