@@ -348,11 +348,20 @@ pub struct EpochReport<'a> {
     pub kernel_seconds: f64,
 }
 
-/// Every worker's dead letters so far, in arrival order.
-fn current_dead(dead: &Mutex<Vec<DeadLetter>>) -> Vec<DeadLetter> {
-    let mut out = dead.lock().expect("dead-letter lock").clone();
-    out.sort_by_key(|d| d.seq);
-    out
+/// Moves the workers' new dead letters onto `all`, keeping arrival order. A record is
+/// dead-lettered in the epoch it arrives in, so new letters normally follow the old ones and
+/// an epoch costs only its own letters; the full sort is the fallback.
+fn collect_dead(dead: &Mutex<Vec<DeadLetter>>, all: &mut Vec<DeadLetter>) {
+    let mut new = std::mem::take(&mut *dead.lock().expect("dead-letter lock"));
+    new.sort_by_key(|d| d.seq);
+    let in_order = match (all.last(), new.first()) {
+        (Some(a), Some(b)) => a.seq < b.seq,
+        _ => true,
+    };
+    all.extend(new);
+    if !in_order {
+        all.sort_by_key(|d| d.seq);
+    }
 }
 
 /// Runs the engine over finite epochs of records (arrival order within and across epochs).
@@ -582,6 +591,7 @@ pub fn run_stream(
     let mut all_jobs: Vec<Job> = Vec::new();
     let mut all_errors = Vec::new();
     let mut epoch_seconds = Vec::new();
+    let mut all_dead: Vec<DeadLetter> = Vec::new();
     let mut kernel_seconds = Vec::new();
     let mut held_records = Vec::new();
     let mut t = first_epoch;
@@ -616,7 +626,7 @@ pub fn run_stream(
         errors_now.sort();
         let seconds = started.elapsed().as_secs_f64();
         let kernels = out_kernel_nanos.swap(0, Ordering::Relaxed) as f64 * 1e-9;
-        let dead_now = current_dead(&out_dead);
+        collect_dead(&out_dead, &mut all_dead);
         let triggers_now = out_triggers.lock().expect("trigger lock").clone();
         on_epoch(&EpochReport {
             epoch: t,
@@ -629,7 +639,7 @@ pub fn run_stream(
                 .collect(),
             jobs: &jobs_now,
             errors: &errors_now,
-            dead_letters: &dead_now,
+            dead_letters: &all_dead,
             triggers: &triggers_now,
             seconds,
             kernel_seconds: kernels,
@@ -649,7 +659,8 @@ pub fn run_stream(
         .join()
         .into_iter()
         .for_each(|r| r.expect("a worker panicked"));
-    let dead_letters = current_dead(&out_dead);
+    collect_dead(&out_dead, &mut all_dead);
+    let dead_letters = all_dead;
     EngineOutput {
         state,
         changes: Vec::new(),
