@@ -196,9 +196,9 @@ pub struct SimulateArgs {
     /// Worker threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
-    /// Where the matches are played: `auto` (the GPU when one is usable, else the CPU), `cpu`,
-    /// or `cuda` (the GPU; says why and uses the CPU when it cannot). Both play identical
-    /// matches for the same seed.
+    /// Where the matches are played: `auto` (the GPU for runs of 1,000,000 matches or more
+    /// when one is usable, else the CPU), `cpu`, or `cuda` (the GPU; says why and uses the CPU
+    /// when it cannot). Both play identical matches for the same seed.
     #[arg(long, value_enum, default_value_t = SimDevice::Auto)]
     pub device: SimDevice,
     /// Battle: rounds per match.
