@@ -8,7 +8,7 @@
 //! CPU. `NASHFLOW_REQUIRE_GPU=1` turns a missing GPU into a failure (for GPU machines).
 #![cfg(feature = "cuda")]
 
-use nashflow_kernels::sim::bargain::BargainPolicy;
+use nashflow_kernels::sim::bargain::{BargainPolicy, PRESETS};
 use nashflow_kernels::sim::battle::{BattleConfig, BattlePolicy};
 use nashflow_kernels::sim::cuda::{CudaSimulator, SHARED_STATS_MAX_N};
 use nashflow_kernels::sim::philox::MatchRng;
@@ -34,18 +34,11 @@ fn device() -> Option<CudaSimulator> {
 }
 
 fn bargainers() -> Game {
-    let mut p: Vec<BargainPolicy> = [
-        "random",
-        "walk",
-        "greedy",
-        "fair",
-        "boulware",
-        "conceder",
-        "threshold",
-    ]
-    .iter()
-    .map(|n| BargainPolicy::preset(n).unwrap())
-    .collect();
+    // Every preset (every policy kind), plus one more concession curve.
+    let mut p: Vec<BargainPolicy> = PRESETS
+        .iter()
+        .map(|n| BargainPolicy::preset(n).unwrap())
+        .collect();
     p.push(BargainPolicy::Concession {
         start: 0.9,
         end: 0.35,

@@ -206,10 +206,101 @@ __device__ Player draw_values(Rng& r) {
     return p;
 }
 
-extern "C" __global__ void bargain(u64 seed, u64 first, u64 count, u32 n, u32 mm_kind,
-                                   const double* cumulative, const u32* kinds,
-                                   const double* targets, u64* stats, u32 stats_in_shared,
-                                   Record* out, u32 keep) {
+// How one match ended (the game-specific part of a record).
+struct Outcome {
+    double pay0, pay1, batna0, batna1;
+    u32 raw0, raw1, flags, actions;
+    bool agreement;
+};
+
+__device__ Outcome play_bargain(const u32* kinds, const double* targets, u32 i, u32 j, Rng& r) {
+    Player pl[2];
+    pl[0] = draw_values(r);
+    pl[1] = draw_values(r);
+    pl[0].batna = r.below(pl[0].max / 2 + 1);
+    pl[1].batna = r.below(pl[1].max / 2 + 1);
+
+    u32 pol[2] = {i, j};
+    bool has_offer = false;
+    u32 proposer = 0, s0 = 0, s1 = 0, s2 = 0;
+    Outcome o;
+    o.raw0 = 0;
+    o.raw1 = 0;
+    o.actions = 0;
+    o.agreement = false;
+    o.flags = HAS_AGREEMENT | HAS_BATNA;
+#pragma unroll
+    for (int step = 0; step < MAX_ACTIONS; ++step) {
+        const int p = step % 2;
+        u32 a = decide(kinds[pol[p]], targets + 3 * pol[p], pl[p], step, has_offer, s0, s1, s2, r);
+        if (a == ACCEPT) {
+            // Bundles: the proposer keeps its share, the other gets the complement.
+            u32 b[2][3];
+            b[proposer][0] = s0;
+            b[proposer][1] = s1;
+            b[proposer][2] = s2;
+            b[1 - proposer][0] = 7 - s0;
+            b[1 - proposer][1] = 4 - s1;
+            b[1 - proposer][2] = 1 - s2;
+            o.raw0 = worth(pl[0], b[0][0], b[0][1], b[0][2]);
+            o.raw1 = worth(pl[1], b[1][0], b[1][1], b[1][2]);
+            o.agreement = true;
+            bool ef1 =
+                envy_free_up_to_one(pl[0], b[0][0], b[0][1], b[0][2], b[1][0], b[1][1], b[1][2]) &&
+                envy_free_up_to_one(pl[1], b[1][0], b[1][1], b[1][2], b[0][0], b[0][1], b[0][2]);
+            o.flags |= AGREEMENT | HAS_EF1 | (ef1 ? EF1 : 0u);
+            o.actions = step + 1;
+            break;
+        }
+        if (a == WALK) {
+            o.raw0 = pl[0].batna;
+            o.raw1 = pl[1].batna;
+            o.actions = step + 1;
+            break;
+        }
+        has_offer = true;
+        proposer = p;
+        s0 = a / 10;
+        s1 = (a % 10) / 2;
+        s2 = a % 2;
+    }
+    o.pay0 = (double)o.raw0 / (double)pl[0].max;
+    o.pay1 = (double)o.raw1 / (double)pl[1].max;
+    o.batna0 = (double)pl[0].batna / (double)pl[0].max;
+    o.batna1 = (double)pl[1].batna / (double)pl[1].max;
+    return o;
+}
+
+// ---- The battle game (battle.rs) -----------------------------------------------------------
+
+// prob[(i·n + j)·3 + f]: seat 0's round-win probability with f = 0 no form, 1 good, 2 bad.
+__device__ Outcome play_battle(const double* prob, u32 rounds, u32 n, u32 i, u32 j, u32 flags,
+                               Rng& r) {
+    u32 f = (flags & HAS_FORM) ? ((flags & FORM_GOOD) ? 1 : 2) : 0;
+    double p = prob[((u64)i * n + j) * 3 + f];
+    u32 won = 0;
+    for (u32 t = 0; t < rounds; ++t) won += r.unit() < p ? 1 : 0;
+    Outcome o;
+    o.pay0 = (double)won / (double)rounds;
+    o.pay1 = (double)(rounds - won) / (double)rounds;
+    o.batna0 = 0.0;
+    o.batna1 = 0.0;
+    o.raw0 = won;
+    o.raw1 = rounds - won;
+    o.flags = 0;
+    o.actions = rounds;
+    o.agreement = false;
+    return o;
+}
+
+// ---- The batch driver (run.rs `simulate`) --------------------------------------------------
+
+// Plays matches first..first+count with `play(i, j, flags, rng)`: pairs each, tallies its
+// pair statistics and, when `keep`, writes its record at out[index − first].
+template <typename Play>
+__device__ void play_matches(u64 seed, u64 first, u64 count, u32 n, u32 mm_kind,
+                             const double* cumulative, u64* stats, u32 stats_in_shared,
+                             Record* out, u32 keep, Play play) {
     u32 cells = n * n;
     bool in_shared = stats_in_shared != 0;
     stats_begin(cells, in_shared);
@@ -219,117 +310,55 @@ extern "C" __global__ void bargain(u64 seed, u64 first, u64 count, u32 n, u32 mm
         u64 index = first + k;
         u32 i, j, flags = 0;
         pair(seed, index, n, mm_kind, cumulative, &i, &j, &flags);
-
         Rng r(seed, index, 0);
-        Player pl[2];
-        pl[0] = draw_values(r);
-        pl[1] = draw_values(r);
-        pl[0].batna = r.below(pl[0].max / 2 + 1);
-        pl[1].batna = r.below(pl[1].max / 2 + 1);
-
-        u32 pol[2] = {i, j};
-        bool has_offer = false;
-        u32 proposer = 0, s0 = 0, s1 = 0, s2 = 0;
-        u32 raw0 = 0, raw1 = 0, actions = 0;
-        bool agreement = false, ef1 = false;
-#pragma unroll
-        for (int step = 0; step < MAX_ACTIONS; ++step) {
-            const int p = step % 2;
-            u32 a = decide(kinds[pol[p]], targets + 3 * pol[p], pl[p], step, has_offer, s0, s1,
-                           s2, r);
-            if (a == ACCEPT) {
-                // Bundles: the proposer keeps its share, the other gets the complement.
-                u32 b[2][3];
-                b[proposer][0] = s0;
-                b[proposer][1] = s1;
-                b[proposer][2] = s2;
-                b[1 - proposer][0] = 7 - s0;
-                b[1 - proposer][1] = 4 - s1;
-                b[1 - proposer][2] = 1 - s2;
-                raw0 = worth(pl[0], b[0][0], b[0][1], b[0][2]);
-                raw1 = worth(pl[1], b[1][0], b[1][1], b[1][2]);
-                agreement = true;
-                ef1 = envy_free_up_to_one(pl[0], b[0][0], b[0][1], b[0][2], b[1][0], b[1][1],
-                                          b[1][2]) &&
-                      envy_free_up_to_one(pl[1], b[1][0], b[1][1], b[1][2], b[0][0], b[0][1],
-                                          b[0][2]);
-                actions = step + 1;
-                break;
-            }
-            if (a == WALK) {
-                raw0 = pl[0].batna;
-                raw1 = pl[1].batna;
-                actions = step + 1;
-                break;
-            }
-            has_offer = true;
-            proposer = p;
-            s0 = a / 10;
-            s1 = (a % 10) / 2;
-            s2 = a % 2;
-        }
-        double pay0 = (double)raw0 / (double)pl[0].max;
-        double pay1 = (double)raw1 / (double)pl[1].max;
-        tally(tallies + 4 * (i * n + j), pay0, pay1, agreement);
+        Outcome o = play(i, j, flags, r);
+        tally(tallies + 4 * (i * n + j), o.pay0, o.pay1, o.agreement);
         if (keep) {
             Record rec;
             rec.index = index;
-            rec.payoff[0] = pay0;
-            rec.payoff[1] = pay1;
-            rec.batna[0] = (double)pl[0].batna / (double)pl[0].max;
-            rec.batna[1] = (double)pl[1].batna / (double)pl[1].max;
+            rec.payoff[0] = o.pay0;
+            rec.payoff[1] = o.pay1;
+            rec.batna[0] = o.batna0;
+            rec.batna[1] = o.batna1;
             rec.i = i;
             rec.j = j;
-            rec.raw[0] = raw0;
-            rec.raw[1] = raw1;
-            flags |= HAS_AGREEMENT | HAS_BATNA;
-            if (agreement) flags |= AGREEMENT | HAS_EF1 | (ef1 ? EF1 : 0u);
-            rec.flags = flags;
-            rec.actions = actions;
+            rec.raw[0] = o.raw0;
+            rec.raw[1] = o.raw1;
+            rec.flags = flags | o.flags;
+            rec.actions = o.actions;
             out[k] = rec;
         }
     }
     stats_end(cells, in_shared, stats);
 }
 
-// ---- The battle game (battle.rs) -----------------------------------------------------------
+struct BargainPlay {
+    const u32* kinds;
+    const double* targets;
+    __device__ Outcome operator()(u32 i, u32 j, u32, Rng& r) const {
+        return play_bargain(kinds, targets, i, j, r);
+    }
+};
 
-// prob[(i·n + j)·3 + f]: seat 0's round-win probability with f = 0 no form, 1 good, 2 bad.
+struct BattlePlay {
+    const double* prob;
+    u32 rounds, n;
+    __device__ Outcome operator()(u32 i, u32 j, u32 flags, Rng& r) const {
+        return play_battle(prob, rounds, n, i, j, flags, r);
+    }
+};
+
+extern "C" __global__ void bargain(u64 seed, u64 first, u64 count, u32 n, u32 mm_kind,
+                                   const double* cumulative, const u32* kinds,
+                                   const double* targets, u64* stats, u32 stats_in_shared,
+                                   Record* out, u32 keep) {
+    play_matches(seed, first, count, n, mm_kind, cumulative, stats, stats_in_shared, out, keep,
+                 BargainPlay{kinds, targets});
+}
+
 extern "C" __global__ void battle(u64 seed, u64 first, u64 count, u32 n, u32 mm_kind,
                                   const double* cumulative, const double* prob, u32 rounds,
                                   u64* stats, u32 stats_in_shared, Record* out, u32 keep) {
-    u32 cells = n * n;
-    bool in_shared = stats_in_shared != 0;
-    stats_begin(cells, in_shared);
-    u64* tallies = in_shared ? shared_stats : stats;
-    u64 stride = (u64)gridDim.x * blockDim.x;
-    for (u64 k = (u64)blockIdx.x * blockDim.x + threadIdx.x; k < count; k += stride) {
-        u64 index = first + k;
-        u32 i, j, flags = 0;
-        pair(seed, index, n, mm_kind, cumulative, &i, &j, &flags);
-        u32 f = (flags & HAS_FORM) ? ((flags & FORM_GOOD) ? 1 : 2) : 0;
-        double p = prob[((u64)i * n + j) * 3 + f];
-        Rng r(seed, index, 0);
-        u32 won = 0;
-        for (u32 t = 0; t < rounds; ++t) won += r.unit() < p ? 1 : 0;
-        double pay0 = (double)won / (double)rounds;
-        double pay1 = (double)(rounds - won) / (double)rounds;
-        tally(tallies + 4 * (i * n + j), pay0, pay1, false);
-        if (keep) {
-            Record rec;
-            rec.index = index;
-            rec.payoff[0] = pay0;
-            rec.payoff[1] = pay1;
-            rec.batna[0] = 0.0;
-            rec.batna[1] = 0.0;
-            rec.i = i;
-            rec.j = j;
-            rec.raw[0] = won;
-            rec.raw[1] = rounds - won;
-            rec.flags = flags;
-            rec.actions = rounds;
-            out[k] = rec;
-        }
-    }
-    stats_end(cells, in_shared, stats);
+    play_matches(seed, first, count, n, mm_kind, cumulative, stats, stats_in_shared, out, keep,
+                 BattlePlay{prob, rounds, n});
 }
