@@ -225,27 +225,20 @@ impl CudaSimulator {
         while first < cfg.matches {
             let count = per_launch.min(cfg.matches - first);
             {
-                let mut args = match &tables {
-                    GameTables::Bargain { kinds, targets } => {
-                        let mut a = s.launch_builder(&self.bargain);
-                        a.arg(&cfg.seed)
-                            .arg(&first)
-                            .arg(&count)
-                            .arg(&n32)
-                            .arg(&kind);
-                        a.arg(&cumulative).arg(kinds).arg(targets);
-                        a
-                    }
-                    GameTables::Battle { prob, rounds } => {
-                        let mut a = s.launch_builder(&self.battle);
-                        a.arg(&cfg.seed)
-                            .arg(&first)
-                            .arg(&count)
-                            .arg(&n32)
-                            .arg(&kind);
-                        a.arg(&cumulative).arg(prob).arg(rounds);
-                        a
-                    }
+                let function = match &tables {
+                    GameTables::Bargain { .. } => &self.bargain,
+                    GameTables::Battle { .. } => &self.battle,
+                };
+                let mut args = s.launch_builder(function);
+                args.arg(&cfg.seed)
+                    .arg(&first)
+                    .arg(&count)
+                    .arg(&n32)
+                    .arg(&kind);
+                args.arg(&cumulative);
+                match &tables {
+                    GameTables::Bargain { kinds, targets } => args.arg(kinds).arg(targets),
+                    GameTables::Battle { prob, rounds } => args.arg(prob).arg(rounds),
                 };
                 args.arg(&mut stats).arg(&shared).arg(&mut out).arg(&keep);
                 // SAFETY: the argument list matches the kernel's signature in cuda.cu, every
