@@ -10,7 +10,7 @@ use crate::lifts::{lifts, Lifts};
 use crate::metrics::{evaluate, support_size, welfare, Evaluation, Welfare};
 use crate::progress::Progress;
 use crate::ratings::{bradley_terry, nash_averaging, BradleyTerry};
-use crate::solvers::{SolverConfig, SolverKind};
+use crate::solvers::{support_of, SolverConfig, SolverKind, WarmStart};
 use crate::stats::{CellStats, GameMatrices, Missing};
 use crate::KernelError;
 
@@ -122,10 +122,25 @@ pub fn analyze_game(
     cfg: &AnalysisConfig,
     progress: &mut dyn Progress,
 ) -> Result<GameAnalysis, KernelError> {
+    analyze_game_warm(n, cells, units, cfg, progress, &mut WarmStart::default())
+}
+
+/// [`analyze_game`], trying the equilibrium supports in `warm` first (σ's and the Level 2
+/// subgames'; the streaming engine keeps them from the game's previous epoch) and leaving the
+/// new ones there. The analysis is bit for bit the same with any `warm`; only its cost moves.
+pub fn analyze_game_warm(
+    n: usize,
+    cells: &[CellStats],
+    units: &[Unit],
+    cfg: &AnalysisConfig,
+    progress: &mut dyn Progress,
+    warm: &mut WarmStart,
+) -> Result<GameAnalysis, KernelError> {
     let g = GameMatrices::from_cells(n, cells, cfg.missing)?;
     let t0 = std::time::Instant::now();
-    let solved = cfg.solver.solve_detailed(&g.payoff)?;
+    let solved = cfg.solver.solve_hinted(&g.payoff, warm.sigma.as_deref())?;
     let sigma = solved.sigma;
+    warm.sigma = Some(support_of(&sigma));
     let solve_seconds = t0.elapsed().as_secs_f64();
     let eval = evaluate(&g.payoff, &sigma);
     let w = welfare(&g, &sigma);

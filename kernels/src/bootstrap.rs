@@ -9,7 +9,7 @@ use crate::metrics::{evaluate, welfare};
 use crate::parallel;
 use crate::progress::Progress;
 use crate::rng::SplitMix64;
-use crate::solvers::SolverConfig;
+use crate::solvers::{hint_at, remember, SolverConfig};
 use crate::stats::{aggregate, CellStats, GameMatrices, Missing, Observation};
 use crate::KernelError;
 
@@ -108,6 +108,29 @@ pub fn summarize(
     cfg: &BootstrapConfig,
     progress: &mut dyn Progress,
 ) -> Result<BootstrapResult, KernelError> {
+    summarize_hinted(
+        n,
+        replicates,
+        missing,
+        solver,
+        cfg,
+        progress,
+        &mut Vec::new(),
+    )
+}
+
+/// [`summarize`], trying each replicate's support from `hints` first and leaving the new ones
+/// there (the streaming bootstrap keeps them across epochs). The result does not depend on
+/// the hints.
+pub fn summarize_hinted(
+    n: usize,
+    replicates: impl ExactSizeIterator<Item = Vec<CellStats>>,
+    missing: Missing,
+    solver: &SolverConfig,
+    cfg: &BootstrapConfig,
+    progress: &mut dyn Progress,
+    hints: &mut Vec<Option<Vec<usize>>>,
+) -> Result<BootstrapResult, KernelError> {
     let b = replicates.len();
     let mut mass: Vec<Vec<f64>> = (0..n).map(|_| Vec::with_capacity(b)).collect();
     let mut regret: Vec<Vec<f64>> = (0..n).map(|_| Vec::with_capacity(b)).collect();
@@ -118,18 +141,22 @@ pub fn summarize(
     let mut replicates = replicates.peekable();
     let per_round = 4 * parallel::threads();
     let mut solved = Vec::with_capacity(b);
+    let previous: &[Option<Vec<usize>>] = hints;
     while replicates.peek().is_some() {
-        let round: Vec<Vec<CellStats>> = replicates.by_ref().take(per_round).collect();
-        let done = parallel::map(&round, n >= parallel::MIN_PARALLEL_N, |cells| {
+        let first = solved.len();
+        let round: Vec<(usize, Vec<CellStats>)> =
+            (first..).zip(replicates.by_ref().take(per_round)).collect();
+        let done = parallel::map(&round, n >= parallel::MIN_PARALLEL_N, |(r, cells)| {
             let g = GameMatrices::from_cells(n, cells, missing)?;
-            let sigma = solver.solve(&g.payoff)?;
+            let sigma = solver.solve_hinted(&g.payoff, hint_at(previous, *r))?.sigma;
             Ok::<_, KernelError>((evaluate(&g.payoff, &sigma), welfare(&g, &sigma), sigma))
         });
         progress.inc(done.len() as u64);
         solved.extend(done);
     }
-    for result in solved {
-        let (e, w, sigma) = result?;
+    let solved: Vec<_> = solved.into_iter().collect::<Result<_, _>>()?;
+    remember(hints, solved.iter().map(|(_, _, sigma)| sigma.as_slice()));
+    for (e, w, sigma) in solved {
         for k in 0..n {
             mass[k].push(sigma[k]);
             regret[k].push(e.regret[k]);

@@ -23,11 +23,12 @@ use std::sync::{mpsc, Arc, Mutex};
 
 use differential_dataflow::difference::{IsZero, Semigroup};
 use differential_dataflow::input::Input;
-use nashflow_kernels::analysis::{add_bounds, analyze_game, AnalysisConfig, GameAnalysis};
+use nashflow_kernels::analysis::{add_bounds, analyze_game_warm, AnalysisConfig, GameAnalysis};
 use nashflow_kernels::attribution::Attribution;
-use nashflow_kernels::bootstrap::{summarize, BootstrapConfig};
+use nashflow_kernels::bootstrap::{summarize_hinted, BootstrapConfig};
 use nashflow_kernels::bounds::{BoundSample, CellSummary};
 use nashflow_kernels::progress::Silent;
+use nashflow_kernels::solvers::WarmStart;
 use nashflow_kernels::stats::CellStats;
 use nashflow_schemas::{Layout, Match};
 
@@ -260,6 +261,7 @@ fn snapshot(
     layout: Layout,
     cfg: &EngineConfig,
     level3: bool,
+    warm: &mut WarmStart,
 ) -> Result<GameSnapshot, nashflow_kernels::KernelError> {
     let policies = table_policies(table);
     let n = policies.len();
@@ -283,7 +285,7 @@ fn snapshot(
         level3: cfg.analysis.level3 && level3,
         ..cfg.analysis.clone()
     };
-    let mut analysis = analyze_game(n, &cells, &[], &batch_bootstrap_off, &mut Silent)?;
+    let mut analysis = analyze_game_warm(n, &cells, &[], &batch_bootstrap_off, &mut Silent, warm)?;
     if cfg.replicates > 0 {
         let mut tables = vec![vec![CellStats::default(); n * n]; cfg.replicates as usize];
         for ((a, b), per_replicate) in replicates.into_iter().flatten() {
@@ -297,13 +299,14 @@ fn snapshot(
             seed: cfg.analysis.seed,
             level: cfg.analysis.ci_level,
         };
-        analysis.bootstrap = Some(summarize(
+        analysis.bootstrap = Some(summarize_hinted(
             n,
             tables.into_iter(),
             cfg.analysis.missing,
             &cfg.analysis.solver,
             &bc,
             &mut Silent,
+            &mut warm.replicates,
         )?);
     }
     if let Some(bc) = &cfg.analysis.bounds {
@@ -437,6 +440,9 @@ pub fn run_stream(
         // its last Level 3 attribution (with the policies it was computed for).
         let mut triggers: HashMap<String, Trigger> = cfg.triggers.clone().into_iter().collect();
         let mut attributions: HashMap<String, (Vec<String>, Attribution)> = HashMap::new();
+        // Each game's equilibrium supports from its last epoch: the next solves start there
+        // (same results, fewer pivots; see `WarmStart`).
+        let mut warm: HashMap<String, WarmStart> = HashMap::new();
         let dead = dead.clone();
         let (mut cells_in, mut replicates_in, mut bounds_in, probe) =
             worker.dataflow::<u64, _, _>(|scope| {
@@ -530,21 +536,28 @@ pub fn run_stream(
                     let same_policies = kept
                         .as_ref()
                         .is_some_and(|(p, _)| *p == table_policies(table));
-                    snapshot(table, reps, bounds, layout, &cfg, due || !same_policies).map(
-                        |mut s| {
-                            match (&s.analysis.attribution, &kept) {
-                                (Some(a), _) => {
-                                    attributions
-                                        .insert(game.clone(), (s.policies.clone(), a.clone()));
-                                }
-                                (None, Some((_, a))) if cfg.analysis.level3 => {
-                                    s.analysis.attribution = Some(a.clone());
-                                }
-                                _ => {}
-                            }
-                            s
-                        },
+                    let warm = warm.entry(game.clone()).or_default();
+                    snapshot(
+                        table,
+                        reps,
+                        bounds,
+                        layout,
+                        &cfg,
+                        due || !same_policies,
+                        warm,
                     )
+                    .map(|mut s| {
+                        match (&s.analysis.attribution, &kept) {
+                            (Some(a), _) => {
+                                attributions.insert(game.clone(), (s.policies.clone(), a.clone()));
+                            }
+                            (None, Some((_, a))) if cfg.analysis.level3 => {
+                                s.analysis.attribution = Some(a.clone());
+                            }
+                            _ => {}
+                        }
+                        s
+                    })
                 }) {
                     Some(Err(e)) => {
                         errors
@@ -554,7 +567,10 @@ pub fn run_stream(
                         continue;
                     }
                     Some(Ok(s)) => Some(s),
-                    None => None,
+                    None => {
+                        warm.remove(&game);
+                        None
+                    }
                 };
                 if let (Some(tc), Some(s)) = (&cfg.trigger, &snap) {
                     let fired = triggers.entry(game.clone()).or_default().observe(

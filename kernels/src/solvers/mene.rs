@@ -18,7 +18,9 @@
 //!   Node LPs are warm-started from the parent's basis: a child adds one constraint.
 
 use microlp::{ComparisonOp, LinearExpr, OptimizationDirection, Problem, SolveOutcome, Variable};
+use nalgebra::{DMatrix, DVector};
 
+use super::tableau::Maximin;
 use crate::matrix::Matrix;
 use crate::maxent::{max_entropy, max_entropy_within, MaxEnt};
 use crate::polytope::{Polytope, RelativeInterior, Row};
@@ -50,6 +52,19 @@ pub fn mene(m: &Matrix) -> Result<Vec<f64>, KernelError> {
 
 /// Max-entropy symmetric NE of `m`; general-sum search stops after `node_limit` nodes.
 pub fn mene_budgeted(m: &Matrix, node_limit: usize) -> Result<MeneOutcome, KernelError> {
+    mene_hinted(m, node_limit, None)
+}
+
+/// [`mene_budgeted`], starting from the support `hint` (sorted indices; e.g. the equilibrium's
+/// support in the previous epoch). In a constant-sum game the maximin tableau is re-optimised
+/// from that basis, a few pivots instead of a cold LP. The result is bit for bit the one
+/// without the hint: either path ends in [`unique_equilibrium_on`] on the same support, and
+/// when that does not apply the hint is not used.
+pub fn mene_hinted(
+    m: &Matrix,
+    node_limit: usize,
+    hint: Option<&[usize]>,
+) -> Result<MeneOutcome, KernelError> {
     let n = m.n();
     if n == 0 {
         return Ok(MeneOutcome {
@@ -60,6 +75,13 @@ pub fn mene_budgeted(m: &Matrix, node_limit: usize) -> Result<MeneOutcome, Kerne
     }
     let m = m.normalized();
     if let Some(c) = m.constant_sum(CONSTANT_SUM_TOL) {
+        if let Some(sigma) = hint.and_then(|h| equilibrium_from(&m, c / 2.0, h)) {
+            return Ok(MeneOutcome {
+                sigma,
+                exact: true,
+                nodes: 0,
+            });
+        }
         let maximin = crate::solvers::nash_lp(&m)?;
         let sigma = constant_sum_mene(&m, c / 2.0, &maximin)?;
         return Ok(MeneOutcome {
@@ -111,14 +133,104 @@ pub(crate) fn mene_without(m: &Matrix, sigma: &[f64], c: usize) -> Option<Vec<f6
 /// structure off one maximin solution.
 const STRUCTURE_TOL: f64 = 1e-9;
 
+/// Margin (range-normalised payoff, and probability) by which a hinted support must hold for
+/// [`unique_equilibrium_on`] to accept it: far above the LP's error, so that whenever a hint
+/// passes, the LP's solution has exactly that support and the cold path takes the same route.
+const HINT_MARGIN: f64 = 1e-7;
+
+/// The equilibrium of a range-normalised constant-sum game with value `v` when it is unique
+/// and its support is exactly `support` (sorted indices), else `None`.
+///
+/// With `A = M − v` antisymmetric, every equilibrium y satisfies `(A y)_k = 0` on the support
+/// of every other (see [`structure_from`]), so if x solves `A_SS x = 0, Σx = 1` with x > 0 on
+/// S and `(A x)_k < 0` off S, and that system has full column rank, x is the only equilibrium,
+/// hence the max-entropy one. Accepting only with [`HINT_MARGIN`] to spare makes the answer
+/// depend on the game alone, whichever way the support was guessed.
+pub(crate) fn unique_equilibrium_on(m: &Matrix, v: f64, support: &[usize]) -> Option<Vec<f64>> {
+    let n = m.n();
+    let s = support.len();
+    if s == 0 || support.windows(2).any(|w| w[0] >= w[1]) || support[s - 1] >= n {
+        return None;
+    }
+    let a = DMatrix::from_fn(s + 1, s, |r, c| {
+        if r < s {
+            m[(support[r], support[c])] - v
+        } else {
+            1.0
+        }
+    });
+    let mut rhs = DVector::zeros(s + 1);
+    rhs[s] = 1.0;
+    let qr = a.qr();
+    let r = qr.r();
+    if (0..s).any(|k| r[(k, k)].abs() <= STRUCTURE_TOL) {
+        return None;
+    }
+    let y = r.solve_upper_triangular(&qr.q().tr_mul(&rhs))?;
+    if !y.iter().all(|&yk| yk >= HINT_MARGIN) {
+        return None;
+    }
+    let mut x = vec![0.0; n];
+    for (&k, &yk) in support.iter().zip(y.iter()) {
+        x[k] = yk;
+    }
+    let x = crate::matrix::clean_simplex(x);
+    let mut next = support.iter().peekable();
+    for k in 0..n {
+        let gap = m.row(k).iter().zip(&x).map(|(a, b)| a * b).sum::<f64>() - v;
+        let on = next.next_if_eq(&&k).is_some();
+        if (on && gap.abs() > STRUCTURE_TOL) || (!on && gap > -HINT_MARGIN) {
+            return None;
+        }
+    }
+    Some(x)
+}
+
+/// Pivots allowed from a hinted start before the cold LP takes over.
+fn pivot_budget(n: usize) -> usize {
+    2 * n + 20
+}
+
+/// The equilibrium found by re-optimising the maximin tableau from basis `B(start)`, when it
+/// is unique ([`unique_equilibrium_on`] decides, so the answer is the cold path's).
+pub(crate) fn equilibrium_from(m: &Matrix, v: f64, start: &[usize]) -> Option<Vec<f64>> {
+    let mut t = Maximin::at_support(m, start)?;
+    if !t.optimize(pivot_budget(m.n())) {
+        return None;
+    }
+    unique_equilibrium_on(m, v, &t.support(None))
+}
+
+/// `mene` of the subgame of `t`'s game without policy `removed` (`sub`, range-normalised),
+/// from `t`'s optimal tableau (see [`Maximin::without`]).
+pub(crate) fn subgame_equilibrium(
+    sub: &Matrix,
+    v: f64,
+    t: &Maximin,
+    removed: usize,
+) -> Option<Vec<f64>> {
+    let t = t.without(removed, pivot_budget(sub.n()))?;
+    unique_equilibrium_on(sub, v, &t.support(Some(removed)))
+}
+
+/// Indices of σ's positive entries: the hint for the next solve of a similar game.
+pub fn support_of(sigma: &[f64]) -> Vec<usize> {
+    (0..sigma.len()).filter(|&k| sigma[k] > 0.0).collect()
+}
+
 /// The max-entropy equilibrium of a range-normalised constant-sum game with value `v`, given
-/// one maximin solution: the polytope's structure is read off it where possible
-/// ([`structure_from`]), else found by the relative-interior LP.
+/// one maximin solution: a unique equilibrium on its support is solved for directly
+/// ([`unique_equilibrium_on`]); otherwise the polytope's structure is read off the solution
+/// where possible ([`structure_from`]), else found by the relative-interior LP.
 pub(crate) fn constant_sum_mene(
     m: &Matrix,
     v: f64,
     maximin: &[f64],
 ) -> Result<Vec<f64>, KernelError> {
+    let raw_support: Vec<usize> = (0..m.n()).filter(|&k| maximin[k] > STRUCTURE_TOL).collect();
+    if let Some(x) = unique_equilibrium_on(m, v, &raw_support) {
+        return Ok(x);
+    }
     let polytope = constant_sum_polytope(m, v);
     let best = match structure_from(m, v, maximin) {
         Some(ri) => max_entropy_within(&polytope, &ri)?,
@@ -499,6 +611,57 @@ mod tests {
         assert!(
             (s[2] - 1.0 / 6.0).abs() < 1e-8 && (s[3] - 1.0 / 6.0).abs() < 1e-8,
             "{s:?}"
+        );
+    }
+
+    /// `m` plus antisymmetric noise of size `scale` (still constant-sum), range-normalised.
+    fn nudged(m: &Matrix, scale: f64, seed: u64) -> Matrix {
+        let mut r = SplitMix64::new(seed ^ 0x5eed);
+        let e = Matrix::from_fn(m.n(), |_, _| r.next_f64() - 0.5);
+        Matrix::from_fn(m.n(), |i, j| m[(i, j)] + scale * (e[(i, j)] - e[(j, i)])).normalized()
+    }
+
+    /// The tableau path does the work it is there for: from the support of a slightly
+    /// different game (the previous epoch) it reaches the new equilibrium within its pivot
+    /// budget, and from σ's own optimum it derives the Level 2 subgames, all equal to the
+    /// cold route. (That it falls back rather than errs is checked by the integration tests.)
+    #[test]
+    fn tableau_paths_reach_the_cold_equilibria() {
+        let (mut warm, mut tries, mut subs, mut sub_tries) = (0, 0, 0, 0);
+        for (n, seed) in [(7, 1), (15, 2), (31, 3), (50, 4), (50, 5)] {
+            let m0 = zero_sum(n, seed);
+            let hint = support_of(&mene(&m0).unwrap());
+            // From its own support the optimum is the start basis: no pivot at all.
+            let mut t = Maximin::at_support(&m0, &hint).expect("nonsingular at the optimum");
+            assert!(t.optimize(0), "n={n}: the equilibrium's basis is optimal");
+            for k in 0..5 {
+                let m1 = nudged(&m0, 0.01, seed * 10 + k);
+                let v = m1.constant_sum(CONSTANT_SUM_TOL).unwrap() / 2.0;
+                let cold = constant_sum_mene(&m1, v, &crate::solvers::nash_lp(&m1).unwrap());
+                tries += 1;
+                if let Some(x) = equilibrium_from(&m1, v, &hint) {
+                    assert_eq!(x, cold.unwrap(), "n={n} k={k}");
+                    warm += 1;
+                }
+            }
+            let sigma = mene(&m0).unwrap();
+            let t = Maximin::at_support(&m0, &support_of(&sigma)).unwrap();
+            for c in (0..n).filter(|&c| sigma[c] > 0.0) {
+                let keep: Vec<usize> = (0..n).filter(|&k| k != c).collect();
+                let sub = Matrix::from_fn(n - 1, |a, b| m0[(keep[a], keep[b])]).normalized();
+                let v = sub.constant_sum(CONSTANT_SUM_TOL).unwrap() / 2.0;
+                let cold = constant_sum_mene(&sub, v, &crate::solvers::nash_lp(&sub).unwrap());
+                sub_tries += 1;
+                if let Some(x) = subgame_equilibrium(&sub, v, &t, c) {
+                    assert_eq!(x, cold.unwrap(), "n={n} c={c}");
+                    subs += 1;
+                }
+            }
+        }
+        assert!(warm * 10 >= tries * 9, "warm starts: {warm} of {tries}");
+        assert!(
+            subs * 10 >= sub_tries * 9,
+            "subgames: {subs} of {sub_tries}"
         );
     }
 }

@@ -7,6 +7,7 @@ mod lle;
 mod mene;
 mod nash_lp;
 mod prd;
+mod tableau;
 
 use std::fmt;
 use std::str::FromStr;
@@ -19,8 +20,8 @@ pub use leave_one_out::LeaveOneOut;
 pub use lle::lle;
 pub(crate) use mene::CONSTANT_SUM_TOL;
 pub use mene::{
-    brute_force_max_entropy, equilibrium_polytope, mene, mene_budgeted, MeneOutcome,
-    DEFAULT_NODE_LIMIT,
+    brute_force_max_entropy, equilibrium_polytope, mene, mene_budgeted, mene_hinted, support_of,
+    MeneOutcome, DEFAULT_NODE_LIMIT,
 };
 pub use nash_lp::nash_lp;
 pub use prd::prd;
@@ -108,6 +109,31 @@ pub struct Solved {
     pub exact: bool,
 }
 
+/// Equilibrium supports from an earlier solve of a similar game (the previous epoch's),
+/// tried before solving from scratch. Only `mene` on constant-sum games uses them, and it
+/// verifies them: a stale or wrong hint costs time, never a different answer.
+#[derive(Clone, Debug, Default)]
+pub struct WarmStart {
+    /// σ's support.
+    pub sigma: Option<Vec<usize>>,
+    /// Per bootstrap replicate: the support of its σ.
+    pub replicates: Vec<Option<Vec<usize>>>,
+}
+
+/// The hint in slot `k` of `hints`, if any.
+pub(crate) fn hint_at(hints: &[Option<Vec<usize>>], k: usize) -> Option<&[usize]> {
+    hints.get(k).and_then(|h| h.as_deref())
+}
+
+/// Remembers each σ's support in `hints` for the next solve.
+pub(crate) fn remember<'a>(
+    hints: &mut Vec<Option<Vec<usize>>>,
+    sigmas: impl IntoIterator<Item = &'a [f64]>,
+) {
+    hints.clear();
+    hints.extend(sigmas.into_iter().map(|s| Some(support_of(s))));
+}
+
 impl Default for SolverConfig {
     fn default() -> Self {
         SolverConfig {
@@ -138,8 +164,14 @@ impl SolverConfig {
 
     /// As [`SolverConfig::solve`], also telling whether `mene` proved maximality.
     pub fn solve_detailed(&self, m: &Matrix) -> Result<Solved, KernelError> {
+        self.solve_hinted(m, None)
+    }
+
+    /// As [`SolverConfig::solve_detailed`], trying the support `hint` first (`mene` only;
+    /// the result does not depend on it, see [`mene_hinted`]).
+    pub fn solve_hinted(&self, m: &Matrix, hint: Option<&[usize]>) -> Result<Solved, KernelError> {
         if self.kind == SolverKind::Mene {
-            let o = mene_budgeted(m, self.mene_node_limit)?;
+            let o = mene_hinted(m, self.mene_node_limit, hint)?;
             return Ok(Solved {
                 sigma: o.sigma,
                 exact: o.exact,

@@ -1,0 +1,354 @@
+//! The maximin LP of a symmetric constant-sum game on a dense simplex tableau that can start
+//! from any basis: from the support of a nearby game's equilibrium (the previous epoch's), or
+//! from the game's own optimum with one policy removed (a Level 2 subgame). From such a start
+//! the optimum is a few pivots away, where a cold LP pays for a full solve.
+//!
+//! The LP is `nash-lp`'s positive form: with `P = M̂ + 1` (M̂ range-normalised),
+//! `min Σu : Pᵀu − t = 1, u, t ≥ 0`, whose optimal `u/Σu` is a maximin strategy. For a game
+//! whose equilibrium is unique with support S, the optimal basis is `B(S) = {u_k : k ∈ S} ∪
+//! {t_j : j ∉ S}`; its block `P_SSᵀ` is nonsingular whenever `[A_SS; 1ᵀ]` has full column rank
+//! (A = M̂ − v antisymmetric), which is what `unique_equilibrium_on` requires anyway.
+//!
+//! A start basis is in general neither primal nor dual feasible (the matrix moved), so the
+//! tableau is optimised by the least-index criss-cross method (Terlaky 1985), which needs no
+//! feasible start and terminates. Only the support is read off the result: the caller
+//! verifies it and computes σ from it (`unique_equilibrium_on`), so a numerically poor pivot
+//! can cost a fallback to the cold LP, never a wrong or path-dependent answer.
+
+use crate::matrix::Matrix;
+
+/// Below this magnitude an entry does not qualify as a pivot or as an infeasibility.
+const EPS: f64 = 1e-10;
+
+#[derive(Clone, Debug)]
+pub(crate) struct Maximin {
+    /// Policies (u columns 0..n, t columns n..2n).
+    n: usize,
+    /// Row width: 2n columns, the artificial and the right-hand side.
+    width: usize,
+    /// n constraint rows, then the reduced-cost row; row-major.
+    a: Vec<f64>,
+    /// The basic column of each constraint row.
+    basis: Vec<usize>,
+    /// Rows still in the LP (a dropped constraint's row is off).
+    row_on: Vec<bool>,
+    /// Columns in the LP (a removed policy's u column is off, and so is the artificial
+    /// outside phase 1).
+    col_on: Vec<bool>,
+}
+
+impl Maximin {
+    /// The tableau of the range-normalised `m` at basis `B(support)` (sorted indices); `None`
+    /// when that basis is singular.
+    pub(crate) fn at_support(m: &Matrix, support: &[usize]) -> Option<Maximin> {
+        let n = m.n();
+        if support.is_empty()
+            || support.windows(2).any(|w| w[0] >= w[1])
+            || support[support.len() - 1] >= n
+        {
+            return None;
+        }
+        // Columns: u (n), t (n), one artificial for phase 1, the right-hand side.
+        let width = 2 * n + 2;
+        let mut a = vec![0.0; (n + 1) * width];
+        for j in 0..n {
+            let row = &mut a[j * width..(j + 1) * width];
+            for i in 0..n {
+                row[i] = m[(i, j)] + 1.0;
+            }
+            row[n + j] = -1.0;
+            row[2 * n + 1] = 1.0;
+        }
+        a[n * width..n * width + n].fill(1.0);
+        let mut t = Maximin {
+            n,
+            width,
+            a,
+            basis: vec![usize::MAX; n],
+            row_on: vec![true; n],
+            col_on: (0..=2 * n).map(|c| c < 2 * n).collect(),
+        };
+        let mut in_support = vec![false; n];
+        for &k in support {
+            in_support[k] = true;
+        }
+        // Surplus t_j is basic in its own row for every column j outside the support: only
+        // that row has an entry in t_j's column, so these pivots just flip the row's sign.
+        for j in (0..n).filter(|&j| !in_support[j]) {
+            t.pivot(j, n + j);
+        }
+        // u_S in the rows of S, with partial pivoting.
+        for &k in support {
+            let r = support
+                .iter()
+                .copied()
+                .filter(|&r| t.basis[r] == usize::MAX)
+                .max_by(|&x, &y| t.at(x, k).abs().total_cmp(&t.at(y, k).abs()))?;
+            if t.at(r, k).abs() <= EPS {
+                return None;
+            }
+            t.pivot(r, k);
+        }
+        Some(t)
+    }
+
+    fn at(&self, r: usize, c: usize) -> f64 {
+        self.a[r * self.width + c]
+    }
+
+    fn rhs(&self, r: usize) -> f64 {
+        self.a[r * self.width + self.width - 1]
+    }
+
+    /// Reduced cost of column `c`.
+    fn cost(&self, c: usize) -> f64 {
+        self.at(self.n, c)
+    }
+
+    fn is_basic(&self, c: usize) -> Option<usize> {
+        (0..self.n).find(|&r| self.row_on[r] && self.basis[r] == c)
+    }
+
+    /// Gauss–Jordan pivot on (r, c) over the live rows and the reduced-cost row.
+    fn pivot(&mut self, r: usize, c: usize) {
+        let w = self.width;
+        let p = self.a[r * w + c];
+        let (before, rest) = self.a.split_at_mut(r * w);
+        let (row, after) = rest.split_at_mut(w);
+        for x in row.iter_mut() {
+            *x /= p;
+        }
+        row[c] = 1.0;
+        let eliminate = |other: &mut [f64]| {
+            let f = other[c];
+            if f != 0.0 {
+                for (o, &x) in other.iter_mut().zip(row.iter()) {
+                    *o -= f * x;
+                }
+                other[c] = 0.0;
+            }
+        };
+        for (k, other) in before.chunks_mut(w).enumerate() {
+            if self.row_on[k] {
+                eliminate(other);
+            }
+        }
+        for (k, other) in after.chunks_mut(w).enumerate() {
+            let k = r + 1 + k;
+            if k == self.n || self.row_on[k] {
+                eliminate(other);
+            }
+        }
+        self.basis[r] = c;
+    }
+
+    /// Columns that are in the LP and not basic.
+    fn nonbasic(&self) -> Vec<bool> {
+        let mut free = self.col_on.clone();
+        for r in (0..self.n).filter(|&r| self.row_on[r]) {
+            free[self.basis[r]] = false;
+        }
+        free
+    }
+
+    /// Ratio test for column `c`: the live row with a positive entry that limits the step
+    /// first (ties to `prefer`, then to the smaller basic index).
+    fn leaving(&self, c: usize, prefer: Option<usize>) -> Option<usize> {
+        let mut best: Option<(f64, usize)> = None;
+        for r in (0..self.n).filter(|&r| self.row_on[r] && self.at(r, c) > EPS) {
+            let ratio = self.rhs(r).max(0.0) / self.at(r, c);
+            let better = match best {
+                None => true,
+                Some((b, rb)) => {
+                    ratio < b - EPS
+                        || (ratio <= b + EPS
+                            && (Some(r) == prefer
+                                || (Some(rb) != prefer && self.basis[r] < self.basis[rb])))
+                }
+            };
+            if better {
+                best = Some((ratio, r));
+            }
+        }
+        best.map(|(_, r)| r)
+    }
+
+    /// Primal simplex to optimality from the current basis, with a phase 1 when the basis is
+    /// infeasible: one artificial column, entered at the most negative row, makes every row
+    /// feasible at once and is then minimised out (the single-artificial method). Dantzig
+    /// pricing; false when `max_pivots` run out or the LP looks infeasible or unbounded
+    /// (which the true LP never is: the caller falls back to the cold LP).
+    pub(crate) fn optimize(&mut self, max_pivots: usize) -> bool {
+        let art = 2 * self.n;
+        let mut pivots = 0;
+        let negative = |t: &Self| {
+            (0..t.n)
+                .filter(|&r| t.row_on[r] && t.rhs(r) < -EPS)
+                .min_by(|&x, &y| t.rhs(x).total_cmp(&t.rhs(y)))
+        };
+        if let Some(r0) = negative(self) {
+            for r in 0..=self.n {
+                let v = if r < self.n && self.row_on[r] && self.rhs(r) < -EPS {
+                    -1.0
+                } else {
+                    0.0
+                };
+                self.a[r * self.width + art] = v;
+            }
+            self.col_on[art] = true;
+            self.pivot(r0, art);
+            // Phase 1: minimise the artificial (basic in row `ra`): a column with a positive
+            // entry in that row lowers it.
+            while let Some(ra) = self.is_basic(art) {
+                if pivots == max_pivots {
+                    return false;
+                }
+                let free = self.nonbasic();
+                let enter = (0..art)
+                    .filter(|&c| free[c] && self.at(ra, c) > EPS)
+                    .max_by(|&x, &y| self.at(ra, x).total_cmp(&self.at(ra, y)));
+                let Some(c) = enter else {
+                    return false;
+                };
+                let Some(r) = self.leaving(c, Some(ra)) else {
+                    return false;
+                };
+                self.pivot(r, c);
+                pivots += 1;
+            }
+            self.col_on[art] = false;
+        }
+        // Phase 2.
+        loop {
+            let free = self.nonbasic();
+            let enter = (0..art)
+                .filter(|&c| free[c] && self.cost(c) < -EPS)
+                .min_by(|&x, &y| self.cost(x).total_cmp(&self.cost(y)));
+            let Some(c) = enter else {
+                return true;
+            };
+            if pivots == max_pivots {
+                return false;
+            }
+            let Some(r) = self.leaving(c, None) else {
+                return false;
+            };
+            self.pivot(r, c);
+            pivots += 1;
+        }
+    }
+
+    /// The policies with positive u in the current basis, in increasing order, renumbered
+    /// without `removed` (a subgame's indices).
+    pub(crate) fn support(&self, removed: Option<usize>) -> Vec<usize> {
+        let mut s: Vec<usize> = (0..self.n)
+            .filter(|&r| self.row_on[r] && self.basis[r] < self.n && self.rhs(r) > EPS)
+            .map(|r| self.basis[r])
+            .collect();
+        s.sort_unstable();
+        if let Some(c) = removed {
+            s.retain(|&k| k != c);
+            s.iter_mut().filter(|k| **k > c).for_each(|k| *k -= 1);
+        }
+        s
+    }
+
+    /// The optimal tableau of the game without policy `c`, from this optimal one: column c's
+    /// constraint is relaxed first (its surplus becomes free and enters by primal simplex, then
+    /// leaves the LP with its row: a free basic variable constrains nothing), then `u_c` is
+    /// forced to 0 (a dual simplex step on its row) and dual simplex restores feasibility.
+    /// Each step keeps the other half of optimality, so a few pivots suffice. `None` when
+    /// that does not work out numerically or within `max_pivots`.
+    pub(crate) fn without(&self, c: usize, max_pivots: usize) -> Option<Maximin> {
+        let mut t = self.clone();
+        let n = t.n;
+        let mut budget = max_pivots;
+        // 1. Relax column c's constraint.
+        let surplus = n + c;
+        if t.is_basic(surplus).is_none() {
+            let d = t.cost(surplus);
+            if d.abs() <= EPS {
+                return None;
+            }
+            if d > 0.0 {
+                // Enter in the decreasing direction: negate the column.
+                for r in 0..=n {
+                    t.a[r * t.width + surplus] = -t.a[r * t.width + surplus];
+                }
+            }
+            let r = t.leaving(surplus, None)?;
+            t.pivot(r, surplus);
+            budget = budget.checked_sub(1)?;
+        }
+        let r = t.is_basic(surplus)?;
+        t.row_on[r] = false;
+        t.col_on[surplus] = false;
+        if !t.primal(&mut budget) {
+            return None;
+        }
+        // 2. Force u_c to 0: it leaves its row for the column with the smallest dual ratio.
+        if let Some(r) = t.is_basic(c) {
+            let free = t.nonbasic();
+            let k = (0..2 * n)
+                .filter(|&k| k != c && free[k] && t.at(r, k) > EPS)
+                .min_by(|&x, &y| (t.cost(x) / t.at(r, x)).total_cmp(&(t.cost(y) / t.at(r, y))))?;
+            t.pivot(r, k);
+            budget = budget.checked_sub(1)?;
+        }
+        t.col_on[c] = false;
+        if !t.dual(&mut budget) {
+            return None;
+        }
+        Some(t)
+    }
+
+    /// Primal simplex (Dantzig pricing) from a primal feasible basis.
+    fn primal(&mut self, budget: &mut usize) -> bool {
+        let art = 2 * self.n;
+        loop {
+            let free = self.nonbasic();
+            let Some(c) = (0..art)
+                .filter(|&c| free[c] && self.cost(c) < -EPS)
+                .min_by(|&x, &y| self.cost(x).total_cmp(&self.cost(y)))
+            else {
+                return true;
+            };
+            let Some(r) = self.leaving(c, None) else {
+                return false;
+            };
+            if *budget == 0 {
+                return false;
+            }
+            *budget -= 1;
+            self.pivot(r, c);
+        }
+    }
+
+    /// Dual simplex from a dual feasible basis: the most negative row leaves for the column
+    /// with the smallest dual ratio.
+    fn dual(&mut self, budget: &mut usize) -> bool {
+        let art = 2 * self.n;
+        loop {
+            let Some(r) = (0..self.n)
+                .filter(|&r| self.row_on[r] && self.rhs(r) < -EPS)
+                .min_by(|&x, &y| self.rhs(x).total_cmp(&self.rhs(y)))
+            else {
+                return (0..art).all(|c| !self.col_on[c] || self.cost(c) >= -EPS);
+            };
+            let free = self.nonbasic();
+            let Some(k) = (0..art)
+                .filter(|&k| free[k] && self.at(r, k) < -EPS)
+                .min_by(|&x, &y| {
+                    (self.cost(x) / -self.at(r, x)).total_cmp(&(self.cost(y) / -self.at(r, y)))
+                })
+            else {
+                return false;
+            };
+            if *budget == 0 {
+                return false;
+            }
+            *budget -= 1;
+            self.pivot(r, k);
+        }
+    }
+}
