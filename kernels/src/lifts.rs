@@ -62,18 +62,25 @@ pub fn lifts(
     let loo = (solver.kind == SolverKind::Mene && n > 1)
         .then(|| LeaveOneOut::new(m, sigma_full))
         .flatten();
+    // Welfare and payoffs of a subgame's σ are read on the full matrices with σ extended by
+    // a zero for the candidate: no per-candidate sub-matrices.
+    let welfare_of = WelfareKind::ALL.map(|w| w.matrix(g));
     let without = parallel::map(&candidates, n >= parallel::MIN_PARALLEL_N, |&c| {
-        let base: Vec<usize> = (0..n).filter(|&k| k != c).collect();
-        if base.is_empty() {
+        if n == 1 {
             return Ok((vec![], [0.0; 3], vec![]));
         }
-        let gb = g.sub(&base);
         let s = match &loo {
             Some(loo) => loo.without(c)?,
-            None => solver.solve(&gb.payoff)?,
+            None => {
+                let base: Vec<usize> = (0..n).filter(|&k| k != c).collect();
+                solver.solve(&m.sub(&base))?
+            }
         };
-        let w = coalition_welfare(&gb, &s);
-        let u = gb.payoff.mul_vec(&s);
+        let mut x = s.clone();
+        x.insert(c, 0.0);
+        let w = welfare_of.each_ref().map(|wm| wm.bilinear(&x, &x));
+        let mut u = m.mul_vec(&x);
+        u.remove(c);
         Ok::<_, KernelError>((s, w, u))
     });
     let mut level1 = Vec::new();

@@ -89,39 +89,53 @@ fn main() {
     );
     assert_eq!(out.epochs as usize, n.div_ceil(epoch));
 
-    // 2. One small epoch on top of the whole state vs a full recomputation of the prefix.
+    // 2. Small epochs on top of the whole state vs a full recomputation of the prefix; the
+    // median of several, since one epoch's time moves with how far its σ moved.
     let small = 1_000;
-    let extra = matches(small, policies, 2);
+    let tries = 7;
     let mut epochs: Vec<Vec<Match>> = records.chunks(epoch).map(|c| c.to_vec()).collect();
-    epochs.push(extra.clone());
-    let out = run(epochs, &cfg);
-    let incremental = *out.epoch_seconds.last().expect("epochs ran");
-    let incremental_kernels = *out.kernel_seconds.last().expect("epochs ran");
     let mut all = records.clone();
-    all.extend(extra);
+    for k in 0..tries {
+        let extra = matches(small, policies, 2 + k as u64);
+        all.extend(extra.iter().cloned());
+        epochs.push(extra);
+    }
+    let out = run(epochs, &cfg);
+    let median = |xs: &[f64]| {
+        let mut xs = xs.to_vec();
+        xs.sort_by(f64::total_cmp);
+        xs[xs.len() / 2]
+    };
+    let incremental = median(&out.epoch_seconds[out.epoch_seconds.len() - tries..]);
+    let incremental_kernels = median(&out.kernel_seconds[out.kernel_seconds.len() - tries..]);
     // The leanest full pass: one sweep into dense cells (policies known up front), then the
     // same kernels.
-    let t = Instant::now();
     let names: Vec<String> = (0..policies).map(|k| format!("p{k:02}")).collect();
     let index: HashMap<&str, usize> = names
         .iter()
         .enumerate()
         .map(|(k, p)| (p.as_str(), k))
         .collect();
-    let cells = aggregate(
-        policies,
-        all.iter().flat_map(|m| {
-            observations(
-                m,
-                Layout::Match,
-                index[m.policy_i.as_str()],
-                index[m.policy_j.as_str()],
-            )
-        }),
-    );
-    analyze_game(policies, &cells, &[], &analysis, &mut Silent).expect("analysis");
-    let full = t.elapsed().as_secs_f64();
-    println!("\none epoch of {small} matches on top of {n}");
+    let fulls: Vec<f64> = (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            let cells = aggregate(
+                policies,
+                all.iter().flat_map(|m| {
+                    observations(
+                        m,
+                        Layout::Match,
+                        index[m.policy_i.as_str()],
+                        index[m.policy_j.as_str()],
+                    )
+                }),
+            );
+            analyze_game(policies, &cells, &[], &analysis, &mut Silent).expect("analysis");
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    let full = median(&fulls);
+    println!("\none epoch of {small} matches on top of {n} (median of {tries})");
     println!(
         "  full recomputation (re-aggregate + solve): {:>9.1} ms",
         full * 1e3

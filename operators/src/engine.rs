@@ -630,12 +630,17 @@ pub fn run_stream(
         let mut changed: Vec<(u64, String, Option<GameSnapshot>)> =
             std::mem::take(&mut *out_changes.lock().expect("changes lock"));
         changed.sort_by(|a, b| a.1.cmp(&b.1));
-        for (_, game, snap) in &changed {
-            match snap {
-                Some(s) => state.insert(game.clone(), s.clone()),
-                None => state.remove(game),
-            };
-        }
+        // Snapshots move into the state; the report points back at them.
+        let changed: Vec<String> = changed
+            .into_iter()
+            .map(|(_, game, snap)| {
+                match snap {
+                    Some(s) => state.insert(game.clone(), s),
+                    None => state.remove(&game),
+                };
+                game
+            })
+            .collect();
         let mut jobs_now = std::mem::take(&mut *out_jobs.lock().expect("jobs lock"));
         jobs_now.sort_by(|a, b| a.game.cmp(&b.game));
         let mut errors_now = std::mem::take(&mut *out_errors.lock().expect("errors lock"));
@@ -649,10 +654,7 @@ pub fn run_stream(
             input: batch.iter().map(|(_, m)| &**m).collect(),
             records: seq,
             state: &state,
-            changed: changed
-                .iter()
-                .map(|(_, g, s)| (g.as_str(), s.as_ref()))
-                .collect(),
+            changed: changed.iter().map(|g| (g.as_str(), state.get(g))).collect(),
             jobs: &jobs_now,
             errors: &errors_now,
             dead_letters: &all_dead,

@@ -27,6 +27,8 @@ use crate::KernelError;
 pub struct LeaveOneOut {
     /// Range-normalised.
     m: Matrix,
+    /// Its constant sum.
+    total: f64,
     sigma: Vec<f64>,
     /// The dense tableau at σ's support, built on first need (`None`: singular there).
     tableau: OnceLock<Option<Maximin>>,
@@ -51,9 +53,10 @@ impl LeaveOneOut {
     /// For a constant-sum `m` with `sigma = mene(m)`; `None` for other games.
     pub fn new(m: &Matrix, sigma: &[f64]) -> Option<LeaveOneOut> {
         let m = m.normalized();
-        m.constant_sum(CONSTANT_SUM_TOL)?;
+        let total = m.constant_sum(CONSTANT_SUM_TOL)?;
         Some(LeaveOneOut {
             m,
+            total,
             sigma: sigma.to_vec(),
             tableau: OnceLock::new(),
             base: OnceLock::new(),
@@ -89,7 +92,7 @@ impl LeaveOneOut {
 
     /// `mene` of the game without policy `c` (in the order of the remaining policies).
     pub fn without(&self, c: usize) -> Result<Vec<f64>, KernelError> {
-        if let Some(known) = mene_without(&self.m, &self.sigma, c) {
+        if let Some(known) = mene_without(&self.m, self.total, &self.sigma, c) {
             return Ok(known);
         }
         let n = self.m.n();

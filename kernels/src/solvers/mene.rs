@@ -106,15 +106,13 @@ pub fn mene_hinted(
     })
 }
 
-/// `mene` of `m` without policy `c`, read off `sigma` = `mene(m)` where that is exact, so
+/// `mene` of the range-normalised `m`, with constant sum `total`, without policy `c`, read off `sigma` = `mene(m)` where that is exact, so
 /// leave-one-out analyses skip a solve. In a constant-sum game the equilibria form one convex
 /// polytope `{x : Mx ≤ v}`. Dropping `c` removes its row's constraint and fixes `x_c = 0`;
 /// if σ has no mass on `c` and `c` is strictly worse than `v` against σ, that constraint is
 /// slack near σ, so σ is a local, hence (strict concavity) the global, entropy maximum of the
 /// smaller game too. `None` when this does not apply: solve the subgame.
-pub(crate) fn mene_without(m: &Matrix, sigma: &[f64], c: usize) -> Option<Vec<f64>> {
-    let m = m.normalized();
-    let total = m.constant_sum(CONSTANT_SUM_TOL)?;
+pub(crate) fn mene_without(m: &Matrix, total: f64, sigma: &[f64], c: usize) -> Option<Vec<f64>> {
     let payoff_c: f64 = (0..m.n()).map(|j| m[(c, j)] * sigma[j]).sum();
     if sigma[c] != 0.0 || payoff_c >= total / 2.0 - BR_MARGIN {
         return None;

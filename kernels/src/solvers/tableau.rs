@@ -30,6 +30,8 @@ pub(crate) struct Maximin {
     a: Vec<f64>,
     /// The basic column of each constraint row.
     basis: Vec<usize>,
+    /// The row of each basic column (`None`: nonbasic).
+    row_of: Vec<Option<usize>>,
     /// Rows still in the LP (a dropped constraint's row is off).
     row_on: Vec<bool>,
     /// Columns in the LP (a removed policy's u column is off, and so is the artificial
@@ -65,6 +67,7 @@ impl Maximin {
             width,
             a,
             basis: vec![usize::MAX; n],
+            row_of: vec![None; 2 * n + 1],
             row_on: vec![true; n],
             col_on: (0..=2 * n).map(|c| c < 2 * n).collect(),
         };
@@ -106,7 +109,12 @@ impl Maximin {
     }
 
     fn is_basic(&self, c: usize) -> Option<usize> {
-        (0..self.n).find(|&r| self.row_on[r] && self.basis[r] == c)
+        self.row_of[c].filter(|&r| self.row_on[r])
+    }
+
+    /// Column `c` may enter: in the LP and not basic.
+    fn enterable(&self, c: usize) -> bool {
+        self.col_on[c] && self.row_of[c].is_none()
     }
 
     /// Gauss–Jordan pivot on (r, c) over the live rows and the reduced-cost row.
@@ -139,16 +147,11 @@ impl Maximin {
                 eliminate(other);
             }
         }
-        self.basis[r] = c;
-    }
-
-    /// Columns that are in the LP and not basic.
-    fn nonbasic(&self) -> Vec<bool> {
-        let mut free = self.col_on.clone();
-        for r in (0..self.n).filter(|&r| self.row_on[r]) {
-            free[self.basis[r]] = false;
+        if let Some(old) = self.basis.get(r).and_then(|&b| self.row_of.get_mut(b)) {
+            *old = None;
         }
-        free
+        self.basis[r] = c;
+        self.row_of[c] = Some(r);
     }
 
     /// Ratio test for column `c`: the live row with a positive entry that limits the step
@@ -203,9 +206,8 @@ impl Maximin {
                 if pivots == max_pivots {
                     return false;
                 }
-                let free = self.nonbasic();
                 let enter = (0..art)
-                    .filter(|&c| free[c] && self.at(ra, c) > EPS)
+                    .filter(|&c| self.enterable(c) && self.at(ra, c) > EPS)
                     .max_by(|&x, &y| self.at(ra, x).total_cmp(&self.at(ra, y)));
                 let Some(c) = enter else {
                     return false;
@@ -220,9 +222,8 @@ impl Maximin {
         }
         // Phase 2.
         loop {
-            let free = self.nonbasic();
             let enter = (0..art)
-                .filter(|&c| free[c] && self.cost(c) < -EPS)
+                .filter(|&c| self.enterable(c) && self.cost(c) < -EPS)
                 .min_by(|&x, &y| self.cost(x).total_cmp(&self.cost(y)));
             let Some(c) = enter else {
                 return true;
@@ -288,9 +289,8 @@ impl Maximin {
         }
         // 2. Force u_c to 0: it leaves its row for the column with the smallest dual ratio.
         if let Some(r) = t.is_basic(c) {
-            let free = t.nonbasic();
             let k = (0..2 * n)
-                .filter(|&k| k != c && free[k] && t.at(r, k) > EPS)
+                .filter(|&k| k != c && t.enterable(k) && t.at(r, k) > EPS)
                 .min_by(|&x, &y| (t.cost(x) / t.at(r, x)).total_cmp(&(t.cost(y) / t.at(r, y))))?;
             t.pivot(r, k);
             budget = budget.checked_sub(1)?;
@@ -306,9 +306,8 @@ impl Maximin {
     fn primal(&mut self, budget: &mut usize) -> bool {
         let art = 2 * self.n;
         loop {
-            let free = self.nonbasic();
             let Some(c) = (0..art)
-                .filter(|&c| free[c] && self.cost(c) < -EPS)
+                .filter(|&c| self.enterable(c) && self.cost(c) < -EPS)
                 .min_by(|&x, &y| self.cost(x).total_cmp(&self.cost(y)))
             else {
                 return true;
@@ -335,9 +334,8 @@ impl Maximin {
             else {
                 return (0..art).all(|c| !self.col_on[c] || self.cost(c) >= -EPS);
             };
-            let free = self.nonbasic();
             let Some(k) = (0..art)
-                .filter(|&k| free[k] && self.at(r, k) < -EPS)
+                .filter(|&k| self.enterable(k) && self.at(r, k) < -EPS)
                 .min_by(|&x, &y| {
                     (self.cost(x) / -self.at(r, x)).total_cmp(&(self.cost(y) / -self.at(r, y)))
                 })
