@@ -198,6 +198,7 @@ pub fn analyze_game_warm(
                 level: cfg.ci_level,
             },
             progress,
+            warm.sigma.as_deref(),
         )?)
     } else {
         None

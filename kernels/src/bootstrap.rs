@@ -71,6 +71,8 @@ fn interval(mut xs: Vec<f64>, level: f64) -> Interval {
     }
 }
 
+/// Stratified bootstrap; each replicate's solve starts from `hint` (the point estimate's
+/// support: replicates are small perturbations of it). The result does not depend on it.
 pub fn bootstrap(
     n: usize,
     units: &[Unit],
@@ -78,6 +80,7 @@ pub fn bootstrap(
     solver: &SolverConfig,
     cfg: &BootstrapConfig,
     progress: &mut dyn Progress,
+    hint: Option<&[usize]>,
 ) -> Result<BootstrapResult, KernelError> {
     let mut strata: std::collections::BTreeMap<(usize, usize), Vec<usize>> = Default::default();
     for (k, u) in units.iter().enumerate() {
@@ -94,7 +97,8 @@ pub fn bootstrap(
         }
         aggregate(n, obs)
     });
-    summarize(n, replicates, missing, solver, cfg, progress)
+    let mut hints = vec![hint.map(<[usize]>::to_vec); cfg.replicates];
+    summarize_hinted(n, replicates, missing, solver, cfg, progress, &mut hints)
 }
 
 /// Percentile intervals from replicate cell tables (row-major n×n each): every replicate is

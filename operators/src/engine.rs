@@ -299,6 +299,10 @@ fn snapshot(
             seed: cfg.analysis.seed,
             level: cfg.analysis.ci_level,
         };
+        if warm.replicates.is_empty() {
+            // First epoch: replicates are perturbations of the point estimate.
+            warm.replicates = vec![warm.sigma.clone(); cfg.replicates as usize];
+        }
         analysis.bootstrap = Some(summarize_hinted(
             n,
             tables.into_iter(),
