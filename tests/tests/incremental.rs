@@ -161,11 +161,35 @@ fn engine_equals_batch_on_every_prefix_two_workers() {
     }
 }
 
+/// The streaming bootstrap's reference: a batch pass over `live` with the same Poisson weights.
+fn batch_bootstrap(
+    live: Vec<&Match>,
+    policies: &[String],
+    replicates: u32,
+    analysis: &AnalysisConfig,
+) -> nashflow_kernels::bootstrap::BootstrapResult {
+    use nashflow_kernels::bootstrap::{summarize, BootstrapConfig};
+    use nashflow_operators::batch::poisson_replicates;
+    let reps = poisson_replicates(live, Layout::Match, policies, replicates, analysis.seed);
+    let bc = BootstrapConfig {
+        replicates: replicates as usize,
+        seed: analysis.seed,
+        level: analysis.ci_level,
+    };
+    summarize(
+        policies.len(),
+        reps.into_iter(),
+        analysis.missing,
+        &analysis.solver,
+        &bc,
+        &mut Silent,
+    )
+    .unwrap()
+}
+
 /// The streaming Poisson bootstrap equals a batch pass with the same weights on every prefix.
 #[test]
 fn streaming_bootstrap_equals_batch() {
-    use nashflow_kernels::bootstrap::{summarize, BootstrapConfig};
-    use nashflow_operators::batch::poisson_replicates;
     let epochs = random_stream(21, 150);
     let analysis = AnalysisConfig {
         level3: false,
@@ -185,21 +209,7 @@ fn streaming_bootstrap_equals_batch() {
         let state = out.state_at(t as u64);
         for g in group(ledger.live(), Layout::Match) {
             let live: Vec<&Match> = ledger.live().filter(|m| m.game == g.game).collect();
-            let reps = poisson_replicates(live, Layout::Match, &g.policies, 8, 5);
-            let bc = BootstrapConfig {
-                replicates: 8,
-                seed: 5,
-                level: 0.95,
-            };
-            let want = summarize(
-                g.policies.len(),
-                reps.into_iter(),
-                analysis.missing,
-                &analysis.solver,
-                &bc,
-                &mut Silent,
-            )
-            .unwrap();
+            let want = batch_bootstrap(live, &g.policies, 8, &analysis);
             let got = state[&g.game]
                 .analysis
                 .bootstrap
@@ -391,8 +401,6 @@ fn causal_bounds_engine_equals_batch() {
 /// (and a cold streaming-bootstrap summary) bit for bit.
 #[test]
 fn warm_started_solves_equal_cold_batch_on_every_prefix() {
-    use nashflow_kernels::bootstrap::{summarize, BootstrapConfig};
-    use nashflow_operators::batch::poisson_replicates;
     let n = 14;
     let names: Vec<String> = (0..n).map(|k| format!("p{k:02}")).collect();
     let mut r = SplitMix64::new(7);
@@ -459,22 +467,7 @@ fn warm_started_solves_equal_cold_batch_on_every_prefix() {
         let got = &state[&g.game].analysis;
         let want = analyze_game(g.policies.len(), &g.cells, &[], &analysis, &mut Silent).unwrap();
         assert!(same_analysis(got, &want), "epoch {t}");
-        let live: Vec<&Match> = ledger.live().collect();
-        let reps = poisson_replicates(live, Layout::Match, &g.policies, 6, 3);
-        let bc = BootstrapConfig {
-            replicates: 6,
-            seed: 3,
-            level: 0.95,
-        };
-        let want = summarize(
-            n,
-            reps.into_iter(),
-            analysis.missing,
-            &analysis.solver,
-            &bc,
-            &mut Silent,
-        )
-        .unwrap();
+        let want = batch_bootstrap(ledger.live().collect(), &g.policies, 6, &analysis);
         assert_eq!(got.bootstrap.as_ref(), Some(&want), "epoch {t}");
         mixed += usize::from(got.support_size >= 3);
     }
