@@ -20,7 +20,7 @@
 use microlp::{ComparisonOp, LinearExpr, OptimizationDirection, Problem, SolveOutcome, Variable};
 use nalgebra::{DMatrix, DVector};
 
-use super::tableau::Maximin;
+use super::tableau::{is_index_set, Maximin};
 use crate::matrix::Matrix;
 use crate::maxent::{max_entropy, max_entropy_within, MaxEnt};
 use crate::polytope::{Polytope, RelativeInterior, Row};
@@ -147,7 +147,7 @@ const HINT_MARGIN: f64 = 1e-7;
 pub(crate) fn unique_equilibrium_on(m: &Matrix, v: f64, support: &[usize]) -> Option<Vec<f64>> {
     let n = m.n();
     let s = support.len();
-    if s == 0 || support.windows(2).any(|w| w[0] >= w[1]) || support[s - 1] >= n {
+    if !is_index_set(support, n) {
         return None;
     }
     let a = DMatrix::from_fn(s + 1, s, |r, c| {

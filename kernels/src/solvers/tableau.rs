@@ -1,7 +1,7 @@
 //! The maximin LP of a symmetric constant-sum game on a dense simplex tableau that can start
 //! from any basis: from the support of a nearby game's equilibrium (the previous epoch's), or
 //! from the game's own optimum with one policy removed (a Level 2 subgame). From such a start
-//! the optimum is a few pivots away, where a cold LP pays for a full solve.
+//! the optimum is usually a few to a few dozen pivots away, far less than a cold LP.
 //!
 //! The LP is `nash-lp`'s positive form: with `P = M̂ + 1` (M̂ range-normalised),
 //! `min Σu : Pᵀu − t = 1, u, t ≥ 0`, whose optimal `u/Σu` is a maximin strategy. For a game
@@ -9,13 +9,21 @@
 //! {t_j : j ∉ S}`; its block `P_SSᵀ` is nonsingular whenever `[A_SS; 1ᵀ]` has full column rank
 //! (A = M̂ − v antisymmetric), which is what `unique_equilibrium_on` requires anyway.
 //!
-//! A start basis is in general neither primal nor dual feasible (the matrix moved), so the
-//! tableau is optimised by the least-index criss-cross method (Terlaky 1985), which needs no
-//! feasible start and terminates. Only the support is read off the result: the caller
+//! A start basis from another game is in general neither primal nor dual feasible (the
+//! matrix moved), so it is optimised by primal simplex after a single-artificial phase 1. A
+//! subgame is derived from an optimal tableau so that each step keeps half of optimality:
+//! primal simplex after relaxing a constraint, dual simplex after fixing a variable.
+//! (Least-index criss-cross, which needs no feasible start, took thousands of pivots here.)
+//! Only the support is read off the result: the caller
 //! verifies it and computes σ from it (`unique_equilibrium_on`), so a numerically poor pivot
 //! can cost a fallback to the cold LP, never a wrong or path-dependent answer.
 
 use crate::matrix::Matrix;
+
+/// `support` is strictly increasing and below `n`, and not empty.
+pub(crate) fn is_index_set(support: &[usize], n: usize) -> bool {
+    !support.is_empty() && support.windows(2).all(|w| w[0] < w[1]) && support[support.len() - 1] < n
+}
 
 /// Below this magnitude an entry does not qualify as a pivot or as an infeasibility.
 const EPS: f64 = 1e-10;
@@ -44,10 +52,7 @@ impl Maximin {
     /// when that basis is singular.
     pub(crate) fn at_support(m: &Matrix, support: &[usize]) -> Option<Maximin> {
         let n = m.n();
-        if support.is_empty()
-            || support.windows(2).any(|w| w[0] >= w[1])
-            || support[support.len() - 1] >= n
-        {
+        if !is_index_set(support, n) {
             return None;
         }
         // Columns: u (n), t (n), one artificial for phase 1, the right-hand side.
@@ -220,23 +225,8 @@ impl Maximin {
             }
             self.col_on[art] = false;
         }
-        // Phase 2.
-        loop {
-            let enter = (0..art)
-                .filter(|&c| self.enterable(c) && self.cost(c) < -EPS)
-                .min_by(|&x, &y| self.cost(x).total_cmp(&self.cost(y)));
-            let Some(c) = enter else {
-                return true;
-            };
-            if pivots == max_pivots {
-                return false;
-            }
-            let Some(r) = self.leaving(c, None) else {
-                return false;
-            };
-            self.pivot(r, c);
-            pivots += 1;
-        }
+        let mut budget = max_pivots - pivots;
+        self.primal(&mut budget)
     }
 
     /// The policies with positive u in the current basis, in increasing order, renumbered
@@ -258,7 +248,7 @@ impl Maximin {
     /// constraint is relaxed first (its surplus becomes free and enters by primal simplex, then
     /// leaves the LP with its row: a free basic variable constrains nothing), then `u_c` is
     /// forced to 0 (a dual simplex step on its row) and dual simplex restores feasibility.
-    /// Each step keeps the other half of optimality, so a few pivots suffice. `None` when
+    /// Each step keeps the other half of optimality. `None` when
     /// that does not work out numerically or within `max_pivots`.
     pub(crate) fn without(&self, c: usize, max_pivots: usize) -> Option<Maximin> {
         let mut t = self.clone();
