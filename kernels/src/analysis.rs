@@ -95,7 +95,7 @@ impl GameAnalysis {
 }
 
 /// Computes the causal bounds of an analysed game from its cells' bound summaries (row-major,
-/// `None` = no matches), against its σ and leaderboard order.
+/// `None` = no matches), against its σ, leaderboard order and Bradley–Terry ratings.
 pub fn add_bounds(
     analysis: &mut GameAnalysis,
     policies: &[String],
@@ -103,12 +103,19 @@ pub fn add_bounds(
     cfg: &BoundsConfig,
 ) -> Result<(), KernelError> {
     let order = analysis.ranking(policies);
+    let ratings: Vec<Option<f64>> = analysis
+        .bradley_terry
+        .ratings
+        .iter()
+        .map(|r| r.map(|r| r.rating))
+        .collect();
     analysis.bounds = Some(game_bounds(
         policies.len(),
         cells,
         &analysis.matrices.payoff,
         &analysis.sigma,
         &order,
+        &ratings,
         cfg,
     )?);
     Ok(())

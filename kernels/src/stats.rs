@@ -22,6 +22,18 @@ pub struct Observation {
     pub score: f64,
 }
 
+/// A seat's score as the ratings count it: 1 win, ½ draw, 0 loss (its payoff against the
+/// opponent's).
+pub fn win_score(own: f64, other: f64) -> f64 {
+    if own > other {
+        1.0
+    } else if own == other {
+        0.5
+    } else {
+        0.0
+    }
+}
+
 /// The raw facts of one match seen from seat i.
 #[derive(Clone, Copy, Debug)]
 pub struct SeatView {
@@ -47,13 +59,7 @@ impl SeatView {
             nw_plus: (gi * gj).sqrt(),
             agreement: self.agreement,
             ef1: self.ef1,
-            score: if pi > pj {
-                1.0
-            } else if pi == pj {
-                0.5
-            } else {
-                0.0
-            },
+            score: win_score(pi, pj),
         }
     }
 

@@ -12,6 +12,7 @@ fn sample(stratum: Option<&str>, payoff: f64, propensity: Option<f64>) -> BoundS
     BoundSample {
         stratum: stratum.map(String::from),
         payoff,
+        score: (payoff > 0.5) as u8 as f64,
         propensity,
     }
 }
@@ -63,7 +64,7 @@ fn manski_on_a_hand_made_log() {
         range: Some((0.0, 1.0)),
         ..BoundsConfig::default()
     };
-    let b = game_bounds(3, &cells, &m, &[1.0 / 3.0; 3], &[0, 1, 2], &cfg).unwrap();
+    let b = game_bounds(3, &cells, &m, &[1.0 / 3.0; 3], &[0, 1, 2], &[None; 3], &cfg).unwrap();
     // p = 3/4, m = 2/3: [0.5, 0.75].
     let r = find(
         &b.rows,
@@ -104,7 +105,7 @@ fn manski_on_a_hand_made_log() {
         range: Some((0.0, 0.5)),
         ..BoundsConfig::default()
     };
-    let e = game_bounds(3, &cells, &m, &[1.0 / 3.0; 3], &[0, 1, 2], &bad).unwrap_err();
+    let e = game_bounds(3, &cells, &m, &[1.0 / 3.0; 3], &[0, 1, 2], &[None; 3], &bad).unwrap_err();
     assert!(
         e.to_string().contains("outside the declared payoff range"),
         "{e}"
@@ -136,6 +137,7 @@ fn stratified_manski_equals_pooled_and_contains_every_stratum_mix() {
             &m,
             &[0.5, 0.5],
             &[0, 1],
+            &[None; 2],
             &BoundsConfig::default(),
         )
         .unwrap();
@@ -172,7 +174,7 @@ fn msm_rows_widen_with_gamma_and_start_at_hajek() {
             gammas: vec![1.0, 1.5, 3.0],
             ..BoundsConfig::default()
         };
-        let b = game_bounds(2, &cells, &m, &[0.5, 0.5], &[0, 1], &cfg).unwrap();
+        let b = game_bounds(2, &cells, &m, &[0.5, 0.5], &[0, 1], &[None; 2], &cfg).unwrap();
         for (i, j) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
             let pairs: Vec<(f64, f64)> = log[i * 2 + j]
                 .iter()
@@ -233,7 +235,7 @@ fn exploitability_range_brackets_every_matrix_in_the_box() {
             gammas: vec![2.0],
             ..BoundsConfig::default()
         };
-        let b = game_bounds(n, &cells, &m, &sigma, &[0, 1, 2], &cfg).unwrap();
+        let b = game_bounds(n, &cells, &m, &sigma, &[0, 1, 2], &[None; 3], &cfg).unwrap();
         let ex = find(
             &b.rows,
             None,
@@ -291,7 +293,16 @@ fn rank_tipping_gamma_is_where_the_contrast_reaches_zero() {
     }
     let (cells, m) = game(2, &s);
     let sigma = [0.5, 0.5];
-    let b = game_bounds(2, &cells, &m, &sigma, &[0, 1], &BoundsConfig::default()).unwrap();
+    let b = game_bounds(
+        2,
+        &cells,
+        &m,
+        &sigma,
+        &[0, 1],
+        &[None; 2],
+        &BoundsConfig::default(),
+    )
+    .unwrap();
     let cert = b
         .certificates
         .iter()
@@ -350,4 +361,224 @@ fn msm_bounds_at_the_true_gamma_cover_the_interventional_mean() {
     }
     assert!(covered * 100 >= 95 * seeds, "covered {covered}/{seeds}");
     assert_eq!(naive_covered, 0, "the naive mean is biased here");
+}
+
+/// The stratified rows are `Σ_s w_s·bound_s` (w_s = share of row i's observations in s; a
+/// stratum where i never met j enters with its Manski bound) with each end clamped into the
+/// pooled bound of the same method: recomputed here from the raw samples.
+#[test]
+fn stratified_bounds_are_the_weighted_strata_clamped_into_the_pooled_bound() {
+    use nashflow_kernels::bounds::interval::manski;
+    let mut rng = SplitMix64::new(17);
+    let (mut clamped, mut checked) = (0, 0);
+    for _ in 0..60 {
+        let log = random_log(&mut rng, true);
+        let (cells, m) = game(2, &log);
+        let cfg = BoundsConfig {
+            gammas: vec![1.0, 2.0],
+            range: Some((0.0, 1.0)),
+            ..BoundsConfig::default()
+        };
+        let b = game_bounds(2, &cells, &m, &[0.5, 0.5], &[0, 1], &[None; 2], &cfg).unwrap();
+        for (i, j) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+            let row: Vec<&BoundSample> = log[i * 2..i * 2 + 2].iter().flatten().collect();
+            let cell = &log[i * 2 + j];
+            let in_stratum = |s: &str| -> Vec<(f64, f64)> {
+                cell.iter()
+                    .filter(|x| x.stratum.as_deref() == Some(s))
+                    .map(|x| (x.payoff, x.propensity.unwrap()))
+                    .collect()
+            };
+            let mut strata: Vec<&str> = row.iter().filter_map(|x| x.stratum.as_deref()).collect();
+            strata.sort();
+            strata.dedup();
+            let bound = |gamma: Option<f64>| {
+                let parts = strata.iter().map(|s| {
+                    let n_row = row
+                        .iter()
+                        .filter(|x| x.stratum.as_deref() == Some(*s))
+                        .count();
+                    let here = in_stratum(s);
+                    let mean = here.iter().map(|x| x.0).sum::<f64>() / here.len().max(1) as f64;
+                    let manski_s = manski(mean, here.len() as f64 / n_row as f64, (0.0, 1.0));
+                    let b = match gamma {
+                        Some(g) if !here.is_empty() => msm(&here, g).unwrap(),
+                        _ => manski_s,
+                    };
+                    (n_row as f64 / row.len() as f64, b)
+                });
+                parts.fold(Interval::point(0.0), |acc, (w, b)| {
+                    Interval::new(acc.lo + w * b.lo, acc.hi + w * b.hi)
+                })
+            };
+            for gamma in [None, Some(1.0), Some(2.0)] {
+                let method = if gamma.is_some() {
+                    Method::Msm
+                } else {
+                    Method::Manski
+                };
+                let pooled = find(&b.rows, Some(i), Some(j), Scope::Pooled, method, gamma);
+                let strat = find(&b.rows, Some(i), Some(j), Scope::Stratified, method, gamma);
+                let raw = bound(gamma);
+                let clamp = |x: f64| x.clamp(pooled.lo, pooled.hi);
+                assert!(
+                    (strat.lo - clamp(raw.lo)).abs() < 1e-12 && (strat.hi - clamp(raw.hi)).abs() < 1e-12,
+                    "cell ({i},{j}) Γ {gamma:?}: stratified [{}, {}] vs raw [{}, {}] in pooled [{}, {}]",
+                    strat.lo, strat.hi, raw.lo, raw.hi, pooled.lo, pooled.hi
+                );
+                assert!(pooled.lo <= strat.lo && strat.hi <= pooled.hi && strat.lo <= strat.hi);
+                checked += 1;
+                clamped += (raw.lo < pooled.lo - 1e-12 || raw.hi > pooled.hi + 1e-12) as u32;
+            }
+        }
+    }
+    eprintln!("{checked} stratified rows, {clamped} of them clamped");
+    // The clamp matters: the raw MSM mix leaves the pooled interval in finite samples.
+    assert!(clamped > 0 && clamped < checked, "{clamped} of {checked}");
+}
+
+/// Four policies whose every pair meets in both seats' views of the same matches (cell
+/// (b,a) mirrors (a,b): payoff and score 1 − x, same propensity), with unbalanced counts.
+fn mirrored_league(rng: &mut SplitMix64, n: usize) -> Vec<Vec<BoundSample>> {
+    let strength: Vec<f64> = (0..n)
+        .map(|k| 0.4 * k as f64 + 0.3 * rng.next_f64())
+        .collect();
+    let mut s = vec![Vec::new(); n * n];
+    for a in 0..n {
+        for b in a + 1..n {
+            for _ in 0..(1 + rng.below(40)) {
+                let e = 0.05 + 0.9 * rng.next_f64();
+                let p = 1.0 / (1.0 + (strength[b] - strength[a]).exp());
+                let win = (rng.next_f64() < p) as u8 as f64;
+                let mk = |y: f64| BoundSample {
+                    stratum: None,
+                    payoff: y,
+                    score: y,
+                    propensity: Some(e),
+                };
+                s[a * n + b].push(mk(win));
+                s[b * n + a].push(mk(1.0 - win));
+            }
+        }
+    }
+    s
+}
+
+/// Rating certificates judge "a rates above b" on the interventional round robin. Checked
+/// against the real Bradley–Terry fit: for score matrices drawn from the box at Γ (constant
+/// sum per pair, every pair meeting equally often), BT orders a and b as the score contrast
+/// does; the contrast never falls below the certificate's lower end, which the worst vertex
+/// attains; and a certified claim holds in every draw.
+#[test]
+fn rating_certificates_hold_for_every_round_robin_in_the_box() {
+    use nashflow_kernels::ratings::bradley_terry;
+    let n = 4;
+    let mut rng = SplitMix64::new(23);
+    let (mut certified, mut uncertified, mut draws) = (0, 0, 0);
+    for round in 0..40 {
+        let log = mirrored_league(&mut rng, n);
+        let (cells, m) = game(n, &log);
+        let wins = Matrix::from_fn(n, |i, j| log[i * n + j].iter().map(|x| x.score).sum());
+        let observed = bradley_terry(&wins).unwrap();
+        let ratings: Vec<Option<f64>> = observed
+            .ratings
+            .iter()
+            .map(|r| r.map(|r| r.rating))
+            .collect();
+        let gamma = [1.0, 1.3, 2.0][round % 3];
+        let cfg = BoundsConfig {
+            gammas: vec![gamma],
+            range: Some((0.0, 1.0)),
+            ..BoundsConfig::default()
+        };
+        let sigma = vec![1.0 / n as f64; n];
+        let b = game_bounds(n, &cells, &m, &sigma, &[0, 1, 2, 3], &ratings, &cfg).unwrap();
+        let score_box = |i: usize, j: usize| {
+            let pairs: Vec<(f64, f64)> = log[i * n + j]
+                .iter()
+                .map(|x| (x.score, x.propensity.unwrap()))
+                .collect();
+            msm(&pairs, gamma).unwrap()
+        };
+        // The round-robin contrast (mean score against the others) of a over b.
+        let contrast = |p: &Matrix, a: usize, b: usize| {
+            (0..n).filter(|&k| k != a).map(|k| p[(a, k)]).sum::<f64>()
+                - (0..n).filter(|&k| k != b).map(|k| p[(b, k)]).sum::<f64>()
+        };
+        let round_robin_bt = |p: &Matrix| {
+            let w = Matrix::from_fn(n, |i, j| if i == j { 0.0 } else { 1000.0 * p[(i, j)] });
+            bradley_terry(&w)
+                .unwrap()
+                .ratings
+                .iter()
+                .map(|r| r.unwrap().rating)
+                .collect::<Vec<_>>()
+        };
+        let rating_claims: Vec<_> = b
+            .certificates
+            .iter()
+            .filter_map(|c| match c.claim {
+                Claim::RatesAbove { above, below } => Some((above, below, c)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            rating_claims.len(),
+            n - 1,
+            "one claim per adjacent rating pair"
+        );
+        for &(a, bb, c) in &rating_claims {
+            assert!(
+                ratings[a] >= ratings[bb] && c.naive == ratings[a].unwrap() - ratings[bb].unwrap()
+            );
+            // The worst vertex: a's scores at their lower ends, b's at their upper ends.
+            let worst = Matrix::from_fn(n, |i, j| match (i == j, i) {
+                (true, _) => 0.5,
+                (_, x) if x == a => score_box(i, j).lo,
+                (_, x) if x == bb => score_box(i, j).hi,
+                _ => score_box(i, j).lo,
+            });
+            let lo = contrast(&worst, a, bb) / (n - 1) as f64;
+            assert!(
+                (lo - c.bound).abs() < 1e-12,
+                "worst vertex {lo} vs bound {}",
+                c.bound
+            );
+            for _ in 0..50 {
+                let mut p = Matrix::from_fn(n, |_, _| 0.5);
+                for x in 0..n {
+                    for y in x + 1..n {
+                        let bx = score_box(x, y);
+                        p[(x, y)] = bx.lo + rng.next_f64() * bx.width();
+                        p[(y, x)] = 1.0 - p[(x, y)];
+                    }
+                }
+                let d = contrast(&p, a, bb);
+                let r = round_robin_bt(&p);
+                assert!(d / (n - 1) as f64 >= c.bound - 1e-12);
+                assert_eq!(
+                    d > 0.0,
+                    r[a] > r[bb],
+                    "BT order = score order in a round robin"
+                );
+                if c.certified {
+                    assert!(
+                        r[a] > r[bb],
+                        "certified claim fails for a matrix in the box"
+                    );
+                }
+                draws += 1;
+            }
+            if c.certified {
+                certified += 1;
+            } else {
+                uncertified += 1;
+            }
+        }
+    }
+    eprintln!("{certified} certified, {uncertified} not, {draws} draws");
+    assert!(
+        certified > 0 && uncertified > 0,
+        "{certified} / {uncertified}"
+    );
 }

@@ -5,6 +5,10 @@ use nashflow_kernels::bounds::interval::msm;
 use nashflow_kernels::sim::battle::{in_form, round_win_prob, BattleConfig, BattlePolicy};
 use nashflow_kernels::sim::{simulate, Game, Matchmaker, SimConfig};
 
+fn binomial(n: u32, k: u32) -> f64 {
+    (0..k).map(|x| (n - x) as f64 / (x + 1) as f64).product()
+}
+
 fn odds(p: f64) -> f64 {
     p / (1.0 - p)
 }
@@ -57,6 +61,27 @@ impl Confounded {
             )
         };
         0.5 * (p(true) + p(false))
+    }
+
+    /// E[score | do(i meets j)]: the chance that i wins the majority of the (odd number of)
+    /// rounds, form ½ each.
+    fn score_truth(&self, i: usize, j: usize) -> f64 {
+        let rounds = self.cfg.rounds;
+        let majority = |p: f64| -> f64 {
+            (rounds / 2 + 1..=rounds)
+                .map(|k| {
+                    binomial(rounds, k) * p.powi(k as i32) * (1.0 - p).powi((rounds - k) as i32)
+                })
+                .sum()
+        };
+        let p = |good| {
+            round_win_prob(
+                &in_form(&self.population[i], Some(good), &self.cfg),
+                &self.population[j],
+                &self.cfg,
+            )
+        };
+        0.5 * (majority(p(true)) + majority(p(false)))
     }
 
     fn gamma(&self, i: usize, j: usize) -> f64 {
@@ -129,12 +154,15 @@ fn msm_at_the_true_gamma_covers_the_interventional_payoffs() {
     );
 }
 
-/// Where the naive leaderboard order is wrong about the interventional one, the rank
-/// certificates at the true Γ do not certify it (and they do certify some correct ranks).
+/// Where the naive leaderboard order — by payoff against σ, or by Bradley–Terry rating — is
+/// wrong about the interventional one, the certificates at the true Γ do not certify it (and
+/// they do certify some correct ranks).
 #[test]
 fn certificates_never_certify_a_naive_rank_that_flips() {
     use nashflow_kernels::bounds::game::{Claim, Method};
     use nashflow_kernels::bounds::{game_bounds, BoundSample, BoundsConfig, CellSummary};
+    use nashflow_kernels::ratings::bradley_terry;
+    use nashflow_kernels::stats::win_score;
     use nashflow_kernels::Matrix;
     // Two middle policies 0.01 apart in strength: confounding and noise flip their naive
     // order in about a third of the seeds (12 of 40), while the outer ranks stay certifiable.
@@ -147,7 +175,17 @@ fn certificates_never_certify_a_naive_rank_that_flips() {
         .fold(1.0, f64::max);
     let sigma = vec![1.0 / n as f64; n];
     let u_true = truth.mul_vec(&sigma);
+    // The interventional round robin's rating order: mean true score against the others.
+    let score_true: Vec<f64> = (0..n)
+        .map(|i| {
+            (0..n)
+                .filter(|&k| k != i)
+                .map(|k| setup.score_truth(i, k))
+                .sum()
+        })
+        .collect();
     let (mut flips, mut certified_flips, mut certified_right) = (0, 0, 0);
+    let (mut rating_flips, mut rating_certified_flips, mut rating_certified_right) = (0, 0, 0);
     for seed in 0..40 {
         let sim = simulate(
             &game,
@@ -160,13 +198,24 @@ fn certificates_never_certify_a_naive_rank_that_flips() {
             mm,
         );
         let mut samples = vec![Vec::new(); n * n];
+        let mut wins = Matrix::zeros(n);
         for m in &sim.records {
+            let score = win_score(m.payoff[0], m.payoff[1]);
             samples[m.i * n + m.j].push(BoundSample {
                 stratum: None,
                 payoff: m.payoff[0],
+                score,
                 propensity: Some(m.propensity),
             });
+            wins[(m.i, m.j)] += score;
+            wins[(m.j, m.i)] += 1.0 - score;
         }
+        let ratings: Vec<Option<f64>> = bradley_terry(&wins)
+            .unwrap()
+            .ratings
+            .iter()
+            .map(|r| r.map(|r| r.rating))
+            .collect();
         let cells: Vec<Option<CellSummary>> = samples.iter().map(|s| CellSummary::of(s)).collect();
         let naive = Matrix::from_fn(n, |i, j| cells[i * n + j].as_ref().unwrap().pooled.mean);
         let u = naive.mul_vec(&sigma);
@@ -177,17 +226,36 @@ fn certificates_never_certify_a_naive_rank_that_flips() {
             range: Some((0.0, 1.0)),
             gamma_max: 100.0,
         };
-        let b = game_bounds(n, &cells, &naive, &sigma, &order, &bcfg).unwrap();
+        let b = game_bounds(n, &cells, &naive, &sigma, &order, &ratings, &bcfg).unwrap();
         for c in b.certificates.iter().filter(|c| c.method == Method::Msm) {
-            if let Claim::RanksAbove { above, below } = c.claim {
-                let wrong = u_true[above] < u_true[below];
-                flips += wrong as u32;
-                certified_flips += (wrong && c.certified) as u32;
-                certified_right += (!wrong && c.certified) as u32;
+            match c.claim {
+                Claim::RanksAbove { above, below } => {
+                    let wrong = u_true[above] < u_true[below];
+                    flips += wrong as u32;
+                    certified_flips += (wrong && c.certified) as u32;
+                    certified_right += (!wrong && c.certified) as u32;
+                }
+                Claim::RatesAbove { above, below } => {
+                    let wrong = score_true[above] < score_true[below];
+                    rating_flips += wrong as u32;
+                    rating_certified_flips += (wrong && c.certified) as u32;
+                    rating_certified_right += (!wrong && c.certified) as u32;
+                }
+                Claim::NoProfitableDeviation { .. } => {}
             }
         }
     }
     eprintln!("Γ = {gamma:.2}: {flips} naive flips, {certified_flips} of them certified; {certified_right} correct ranks certified");
+    eprintln!("ratings: {rating_flips} naive flips, {rating_certified_flips} of them certified; {rating_certified_right} correct ranks certified");
+    assert!(rating_flips >= 5, "only {rating_flips} naive rating flips");
+    assert_eq!(
+        rating_certified_flips, 0,
+        "a flipped rating rank was certified"
+    );
+    assert!(
+        rating_certified_right > 0,
+        "the rating certificates are not vacuous"
+    );
     assert!(
         flips >= 5,
         "the confounded matchmaker flips only {flips} naive ranks"

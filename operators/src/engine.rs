@@ -178,8 +178,9 @@ struct GameStore {
     dirty: Vec<String>,
 }
 
-/// A cell's causal-bound samples as a multiset: (stratum, payoff bits, propensity bits) → count.
-type SampleCounts = BTreeMap<(Option<String>, u64, Option<u64>), isize>;
+/// A cell's causal-bound samples as a multiset: (stratum, payoff bits, score half points,
+/// propensity bits) → count.
+type SampleCounts = BTreeMap<(Option<String>, u64, u8, Option<u64>), isize>;
 
 /// Per game and cell, the bound samples and their summary. Samples arrive as diffs; a cell's
 /// summary is rebuilt only when its samples changed (DESIGN §6 sufficient statistics, kept
@@ -192,7 +193,7 @@ struct BoundStore {
 }
 
 impl BoundStore {
-    fn update(&mut self, game: &str, (a, b, stratum, y, e): &BoundValue, diff: isize) {
+    fn update(&mut self, game: &str, (a, b, stratum, y, s, e): &BoundValue, diff: isize) {
         let cell = (a.clone(), b.clone());
         let counts = self
             .samples
@@ -200,10 +201,11 @@ impl BoundStore {
             .or_default()
             .entry(cell.clone())
             .or_default();
-        let count = counts.entry((stratum.clone(), *y, *e)).or_default();
+        let key = (stratum.clone(), *y, *s, *e);
+        let count = counts.entry(key.clone()).or_default();
         *count += diff;
         if *count == 0 {
-            counts.remove(&(stratum.clone(), *y, *e));
+            counts.remove(&key);
         }
         self.changed
             .entry(game.to_string())
@@ -220,10 +222,11 @@ impl BoundStore {
                 .get(&cell)
                 .into_iter()
                 .flatten()
-                .flat_map(|((stratum, y, e), &count)| {
+                .flat_map(|((stratum, y, s, e), &count)| {
                     let sample = BoundSample {
                         stratum: stratum.clone(),
                         payoff: f64::from_bits(*y),
+                        score: f64::from(*s) / 2.0,
                         propensity: e.map(f64::from_bits),
                     };
                     std::iter::repeat_n(sample, count.max(0) as usize)

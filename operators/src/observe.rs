@@ -4,7 +4,7 @@
 
 use nashflow_kernels::bootstrap::{poisson_weights, Unit};
 use nashflow_kernels::bounds::BoundSample;
-use nashflow_kernels::stats::{CellStats, Observation, SeatView};
+use nashflow_kernels::stats::{win_score, CellStats, Observation, SeatView};
 use nashflow_schemas::{Layout, Match};
 
 pub fn seat_view(m: &Match) -> SeatView {
@@ -77,14 +77,21 @@ pub fn replicate_updates(
 /// sample), one per seat that feeds a cell (as in [`cell_updates`]); both seats share the
 /// match's context and propensity.
 pub fn bound_samples(m: &Match, layout: Layout) -> Vec<((String, String), BoundSample)> {
-    let sample = |payoff: f64| BoundSample {
+    let sample = |payoff: f64, other: f64| BoundSample {
         stratum: m.context.clone(),
         payoff,
+        score: win_score(payoff, other),
         propensity: m.propensity,
     };
-    let mut out = vec![((m.policy_i.clone(), m.policy_j.clone()), sample(m.payoff_i))];
+    let mut out = vec![(
+        (m.policy_i.clone(), m.policy_j.clone()),
+        sample(m.payoff_i, m.payoff_j),
+    )];
     if layout == Layout::Match {
-        out.push(((m.policy_j.clone(), m.policy_i.clone()), sample(m.payoff_j)));
+        out.push((
+            (m.policy_j.clone(), m.policy_i.clone()),
+            sample(m.payoff_j, m.payoff_i),
+        ));
     }
     out
 }

@@ -23,8 +23,8 @@ use crate::observe::{bound_samples, observations};
 /// A cell as dataflow data: (game, (row policy, column policy)).
 pub type CellKey = (String, (String, String));
 /// One causal-bound sample as dataflow data: (row policy, column policy, stratum, payoff
-/// bits, propensity bits).
-pub type BoundValue = (String, String, Option<String>, u64, Option<u64>);
+/// bits, score in half points, propensity bits).
+pub type BoundValue = (String, String, Option<String>, u64, u8, Option<u64>);
 
 /// A record rejected by the ledger.
 #[derive(Clone, Debug, PartialEq)]
@@ -150,6 +150,7 @@ impl Shard {
                     b,
                     s.stratum,
                     s.payoff.to_bits(),
+                    (s.score * 2.0) as u8,
                     s.propensity.map(f64::to_bits),
                 );
                 self.pending

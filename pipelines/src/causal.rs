@@ -13,6 +13,9 @@ pub fn claim_text(c: &Certificate, policies: &[String]) -> String {
         Claim::RanksAbove { above, below } => {
             format!("{} ranks above {}", policies[above], policies[below])
         }
+        Claim::RatesAbove { above, below } => {
+            format!("{} rates above {}", policies[above], policies[below])
+        }
         Claim::NoProfitableDeviation { policy } => {
             format!("{} has no profitable deviation from σ", policies[policy])
         }
@@ -24,6 +27,11 @@ pub fn claim_parts(c: &Certificate, policies: &[String]) -> (&'static str, Strin
     match c.claim {
         Claim::RanksAbove { above, below } => (
             "rank",
+            policies[above].clone(),
+            Some(policies[below].clone()),
+        ),
+        Claim::RatesAbove { above, below } => (
+            "rating",
             policies[above].clone(),
             Some(policies[below].clone()),
         ),
@@ -85,9 +93,17 @@ pub fn rank_certificate(b: &GameBounds, policy: usize) -> Option<&Certificate> {
     })
 }
 
-/// The leaderboard cell for "ranks above the next": its tipping Γ, `*` when not certified.
-pub fn rank_mark(b: &GameBounds, policy: usize) -> String {
-    match rank_certificate(b, policy) {
+/// The MSM certificate of "`policy` rates above the next one by rating", if any.
+pub fn rating_certificate(b: &GameBounds, policy: usize) -> Option<&Certificate> {
+    b.certificates
+        .iter()
+        .find(|c| matches!(c.claim, Claim::RatesAbove { above, .. } if above == policy))
+}
+
+/// A leaderboard cell for a rank certificate: its tipping Γ, `*` when not certified, `—`
+/// when there is none (the last rank).
+pub fn mark(b: &GameBounds, cert: Option<&Certificate>) -> String {
+    match cert {
         None => "—".into(),
         Some(c) => {
             let g = match c.tipping_gamma {
@@ -120,6 +136,19 @@ pub fn summary(b: &GameBounds, policies: &[String]) -> String {
         ranks.len(),
         b.gamma_max,
     );
+    let ratings: Vec<&Certificate> = b
+        .certificates
+        .iter()
+        .filter(|c| matches!(c.claim, Claim::RatesAbove { .. }))
+        .collect();
+    if !ratings.is_empty() {
+        out.push_str(&format!(
+            "ratings: {} of {} adjacent rating ranks certified up to Γ = {g} (rating Γ-tip; \
+             judged on a round robin where every pair meets equally often)\n",
+            ratings.iter().filter(|c| c.certified).count(),
+            ratings.len(),
+        ));
+    }
     let fragile: Vec<String> = b
         .certificates
         .iter()

@@ -225,7 +225,7 @@ impl GameReport {
             "EF1 vs σ",
         ];
         if a.bounds.is_some() {
-            header.push("Γ-tip");
+            header.extend(["Γ-tip", "rating Γ-tip"]);
         }
         let mut rows: Vec<Vec<String>> = Vec::new();
         for (rank, &k) in self.ranking().iter().enumerate() {
@@ -253,9 +253,11 @@ impl GameReport {
                 format!("{:.3}", a.vs_sigma.ef1[k]),
             ]);
             if let Some(b) = &a.bounds {
-                rows.last_mut()
-                    .expect("just pushed")
-                    .push(crate::causal::rank_mark(b, k));
+                use crate::causal::{mark, rank_certificate, rating_certificate};
+                rows.last_mut().expect("just pushed").extend([
+                    mark(b, rank_certificate(b, k)),
+                    mark(b, rating_certificate(b, k)),
+                ]);
             }
         }
         let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();

@@ -9,7 +9,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{http, start, wait_for};
+use common::{http, start_with, wait_for};
 use serde_json::{json, Value};
 
 struct Driver {
@@ -80,7 +80,7 @@ fn web_page_shows_and_updates_the_leaderboard_in_chromium() {
     let chromedriver = find(&["/usr/bin/chromedriver"])
         .expect("ChromeDriver is needed: apt-get install -y chromium-driver (see .ci/run)");
     let dir = common::league_dir("browser");
-    let srv = start(&dir, "tok");
+    let srv = start_with(&dir, "tok", &["--bounds"]);
     wait_for("the first epoch", || {
         common::json(&srv.addr, "/api/games").1["epoch"].is_u64()
     });
@@ -173,6 +173,62 @@ fn web_page_shows_and_updates_the_leaderboard_in_chromium() {
         json!({"script": "return document.querySelectorAll('#heatmap td').length", "args": []}),
     );
     assert_eq!(heat["value"], 36, "6×6 heatmap cells");
+    // Under --bounds, `~` marks exactly the ranks and ratings the leaderboard API says are not
+    // certified.
+    let marks = || -> Value {
+        let script = "const g = document.getElementById('game').value; \
+            return [g, Array.from(document.querySelectorAll('#leaderboard tbody tr')).map(r => \
+            [r.dataset.policy, r.cells[0].textContent.endsWith('~'), r.cells[4].textContent.endsWith('~')])]";
+        webdriver(
+            &driver,
+            "POST",
+            &format!("/session/{id}/execute/sync"),
+            json!({"script": script, "args": []}),
+        )["value"]
+            .clone()
+    };
+    let expected = |game: &str| -> Value {
+        let lb = common::json(&srv.addr, &format!("/api/leaderboard?game={game}")).1;
+        let rows: Vec<Value> = lb["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                json!([
+                    p["policy"],
+                    p["rank_certified"] == false,
+                    p["rating_certified"] == false
+                ])
+            })
+            .collect();
+        json!([game, rows])
+    };
+    wait_for("the certificate marks", || {
+        let m = marks();
+        m[0].as_str().is_some_and(|g| m == expected(g))
+    });
+    let m = marks();
+    let lb = common::json(
+        &srv.addr,
+        &format!("/api/leaderboard?game={}", m[0].as_str().unwrap()),
+    )
+    .1;
+    let certs: Vec<&Value> = lb["policies"].as_array().unwrap().iter().collect();
+    assert!(
+        certs.iter().any(|p| p["rank_certified"].is_boolean()),
+        "bounds are on: {lb}"
+    );
+    assert!(
+        certs.iter().any(|p| p["rating_certified"].is_boolean()),
+        "ratings are certified: {lb}"
+    );
+    assert!(
+        m[1].as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r[1] == true || r[2] == true),
+        "some mark is shown: {m}"
+    );
     std::thread::sleep(Duration::from_millis(200));
     let shot = webdriver(
         &driver,

@@ -512,10 +512,11 @@ fn causal_bounds_from_analyze_and_run_agree() {
     assert_eq!(causal["certify_gamma"], 1.25);
     assert_eq!(causal["has_context"], true);
     let certs = causal["certificates"].as_array().unwrap();
-    // 3 adjacent pairs × (msm, tv) + 4 equilibrium claims.
-    assert_eq!(certs.len(), 10, "{certs:?}");
+    // 3 adjacent pairs × (msm, tv) + 3 adjacent rating pairs + 4 equilibrium claims.
+    assert_eq!(certs.len(), 13, "{certs:?}");
+    assert_eq!(certs.iter().filter(|c| c["kind"] == "rating").count(), 3);
     for c in certs {
-        if c["method"] == "msm" && c["kind"] == "rank" {
+        if c["method"] == "msm" && (c["kind"] == "rank" || c["kind"] == "rating") {
             // Certified exactly when the tipping Γ lies beyond the certification level.
             let robust = c["tipping_gamma"].as_f64().is_none_or(|g| g > 1.25);
             assert_eq!(

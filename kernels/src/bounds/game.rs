@@ -8,9 +8,16 @@
 //!   (i,i) two);
 //! * MSM exists for a cell (or a stratum of it) iff every match there carries a propensity;
 //! * the stratified bound weights stratum s by w_s = P(s | i's matches) and fills a stratum
-//!   where i never met j (or where MSM is unavailable) with that stratum's Manski bound;
+//!   where i never met j (or where MSM is unavailable) with that stratum's Manski bound; each
+//!   end is then clamped into the cell's pooled bound of the same method (MSM at Γ, or Manski
+//!   where the pooled cell has no MSM), so it is never wider than the pooled one;
 //! * the box at Γ: MSM cells use the pooled MSM bound at Γ, other observed cells their
 //!   Manski bound, unobserved cells `[y_min, y_max]`; σ stays fixed;
+//! * rating ranks (Bradley–Terry) are judged on the interventional round robin: with every
+//!   rated pair meeting equally often, the Bradley–Terry order is the order of mean score
+//!   against the other rated policies, so "a rates above b" is the score contrast
+//!   `(1/(R−1))·[(S_ab − S_ba) + Σ_{k≠a,b} (S_ak − S_bk)]` > 0 over the score box (score
+//!   cells bounded like payoff cells, on the range [0, 1]);
 //! * a claim is certified when it holds for every Γ up to the largest configured Γ.
 
 use good_lp::{microlp, variable, Expression, ProblemVariables, Solution, SolverModel};
@@ -19,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::interval::{
     contrast, manski, msm_sorted, stratified, tipping_gamma, tv_certificate, Arm, Interval, Tipping,
 };
-use super::summary::CellSummary;
+use super::summary::{CellSummary, StratumStats};
 use crate::matrix::Matrix;
 use crate::polytope::lp_error;
 use crate::KernelError;
@@ -129,6 +136,8 @@ pub enum Claim {
     /// Adjacent leaderboard ranks: `above` has the larger payoff vs σ (MSM) or mean payoff
     /// standardised over the context (TV).
     RanksAbove { above: usize, below: usize },
+    /// Adjacent ranks by Bradley–Terry rating: `above` has the larger rating.
+    RatesAbove { above: usize, below: usize },
     /// The policy's regret against σ stays ≤ 0 (σ stays an equilibrium for it).
     NoProfitableDeviation { policy: usize },
 }
@@ -138,13 +147,14 @@ pub enum Claim {
 pub struct Certificate {
     pub claim: Claim,
     pub method: Method,
-    /// The naive quantity: u_above − u_below, the mean-payoff contrast (TV), or the regret.
+    /// The naive quantity: u_above − u_below, the rating gap (Elo points), the mean-payoff
+    /// contrast (TV), or the regret.
     pub naive: f64,
     /// `None`: robust beyond Γ_max (MSM), or not a Γ method (TV).
     pub tipping_gamma: Option<f64>,
     pub certified: bool,
-    /// MSM ranks: the contrast's lower end at the certification Γ; regret: its upper end;
-    /// TV: the bias bound.
+    /// MSM ranks: the contrast's lower end at the certification Γ (payoff vs σ, or mean
+    /// score in the round robin for ratings); regret: its upper end; TV: the bias bound.
     pub bound: f64,
 }
 
@@ -182,20 +192,37 @@ impl Game<'_> {
 
     fn manski_pooled(&self, i: usize, j: usize) -> Interval {
         match self.cell(i, j) {
-            Some(c) => manski(
-                c.pooled.mean,
-                c.pooled.n as f64 / self.row_n[i] as f64,
-                self.range,
-            ),
+            Some(c) => self.manski_of(i, &c.pooled, self.range),
             None => self.vacuous(),
+        }
+    }
+
+    /// Manski bound of whole-cell statistics `stats` of row i, on `range`.
+    fn manski_of(&self, i: usize, stats: &StratumStats, range: (f64, f64)) -> Interval {
+        manski(stats.mean, stats.n as f64 / self.row_n[i] as f64, range)
+    }
+
+    /// The box entry of whole-cell statistics at Γ: MSM where it exists, else Manski.
+    fn box_of(&self, i: usize, stats: &StratumStats, range: (f64, f64), gamma: f64) -> Interval {
+        match stats.weighted.as_deref() {
+            Some(w) => msm_sorted(w, gamma).expect("non-empty cell"),
+            None => self.manski_of(i, stats, range),
         }
     }
 
     /// The box entry of cell (i, j) at Γ.
     fn cell_box(&self, i: usize, j: usize, gamma: f64) -> Interval {
-        match self.cell(i, j).and_then(|c| c.pooled.weighted.as_deref()) {
-            Some(w) => msm_sorted(w, gamma).expect("non-empty cell"),
-            None => self.manski_pooled(i, j),
+        match self.cell(i, j) {
+            Some(c) => self.box_of(i, &c.pooled, self.range, gamma),
+            None => self.vacuous(),
+        }
+    }
+
+    /// The score box entry of cell (i, j) at Γ (scores lie in [0, 1]).
+    fn score_box(&self, i: usize, j: usize, gamma: f64) -> Interval {
+        match self.cell(i, j) {
+            Some(c) => self.box_of(i, &c.score, (0.0, 1.0), gamma),
+            None => Interval::new(0.0, 1.0),
         }
     }
 
@@ -274,17 +301,24 @@ fn min_exploitability(
 }
 
 /// The bounds and certificates of one game. `cells` is row-major n×n (`None` = no matches),
-/// `payoff` the imputed payoff matrix that σ was solved on, `order` the leaderboard order.
+/// `payoff` the imputed payoff matrix that σ was solved on, `order` the leaderboard order,
+/// `ratings` the Bradley–Terry ratings (`None` = unrated).
 pub fn game_bounds(
     n: usize,
     cells: &[Option<CellSummary>],
     payoff: &Matrix,
     sigma: &[f64],
     order: &[usize],
+    ratings: &[Option<f64>],
     cfg: &BoundsConfig,
 ) -> Result<GameBounds, KernelError> {
     cfg.validate().map_err(KernelError::InvalidInput)?;
-    if cells.len() != n * n || payoff.n() != n || sigma.len() != n || order.len() != n {
+    if cells.len() != n * n
+        || payoff.n() != n
+        || sigma.len() != n
+        || order.len() != n
+        || ratings.len() != n
+    {
         return Err(KernelError::InvalidInput(format!(
             "bounds of {n} policies need n² cells and n-vectors"
         )));
@@ -412,26 +446,18 @@ pub fn game_bounds(
     let mut certificates = Vec::new();
     for pair in order.windows(2) {
         let (a, b) = (pair[0], pair[1]);
-        let naive = u[a] - u[b];
         let band = |gamma: f64| {
             cols.iter().fold(Interval::point(0.0), |acc, &j| {
                 let c = contrast(game.cell_box(a, j, gamma), game.cell_box(b, j, gamma));
                 Interval::new(acc.lo + sigma[j] * c.lo, acc.hi + sigma[j] * c.hi)
             })
         };
-        let tipping = if naive > 0.0 {
-            tipping_gamma(band, true, cfg.gamma_max)
-        } else {
-            Tipping::At(1.0)
-        };
-        certificates.push(Certificate {
-            claim: Claim::RanksAbove { above: a, below: b },
-            method: Method::Msm,
-            naive,
-            tipping_gamma: tipping.gamma(),
-            certified: naive > 0.0 && tipping.robust_at(certify),
-            bound: band(certify).lo,
-        });
+        certificates.push(rank_certificate(
+            Claim::RanksAbove { above: a, below: b },
+            u[a] - u[b],
+            band,
+            cfg,
+        ));
         if has_context {
             let arm = |k: usize| Arm {
                 strata: row_strata[k]
@@ -451,6 +477,7 @@ pub fn game_bounds(
             }
         }
     }
+    certificates.extend(rating_certificates(&game, ratings, cfg));
     let tol = REGRET_TOL * (range.1 - range.0);
     for (k, uk) in u.iter().enumerate() {
         let band = |gamma: f64| {
@@ -475,6 +502,64 @@ pub fn game_bounds(
         rows,
         certificates,
     })
+}
+
+/// The MSM certificate of a rank claim whose naive contrast is `naive` and whose contrast
+/// band over the box at Γ is `band` (positive = the claim holds).
+fn rank_certificate(
+    claim: Claim,
+    naive: f64,
+    band: impl Fn(f64) -> Interval,
+    cfg: &BoundsConfig,
+) -> Certificate {
+    let tipping = if naive > 0.0 {
+        tipping_gamma(&band, true, cfg.gamma_max)
+    } else {
+        Tipping::At(1.0)
+    };
+    Certificate {
+        claim,
+        method: Method::Msm,
+        naive,
+        tipping_gamma: tipping.gamma(),
+        certified: naive > 0.0 && tipping.robust_at(cfg.certify_gamma()),
+        bound: band(cfg.certify_gamma()).lo,
+    }
+}
+
+/// "a rates above b" for adjacent policies in Bradley–Terry order (`ratings`, `None` =
+/// unrated). In a round robin where every rated pair meets equally often, the likelihood
+/// equations read `Σ_k σ(r_a − r_k) = Σ_k S_ak`, whose left side grows with r_a term by
+/// term; so r_a > r_b exactly when a's mean score against the others exceeds b's. The band
+/// bounds that score contrast over the score box at Γ.
+fn rating_certificates(
+    game: &Game,
+    ratings: &[Option<f64>],
+    cfg: &BoundsConfig,
+) -> Vec<Certificate> {
+    let mut by_rating: Vec<(usize, f64)> =
+        (0..game.n).filter_map(|k| Some((k, ratings[k]?))).collect();
+    by_rating.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
+    let rated: Vec<usize> = by_rating.iter().map(|r| r.0).collect();
+    let others = (rated.len().max(2) - 1) as f64;
+    by_rating
+        .windows(2)
+        .map(|pair| {
+            let ((a, ra), (b, rb)) = (pair[0], pair[1]);
+            let band = |gamma: f64| {
+                let head = contrast(game.score_box(a, b, gamma), game.score_box(b, a, gamma));
+                let sum = rated
+                    .iter()
+                    .filter(|&&k| k != a && k != b)
+                    .fold(head, |acc, &k| {
+                        let c = contrast(game.score_box(a, k, gamma), game.score_box(b, k, gamma));
+                        Interval::new(acc.lo + c.lo, acc.hi + c.hi)
+                    });
+                Interval::new(sum.lo / others, sum.hi / others)
+            };
+            rank_certificate(Claim::RatesAbove { above: a, below: b }, ra - rb, band, cfg)
+        })
+        .collect()
 }
 
 /// The `bounds` rows of cell (i, j): Manski (pooled, per stratum, stratified) and, where
@@ -552,7 +637,7 @@ fn cell_rows(
             Scope::Stratified,
             None,
             Method::Manski,
-            stratified(&combo),
+            stratified(&combo).clamp_into(game.manski_pooled(i, j)),
             n,
         ));
     }
@@ -590,7 +675,7 @@ fn cell_rows(
                 Scope::Stratified,
                 Some(gamma),
                 Method::Msm,
-                stratified(&combo),
+                stratified(&combo).clamp_into(game.cell_box(i, j, gamma)),
                 n,
             ));
         }

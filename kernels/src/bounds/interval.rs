@@ -26,6 +26,13 @@ impl Interval {
     pub fn contains(&self, x: f64) -> bool {
         self.lo <= x && x <= self.hi
     }
+
+    /// Each end clamped into `outer`: the intersection when they overlap, else the point of
+    /// `outer` nearest to `self`.
+    pub fn clamp_into(&self, outer: Interval) -> Interval {
+        let clamp = |x: f64| x.clamp(outer.lo, outer.hi);
+        Interval::new(clamp(self.lo), clamp(self.hi))
+    }
 }
 
 /// Manski natural bounds (no assumption beyond the payoff range `[y_min, y_max]`) on

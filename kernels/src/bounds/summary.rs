@@ -1,6 +1,7 @@
 //! A cell's sufficient statistics for the causal bounds: per context stratum the count, the
 //! mean payoff and — when every match carries a propensity — the (payoff, propensity)
-//! multiset in ascending payoff order, which is all the MSM extreme needs.
+//! multiset in ascending payoff order, which is all the MSM extreme needs; and the same for
+//! the whole cell's scores (win 1, draw ½, loss 0), which the rating certificates bound.
 //!
 //! The summary is a function of the multiset of samples alone (it sorts before it sums), so
 //! the batch path and the streaming engine, which see the samples in different orders,
@@ -13,6 +14,8 @@ use serde::{Deserialize, Serialize};
 pub struct BoundSample {
     pub stratum: Option<String>,
     pub payoff: f64,
+    /// 1 win, ½ draw, 0 loss (payoff compared with the opponent's), as the ratings count it.
+    pub score: f64,
     pub propensity: Option<f64>,
 }
 
@@ -23,18 +26,18 @@ pub struct StratumStats {
     pub stratum: Option<String>,
     pub n: u64,
     pub mean: f64,
-    /// (payoff, propensity) ascending, present iff every sample carries a propensity.
+    /// (value, propensity) ascending, present iff every sample carries a propensity.
     pub weighted: Option<Vec<(f64, f64)>>,
 }
 
 impl StratumStats {
-    /// From samples already sorted by (payoff, propensity).
-    fn of(stratum: Option<String>, sorted: &[&BoundSample]) -> StratumStats {
+    /// From (value, propensity) pairs already sorted.
+    fn of(stratum: Option<String>, sorted: &[(f64, Option<f64>)]) -> StratumStats {
         let n = sorted.len();
-        let mean = sorted.iter().map(|s| s.payoff).sum::<f64>() / n as f64;
+        let mean = sorted.iter().map(|s| s.0).sum::<f64>() / n as f64;
         let weighted = sorted
             .iter()
-            .map(|s| s.propensity.map(|e| (s.payoff, e)))
+            .map(|&(y, e)| e.map(|e| (y, e)))
             .collect::<Option<Vec<_>>>();
         StratumStats {
             stratum,
@@ -50,6 +53,8 @@ impl StratumStats {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CellSummary {
     pub pooled: StratumStats,
+    /// The whole cell's scores instead of payoffs.
+    pub score: StratumStats,
     /// Sorted by stratum (`None` first).
     pub strata: Vec<StratumStats>,
     pub min: f64,
@@ -62,31 +67,41 @@ impl CellSummary {
         if samples.is_empty() {
             return None;
         }
-        let mut sorted: Vec<&BoundSample> = samples.iter().collect();
-        let by_value = |a: &&BoundSample, b: &&BoundSample| {
-            a.payoff.total_cmp(&b.payoff).then(
-                a.propensity
-                    .unwrap_or(f64::NAN)
-                    .total_cmp(&b.propensity.unwrap_or(f64::NAN)),
-            )
+        // (stratum, value, propensity) sorted by value then propensity (missing last).
+        let sorted_by = |value: fn(&BoundSample) -> f64| {
+            let mut v: Vec<(&Option<String>, f64, Option<f64>)> = samples
+                .iter()
+                .map(|s| (&s.stratum, value(s), s.propensity))
+                .collect();
+            v.sort_by(|a, b| {
+                a.1.total_cmp(&b.1)
+                    .then(a.2.unwrap_or(f64::NAN).total_cmp(&b.2.unwrap_or(f64::NAN)))
+            });
+            v
         };
-        sorted.sort_by(by_value);
-        let pooled = StratumStats::of(None, &sorted);
-        let strata = if sorted.iter().all(|s| s.stratum.is_none()) {
+        let pairs = |v: &[(&Option<String>, f64, Option<f64>)]| -> Vec<(f64, Option<f64>)> {
+            v.iter().map(|&(_, y, e)| (y, e)).collect()
+        };
+        let sorted = sorted_by(|s| s.payoff);
+        let pooled = StratumStats::of(None, &pairs(&sorted));
+        let score = StratumStats::of(None, &pairs(&sorted_by(|s| s.score)));
+        let strata = if sorted.iter().all(|s| s.0.is_none()) {
             Vec::new()
         } else {
+            // A stable sort keeps the value order inside each stratum.
             let mut by_stratum = sorted.clone();
-            by_stratum.sort_by(|a, b| a.stratum.cmp(&b.stratum).then(by_value(a, b)));
+            by_stratum.sort_by(|a, b| a.0.cmp(b.0));
             by_stratum
-                .chunk_by(|a, b| a.stratum == b.stratum)
-                .map(|chunk| StratumStats::of(chunk[0].stratum.clone(), chunk))
+                .chunk_by(|a, b| a.0 == b.0)
+                .map(|chunk| StratumStats::of(chunk[0].0.clone(), &pairs(chunk)))
                 .collect()
         };
         Some(CellSummary {
             pooled,
+            score,
             strata,
-            min: sorted[0].payoff,
-            max: sorted[sorted.len() - 1].payoff,
+            min: sorted[0].1,
+            max: sorted[sorted.len() - 1].1,
         })
     }
 
@@ -110,6 +125,7 @@ mod tests {
         BoundSample {
             stratum: stratum.map(String::from),
             payoff,
+            score: (payoff > 0.0) as u8 as f64,
             propensity,
         }
     }
@@ -134,6 +150,16 @@ mod tests {
             "ascending by payoff"
         );
         assert_eq!((one.min, one.max), (-0.4, 0.7));
+        let scores: Vec<f64> = one
+            .score
+            .weighted
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|w| w.0)
+            .collect();
+        assert_eq!(scores, [0.0, 1.0, 1.0, 1.0], "ascending by score");
+        assert_eq!((one.score.n, one.score.mean), (4, 0.75));
     }
 
     #[test]

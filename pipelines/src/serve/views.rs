@@ -24,6 +24,10 @@ pub fn leaderboard(r: &GameReport, epoch: u64) -> Value {
             .bounds
             .as_ref()
             .and_then(|b| crate::causal::rank_certificate(b, k));
+        let rating_cert = a
+            .bounds
+            .as_ref()
+            .and_then(|b| crate::causal::rating_certificate(b, k));
         rows.push(json!({
             "rank": rank,
             "policy": r.policies[k],
@@ -41,6 +45,8 @@ pub fn leaderboard(r: &GameReport, epoch: u64) -> Value {
             "ef1": num(a.vs_sigma.ef1[k]),
             "rank_certified": cert.map(|c| c.certified),
             "tipping_gamma": cert.and_then(|c| c.tipping_gamma.map(num)),
+            "rating_certified": rating_cert.map(|c| c.certified),
+            "rating_tipping_gamma": rating_cert.and_then(|c| c.tipping_gamma.map(num)),
         }));
     }
     json!({
