@@ -53,8 +53,10 @@ pub struct SourceConfig {
 
 /// One consumed message: its position and the decoded record or why it was rejected.
 pub struct Polled {
-    pub topic: String,
+    pub topic: Arc<str>,
     pub partition: i32,
+    /// `topic[partition]`, the records' source name.
+    pub source: Arc<str>,
     pub offset: i64,
     pub record: Result<Match, RecordError>,
 }
@@ -156,9 +158,20 @@ impl Writer {
 pub struct Source {
     consumer: Arc<BaseConsumer>,
     dead_letters: Option<Arc<Writer>>,
-    /// High watermarks when opened: `caught_up` compares against them.
-    end: Offsets,
-    position: Offsets,
+    partitions: Vec<Assigned>,
+}
+
+/// An assigned partition. The names are shared by every message fetched from it, so the
+/// per-message path allocates no strings.
+struct Assigned {
+    topic: Arc<str>,
+    partition: i32,
+    /// `topic[partition]`
+    source: Arc<str>,
+    /// High watermark when opened: `caught_up` compares against it.
+    end: i64,
+    /// Next offset to fetch.
+    position: i64,
 }
 
 impl Source {
@@ -203,8 +216,7 @@ impl Source {
             .map(|(_, p)| p)
             .collect();
         let mut tpl = TopicPartitionList::new();
-        let mut end = Offsets::new();
-        let mut position = Offsets::new();
+        let mut assigned = Vec::new();
         for (topic, partition) in &mine {
             let (low, high) = consumer
                 .fetch_watermarks(topic, *partition, REQUEST_TIMEOUT)
@@ -221,8 +233,13 @@ impl Source {
             };
             tpl.add_partition_offset(topic, *partition, offset)
                 .map_err(|e| format!("Kafka: {topic}[{partition}]: {e}"))?;
-            end.insert((topic.clone(), *partition), high);
-            position.insert((topic.clone(), *partition), from.unwrap_or(low));
+            assigned.push(Assigned {
+                topic: topic.as_str().into(),
+                partition: *partition,
+                source: format!("{topic}[{partition}]").into(),
+                end: high,
+                position: from.unwrap_or(low),
+            });
         }
         consumer
             .assign(&tpl)
@@ -234,8 +251,7 @@ impl Source {
         Ok(Source {
             consumer: Arc::new(consumer),
             dead_letters,
-            end,
-            position,
+            partitions: assigned,
         })
     }
 
@@ -247,16 +263,26 @@ impl Source {
             Ok(m) => m,
             Err(e) => return Some(Err(e.to_string())),
         };
-        let (topic, partition, offset) = (msg.topic().to_string(), msg.partition(), msg.offset());
-        match self.position.get_mut(&(topic.clone(), partition)) {
-            Some(p) => *p = offset + 1,
+        let (partition, offset) = (msg.partition(), msg.offset());
+        let k = match self
+            .partitions
+            .iter()
+            .position(|p| p.partition == partition && *p.topic == *msg.topic())
+        {
+            Some(k) => k,
             None => {
-                self.position.insert((topic.clone(), partition), offset + 1);
+                return Some(Err(format!(
+                    "message from unassigned {}[{partition}]",
+                    msg.topic()
+                )))
             }
-        }
+        };
+        let p = &mut self.partitions[k];
+        p.position = offset + 1;
         Some(Ok(Fetched {
-            topic,
+            topic: p.topic.clone(),
             partition,
+            source: p.source.clone(),
             offset,
             key: msg.key().map(<[u8]>::to_vec),
             payload: msg.payload().unwrap_or_default().to_vec(),
@@ -272,9 +298,7 @@ impl Source {
 
     /// Every assigned partition has reached the high watermark seen when opened.
     pub fn caught_up(&self) -> bool {
-        self.end
-            .iter()
-            .all(|(tp, high)| self.position.get(tp).is_some_and(|p| p >= high))
+        self.partitions.iter().all(|p| p.position >= p.end)
     }
 
     /// Handle for committing progress from another thread.
@@ -288,8 +312,9 @@ impl Source {
 
 /// One message as fetched, before decoding.
 pub struct Fetched {
-    pub topic: String,
+    pub topic: Arc<str>,
     pub partition: i32,
+    source: Arc<str>,
     pub offset: i64,
     key: Option<Vec<u8>>,
     payload: Vec<u8>,
@@ -310,11 +335,11 @@ impl Decoder {
         let Fetched {
             topic,
             partition,
+            source,
             offset,
             key,
             payload: bytes,
         } = f;
-        let source = format!("{topic}[{partition}]");
         let record = match std::str::from_utf8(&bytes) {
             _ if bytes.is_empty() => Err(bad(
                 &source,
@@ -322,7 +347,9 @@ impl Decoder {
                 "empty message (no JSON object)",
                 &bytes,
             )),
-            Ok(text) => decode_json(&source, offset as u64, text, &format!("{source}@{offset}")),
+            Ok(text) => decode_json(&source, offset as u64, text, || {
+                format!("{source}@{offset}")
+            }),
             Err(e) => Err(bad(
                 &source,
                 offset,
@@ -352,6 +379,7 @@ impl Decoder {
         Ok(Polled {
             topic,
             partition,
+            source,
             offset,
             record,
         })

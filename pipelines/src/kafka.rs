@@ -113,10 +113,9 @@ fn decode_into(decoder: Decoder, fetched: Receiver<Vec<Fetched>>, tx: Sender<Ite
                     continue;
                 }
             };
-            let source_name = format!("{}[{}]", polled.topic, polled.partition);
             let position = Item::Consumed(polled.topic, polled.partition, polled.offset + 1);
             let item = match polled.record {
-                Ok(m) => Item::Record(m, source_name, polled.offset as u64),
+                Ok(m) => Item::Record(m, polled.source, polled.offset as u64),
                 Err(e) => Item::Bad(e),
             };
             items.push(position);

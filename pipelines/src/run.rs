@@ -29,8 +29,9 @@ use crate::tables;
 /// What the source thread (and HTTP ingest) sends.
 pub enum Item {
     /// A Kafka message was read: (topic, partition, next offset). Sent before its record.
-    Consumed(String, i32, i64),
-    Record(Match, String, u64),
+    Consumed(Arc<str>, i32, i64),
+    /// A record and where it came from: (source name, row or offset).
+    Record(Match, Arc<str>, u64),
     Bad(RecordError),
     Fatal(String),
     /// Several items in order, sent at once (a fast source saves a channel hand-off each).
@@ -42,7 +43,7 @@ fn read_sources(inputs: Vec<PathBuf>, watch: bool, exit_at_end: bool, tx: mpsc::
     let send_file = |path: &Path, tx: &mpsc::Sender<Item>| -> bool {
         match read_file(path) {
             Ok(out) => {
-                let source = path.display().to_string();
+                let source: Arc<str> = path.display().to_string().into();
                 for e in out.errors {
                     if tx.send(Item::Bad(e)).is_err() {
                         return false;
@@ -74,14 +75,15 @@ fn read_sources(inputs: Vec<PathBuf>, watch: bool, exit_at_end: bool, tx: mpsc::
     for input in &inputs {
         if input.as_os_str() == "-" {
             let stdin = std::io::stdin();
+            let source: Arc<str> = "stdin".into();
             for (k, line) in stdin.lock().lines().enumerate() {
                 let Ok(line) = line else { break };
                 if line.trim().is_empty() {
                     continue;
                 }
                 let row = k as u64 + 1;
-                let item = match decode_json("stdin", row, &line, &format!("stdin:{row}")) {
-                    Ok(m) => Item::Record(m, "stdin".into(), row),
+                let item = match decode_json("stdin", row, &line, || format!("stdin:{row}")) {
+                    Ok(m) => Item::Record(m, source.clone(), row),
                     Err(e) => Item::Bad(e),
                 };
                 if tx.send(item).is_err() {
@@ -131,13 +133,15 @@ struct Epochs {
 
 #[derive(Default)]
 struct InputLog {
-    origin: Vec<(String, u64)>,
+    origin: Vec<(Arc<str>, u64)>,
     bad: Vec<RecordError>,
     fatal: Option<String>,
     records: Vec<Match>,
     keep_records: bool,
-    /// Source offsets read so far, and where each epoch ended.
+    /// Source offsets read up to the last cut (or restored), the positions read since (few
+    /// partitions, updated per message without allocating), and where each epoch ended.
     offsets: Offsets,
+    positions: Vec<(Arc<str>, i32, i64)>,
     cuts: Vec<Cut>,
 }
 
@@ -151,7 +155,7 @@ struct Cut {
 
 impl InputLog {
     /// Epoch `k`'s records' origins and its rejected rows (epochs counted in this run).
-    fn epoch(&self, k: usize) -> (&[(String, u64)], &[RecordError]) {
+    fn epoch(&self, k: usize) -> (&[(Arc<str>, u64)], &[RecordError]) {
         let (o0, b0) = k
             .checked_sub(1)
             .map_or((0, 0), |p| (self.cuts[p].origin_len, self.cuts[p].bad_len));
@@ -159,7 +163,22 @@ impl InputLog {
         (&self.origin[o0..cut.origin_len], &self.bad[b0..cut.bad_len])
     }
 
+    /// A Kafka message of (topic, partition) was read; `next` is the offset after it.
+    fn consumed(&mut self, topic: Arc<str>, partition: i32, next: i64) {
+        match self
+            .positions
+            .iter_mut()
+            .find(|p| p.1 == partition && p.0 == topic)
+        {
+            Some(p) => p.2 = next,
+            None => self.positions.push((topic, partition, next)),
+        }
+    }
+
     fn cut(&mut self) {
+        for (topic, partition, next) in &self.positions {
+            self.offsets.insert((topic.to_string(), *partition), *next);
+        }
         self.cuts.push(Cut {
             offsets: self.offsets.clone(),
             origin_len: self.origin.len(),
@@ -178,7 +197,8 @@ impl Iterator for Epochs {
             self.log.lock().expect("log lock").cut();
             return Some(records);
         }
-        let mut epoch = Vec::new();
+        // Reserved up front: growing a Vec of records copies every record again on each step.
+        let mut epoch = Vec::with_capacity(self.max_records.min(1 << 16));
         let mut opened: Option<Instant> = None;
         loop {
             let item = match (self.pending.pop_front(), self.tick, opened) {
@@ -217,9 +237,7 @@ impl Iterator for Epochs {
                         return Some(epoch);
                     }
                 }
-                Item::Consumed(topic, partition, next) => {
-                    log.offsets.insert((topic, partition), next);
-                }
+                Item::Consumed(topic, partition, next) => log.consumed(topic, partition, next),
                 Item::Bad(e) => log.bad.push(e),
                 Item::Fatal(e) => {
                     log.fatal = Some(e);
@@ -300,13 +318,13 @@ pub fn start_server(listen: Option<&str>, shared: Arc<Shared>) -> Result<Option<
 /// The engine's dead letters as record errors naming their source row.
 fn ledger_dead_letters<'a>(
     dead: &'a [nashflow_operators::engine::DeadLetter],
-    origin: &'a [(String, u64)],
+    origin: &'a [(Arc<str>, u64)],
 ) -> impl Iterator<Item = RecordError> + 'a {
     dead.iter().map(|d| {
-        let (source, row) = origin[(d.seq - 1) as usize].clone();
+        let (source, row) = &origin[(d.seq - 1) as usize];
         RecordError {
-            source_name: source,
-            row,
+            source_name: source.to_string(),
+            row: *row,
             field: Some("match_id".into()),
             reason: d.reason.clone(),
             raw: serde_json::to_string(&d.record).unwrap_or_default(),
@@ -363,7 +381,7 @@ struct Durable {
     compact_every: u64,
     ledger: Ledger,
     layout: nashflow_schemas::Layout,
-    origins: std::collections::HashMap<String, (String, u64)>,
+    origins: std::collections::HashMap<String, (Arc<str>, u64)>,
 }
 
 impl Durable {
@@ -404,7 +422,7 @@ impl Durable {
                 .live()
                 .map(|m| {
                     let (source, row) = &self.origins[&m.key(self.layout)];
-                    (m, source.as_str(), *row)
+                    (m, &**source, *row)
                 })
                 .collect();
             let mut rejected = log.bad[..cut.bad_len].to_vec();
@@ -416,7 +434,7 @@ impl Durable {
             .input
             .iter()
             .zip(origins)
-            .map(|(m, (source, row))| (*m, source.as_str(), *row))
+            .map(|(m, (source, row))| (*m, &**source, *row))
             .collect();
         self.state.append(r.epoch, &records, bad, &progress)
     }
@@ -628,7 +646,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         r.records
             .into_iter()
             .map(|(m, source, row)| {
-                log.origin.push((source, row));
+                log.origin.push((source.into(), row));
                 if log.keep_records {
                     log.records.push(m.clone());
                 }

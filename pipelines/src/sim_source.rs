@@ -96,14 +96,12 @@ fn play(sim: Setup, total: u64, batch: u64, feedback: &Feedback, tx: Sender<Item
         };
         let schedule = matchmaker.schedule(n);
         let end = (index + batch).min(total);
+        let source: std::sync::Arc<str> = "simulator".into();
         for k in index..end {
             let pairing = schedule.pair(sim.seed, k);
             let m = play_match(&sim.game, sim.seed, k, &pairing);
             let record = to_match(&m, &sim.game_name, &sim.names, sim.seed);
-            if tx
-                .send(Item::Record(record, "simulator".into(), k))
-                .is_err()
-            {
+            if tx.send(Item::Record(record, source.clone(), k)).is_err() {
                 return;
             }
         }

@@ -56,6 +56,31 @@ pub const KNOWN_COLUMNS: &[&str] = &[
     "diff",
 ];
 
+/// The position of `name` in [`KNOWN_COLUMNS`] (a `match` rather than a scan: every field
+/// of every record is looked up here).
+pub fn column_index(name: &str) -> Option<usize> {
+    Some(match name {
+        "match_id" => 0,
+        "ts" => 1,
+        "game" => 2,
+        "policy_i" => 3,
+        "policy_j" => 4,
+        "payoff_i" => 5,
+        "payoff_j" => 6,
+        "batna_i" => 7,
+        "batna_j" => 8,
+        "agreement" => 9,
+        "ef1" => 10,
+        "context" => 11,
+        "propensity" => 12,
+        "source" => 13,
+        "seed" => 14,
+        "retract" => 15,
+        "diff" => 16,
+        _ => return None,
+    })
+}
+
 /// Renders a row for the dead-letter output as a JSON-like object.
 pub fn render_row(fields: &[(&str, RawValue)]) -> String {
     let parts: Vec<String> = fields
@@ -167,12 +192,12 @@ impl Ctx<'_> {
     }
 }
 
-/// Validates one row. `derived_id` is used when the row has no `match_id`.
+/// Validates one row. `derived_id` names a row that has no `match_id` (called only then).
 pub fn decode_row(
     source: &str,
     row: u64,
     fields: &[(&str, RawValue)],
-    derived_id: &str,
+    derived_id: impl FnOnce() -> String,
 ) -> Result<Match, RecordError> {
     let raw = || render_row(fields);
     let cx = Ctx {
@@ -180,14 +205,21 @@ pub fn decode_row(
         row,
         raw: &raw,
     };
-    let get = |name: &str| fields.iter().find(|(k, _)| *k == name).map(|(_, v)| v);
+    // Each known column's first value, by position.
+    let mut slots: [Option<&RawValue>; KNOWN_COLUMNS.len()] = [None; KNOWN_COLUMNS.len()];
+    for (k, v) in fields {
+        if let Some(slot) = column_index(k).map(|i| &mut slots[i]) {
+            slot.get_or_insert(v);
+        }
+    }
+    let get = |name: &str| column_index(name).and_then(|i| slots[i]);
     let required_text = |name: &str| -> Result<String, RecordError> {
         cx.string(name, get(name))?
             .ok_or_else(|| cx.err(name, "missing or empty policy name"))
     };
     let match_id = cx
         .string("match_id", get("match_id"))?
-        .unwrap_or_else(|| derived_id.to_string());
+        .unwrap_or_else(derived_id);
     let diff = cx.int("diff", get("diff"))?;
     let retract = match (cx.boolean("retract", get("retract"))?, diff) {
         (_, Some(d)) if d != 1 && d != -1 => {
@@ -253,4 +285,18 @@ pub fn decode_row(
         seed,
         retract: false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{column_index, KNOWN_COLUMNS};
+
+    #[test]
+    fn column_index_agrees_with_the_column_list() {
+        for (k, name) in KNOWN_COLUMNS.iter().enumerate() {
+            assert_eq!(column_index(name), Some(k), "{name}");
+        }
+        assert_eq!(column_index("raw_payoff_i"), None);
+        assert_eq!(column_index(""), None);
+    }
 }

@@ -11,7 +11,7 @@ use std::fmt;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use crate::decode::{RawValue, KNOWN_COLUMNS};
+use crate::decode::{column_index, RawValue, KNOWN_COLUMNS};
 
 /// The known columns of one JSON object, in first-seen order.
 pub(crate) struct Fields(pub Vec<(&'static str, RawValue)>);
@@ -34,8 +34,8 @@ impl<'de> Visitor<'de> for FieldsVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
         let mut fields: Vec<(&'static str, RawValue)> = Vec::with_capacity(8);
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            match KNOWN_COLUMNS.iter().find(|k| **k == key) {
-                Some(&name) => {
+            match column_index(&key).map(|i| KNOWN_COLUMNS[i]) {
+                Some(name) => {
                     let Raw(value) = map.next_value()?;
                     match fields.iter_mut().find(|(n, _)| *n == name) {
                         Some(slot) => slot.1 = value,

@@ -90,7 +90,6 @@ pub fn read_csv(source: &str, input: impl Read) -> Result<ReadOutcome, String> {
     let mut out = ReadOutcome::default();
     for (k, rec) in rdr.records().enumerate() {
         let row = k as u64 + 1;
-        let derived = format!("{source}:{row}");
         match rec {
             Ok(rec) if rec.len() != headers.len() => out.errors.push(RecordError {
                 source_name: source.into(),
@@ -113,7 +112,10 @@ pub fn read_csv(source: &str, input: impl Read) -> Result<ReadOutcome, String> {
                         (h.as_str(), v)
                     })
                     .collect();
-                out.push(row, decode_row(source, row, &fields, &derived));
+                out.push(
+                    row,
+                    decode_row(source, row, &fields, || format!("{source}:{row}")),
+                );
             }
             Err(e) => out.errors.push(RecordError {
                 source_name: source.into(),
@@ -152,7 +154,7 @@ pub fn decode_json(
     source: &str,
     row: u64,
     text: &str,
-    derived_id: &str,
+    derived_id: impl FnOnce() -> String,
 ) -> Result<Match, RecordError> {
     let bad = |reason: String| RecordError {
         source_name: source.into(),
@@ -181,7 +183,7 @@ fn decode_json_value(
     source: &str,
     row: u64,
     value: &serde_json::Value,
-    derived_id: &str,
+    derived_id: impl FnOnce() -> String,
 ) -> Result<Match, RecordError> {
     let obj = value.as_object().ok_or_else(|| RecordError {
         source_name: source.into(),
@@ -215,7 +217,7 @@ pub fn read_json(source: &str, mut input: impl BufRead) -> Result<ReadOutcome, S
             let row = k as u64 + 1;
             out.push(
                 row,
-                decode_json_value(source, row, v, &format!("{source}:{row}")),
+                decode_json_value(source, row, v, || format!("{source}:{row}")),
             );
         }
         return Ok(out);
@@ -228,7 +230,7 @@ pub fn read_json(source: &str, mut input: impl BufRead) -> Result<ReadOutcome, S
         }
         out.push(
             row,
-            decode_json(source, row, &line, &format!("{source}:{row}")),
+            decode_json(source, row, &line, || format!("{source}:{row}")),
         );
     }
     Ok(out)
@@ -305,7 +307,7 @@ pub fn read_parquet(source: &str, file: File) -> Result<ReadOutcome, String> {
                 .collect();
             out.push(
                 row,
-                decode_row(source, row, &fields, &format!("{source}:{row}")),
+                decode_row(source, row, &fields, || format!("{source}:{row}")),
             );
         }
     }

@@ -255,11 +255,12 @@ async fn ingest(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     let tx = tx.lock().expect("ingest lock");
     let mut accepted = 0;
     let mut rejected = Vec::new();
+    let source: Arc<str> = "http".into();
     for (k, item) in items.iter().enumerate() {
         let row = k as u64 + 1;
-        match decode_json("http", row, item, &format!("http:{}", batch + row)) {
+        match decode_json("http", row, item, || format!("http:{}", batch + row)) {
             Ok(m) => {
-                if tx.send(Item::Record(m, "http".into(), row)).is_err() {
+                if tx.send(Item::Record(m, source.clone(), row)).is_err() {
                     return error(StatusCode::SERVICE_UNAVAILABLE, "the engine has stopped");
                 }
                 accepted += 1;
