@@ -26,6 +26,10 @@ use nashflow_operators::engine::{run, EngineConfig};
 use nashflow_operators::observe::{cell_updates, observations};
 use nashflow_schemas::{Layout, Match};
 
+/// The allocator of the `nashflow` binary, so the figures are those of `nashflow run`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn matches(count: usize, policies: usize, seed: u64) -> Vec<Match> {
     let names: Vec<String> = (0..policies).map(|k| format!("p{k:02}")).collect();
     let mut r = SplitMix64::new(seed);
