@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::attribution::{attribution, Attribution, AttributionConfig};
 use crate::bootstrap::{bootstrap, BootstrapConfig, BootstrapResult, Unit};
 use crate::bounds::{game_bounds, BoundsConfig, CellSummary, GameBounds};
-use crate::lifts::{lifts, Lifts};
+use crate::lifts::{lifts_hinted, Lifts};
 use crate::metrics::{evaluate, support_size, welfare, Evaluation, Welfare};
 use crate::progress::Progress;
 use crate::ratings::{bradley_terry, nash_averaging, BradleyTerry};
@@ -178,7 +178,7 @@ pub fn analyze_game_warm(
             (won + lost > 0.0).then(|| won / (won + lost))
         })
         .collect();
-    let lifts = lifts(&g, &sigma, &cfg.solver)?;
+    let lifts = lifts_hinted(&g, &sigma, &cfg.solver, &mut warm.subgames)?;
     let attribution = if cfg.level3 && n > 0 {
         Some(attribution(
             &g,

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::metrics::WelfareKind;
 use crate::parallel;
-use crate::solvers::{LeaveOneOut, SolverConfig, SolverKind};
+use crate::solvers::{support_of, LeaveOneOut, SolverConfig, SolverKind, SubgameHint};
 use crate::stats::GameMatrices;
 use crate::KernelError;
 
@@ -52,6 +52,18 @@ pub fn lifts(
     sigma_full: &[f64],
     solver: &SolverConfig,
 ) -> Result<Lifts, KernelError> {
+    lifts_hinted(g, sigma_full, solver, &mut Vec::new())
+}
+
+/// [`lifts`], trying `hints[c]` (from the previous epoch, when it held) first for candidate
+/// c's leave-one-out `mene`, and leaving this call's supports there. The result does not
+/// depend on the hints; only the cost does.
+pub fn lifts_hinted(
+    g: &GameMatrices,
+    sigma_full: &[f64],
+    solver: &SolverConfig,
+    hints: &mut Vec<SubgameHint>,
+) -> Result<Lifts, KernelError> {
     let n = g.n();
     let m = &g.payoff;
     let w_full = coalition_welfare(g, sigma_full);
@@ -70,7 +82,13 @@ pub fn lifts(
             return Ok((vec![], [0.0; 3], vec![]));
         }
         let s = match &loo {
-            Some(loo) => loo.without(c)?,
+            Some(loo) => loo.without(
+                c,
+                hints
+                    .get(c)
+                    .filter(|h| h.held)
+                    .map(|h| h.support.as_slice()),
+            )?,
             None => {
                 let base: Vec<usize> = (0..n).filter(|&k| k != c).collect();
                 solver.solve(&m.sub(&base))?
@@ -83,6 +101,18 @@ pub fn lifts(
         u.remove(c);
         Ok::<_, KernelError>((s, w, u))
     });
+    let supports: Vec<SubgameHint> = without
+        .iter()
+        .enumerate()
+        .map(|(c, w)| {
+            let support = w
+                .as_ref()
+                .map_or_else(|_| vec![], |(s, _, _)| support_of(s));
+            let held = hints.get(c).is_some_and(|h| h.support == support);
+            SubgameHint { support, held }
+        })
+        .collect();
+    *hints = supports;
     let mut level1 = Vec::new();
     let mut level2 = Vec::new();
     for (c, solved) in without.into_iter().enumerate() {

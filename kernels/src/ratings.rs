@@ -82,82 +82,45 @@ pub fn bradley_terry(score: &Matrix) -> Result<BradleyTerry, KernelError> {
             }
         }
     }
-    let loglik = |t: &DVector<f64>| -> f64 {
-        let mut l = 0.0;
-        for a in 0..r {
-            for b in 0..r {
-                if a != b && w[(a, b)] > 0.0 {
-                    // ln σ(d) = −softplus(−d), computed stably.
-                    let x = t[b] - t[a];
-                    l -= w[(a, b)] * (x.max(0.0) + (-x.abs()).exp().ln_1p());
-                }
-            }
-        }
-        l
-    };
     let j = DMatrix::from_element(r, r, 1.0 / r as f64);
-    let fisher_and_grad = |t: &DVector<f64>| {
-        let mut f = DMatrix::zeros(r, r);
-        let mut g = DVector::zeros(r);
-        for a in 0..r {
-            for b in 0..r {
-                if a == b {
-                    continue;
-                }
-                let nab = w[(a, b)] + w[(b, a)];
-                if nab == 0.0 {
-                    continue;
-                }
-                let p = 1.0 / (1.0 + (t[b] - t[a]).exp());
-                g[a] += w[(a, b)] - nab * p;
-                if a < b {
-                    let h = nab * p * (1.0 - p);
-                    f[(a, a)] += h;
-                    f[(b, b)] += h;
-                    f[(a, b)] -= h;
-                    f[(b, a)] -= h;
-                }
-            }
-        }
-        (f, g)
-    };
     // Converged when the gradient (in games) is at rounding level for the busiest policy:
     // an absolute threshold never triggers on large logs and would spend every iteration.
     let busiest = (0..r)
         .map(|a| (0..r).map(|b| w[(a, b)] + w[(b, a)]).sum::<f64>())
         .fold(1.0, f64::max);
-    let mut theta = DVector::zeros(r);
+    // Damped Newton from θ = 0. Every θ tried is centred first (the model is shift
+    // invariant), so an accepted trial's log-likelihood is the next iteration's baseline.
+    let mut at = Fit::at(&w, DVector::zeros(r));
     for _ in 0..200 {
-        let (f, g) = fisher_and_grad(&theta);
-        if g.amax() < 1e-12 * busiest {
+        if at.grad.amax() < 1e-12 * busiest {
             break;
         }
-        let step = (&f + &j).lu().solve(&g).ok_or_else(|| {
+        let step = (&at.fisher + &j).lu().solve(&at.grad).ok_or_else(|| {
             KernelError::Numerical("Bradley–Terry: singular Fisher matrix".into())
         })?;
-        let l0 = loglik(&theta);
         // Accept up to rounding of the log-likelihood itself (a sum over every game).
-        let slack = 1e-12 * l0.abs().max(1.0);
+        let slack = 1e-12 * at.loglik.abs().max(1.0);
         let mut alpha = 1.0;
-        let mut moved = false;
+        let mut next = None;
         while alpha > 1e-10 {
-            let cand = &theta + &step * alpha;
-            if loglik(&cand) >= l0 - slack {
-                theta = cand;
-                moved = true;
+            let mut cand = &at.theta + &step * alpha;
+            let mean = cand.mean();
+            cand.add_scalar_mut(-mean);
+            let fit = Fit::at(&w, cand);
+            if fit.loglik >= at.loglik - slack {
+                next = Some(fit);
                 break;
             }
             alpha *= 0.5;
         }
-        if !moved {
+        match next {
+            Some(fit) => at = fit,
             // No step improves on rounding: θ is the optimum to working precision.
-            break;
+            None => break,
         }
-        let mean = theta.mean();
-        theta.add_scalar_mut(-mean);
     }
-    let (f, _) = fisher_and_grad(&theta);
-    let cov = (&f + &j)
+    let theta = &at.theta;
+    let cov = (&at.fisher + &j)
         .try_inverse()
         .ok_or_else(|| KernelError::Numerical("Bradley–Terry: singular Fisher matrix".into()))?
         - &j;
@@ -175,6 +138,60 @@ pub fn bradley_terry(score: &Matrix) -> Result<BradleyTerry, KernelError> {
         ratings,
         regularized,
     })
+}
+
+/// The Bradley–Terry log-likelihood, its gradient and Fisher information at θ, from wins
+/// `w[(a, b)]` (a over b; the diagonal is ignored).
+struct Fit {
+    theta: DVector<f64>,
+    loglik: f64,
+    grad: DVector<f64>,
+    fisher: DMatrix<f64>,
+}
+
+impl Fit {
+    /// One pass over the unordered pairs with one `exp` and one `ln_1p` each: with
+    /// `d = θ_a − θ_b` and `e = exp(−|d|)`, `ln σ(±d) = −(max(∓d, 0) + ln(1 + e))` and
+    /// `σ(d)` is `1/(1+e)` or `e/(1+e)` by the sign of d (stable for any |d|).
+    fn at(w: &DMatrix<f64>, theta: DVector<f64>) -> Fit {
+        let r = theta.len();
+        let mut loglik = 0.0;
+        let mut grad = DVector::zeros(r);
+        let mut fisher = DMatrix::zeros(r, r);
+        for a in 0..r {
+            for b in a + 1..r {
+                let (wab, wba) = (w[(a, b)], w[(b, a)]);
+                let nab = wab + wba;
+                if nab == 0.0 {
+                    continue;
+                }
+                let d = theta[a] - theta[b];
+                let e = (-d.abs()).exp();
+                let log1p = e.ln_1p();
+                loglik -= wab * ((-d).max(0.0) + log1p) + wba * d.max(0.0) + wba * log1p;
+                // p = σ(d): the probability that a beats b.
+                let p = if d >= 0.0 {
+                    1.0 / (1.0 + e)
+                } else {
+                    e / (1.0 + e)
+                };
+                let ga = wab - nab * p;
+                grad[a] += ga;
+                grad[b] -= ga;
+                let h = nab * p * (1.0 - p);
+                fisher[(a, a)] += h;
+                fisher[(b, b)] += h;
+                fisher[(a, b)] -= h;
+                fisher[(b, a)] -= h;
+            }
+        }
+        Fit {
+            theta,
+            loglik,
+            grad,
+            fisher,
+        }
+    }
 }
 
 /// Sequential Elo over `(i, j, score_i)` results in the given order, K = 32, start 1500.

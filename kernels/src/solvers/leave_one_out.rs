@@ -7,17 +7,22 @@
 //! range-normalised, so `s_c ≤ 1` suffices); microlp re-optimises from the parent's basis.
 //! Its maximin solution then gives the subgame's equilibrium structure as in `mene`.
 //!
-//! Faster still, and tried first: the game's own optimal tableau at σ's support (a dense
+//! Faster, and tried before it: the game's own optimal tableau at σ's support (a dense
 //! tableau, `tableau::Maximin`) minus policy c is re-optimised by a few pivots, and the
 //! subgame's σ is computed from the support found (`unique_equilibrium_on`). The microlp base
 //! LP is only built when some subgame needs the general route.
+//!
+//! Fastest, and tried first when the caller has one: the subgame's support from a nearby game
+//! (the previous epoch's), checked by one least-squares solve (`unique_equilibrium_on`), with
+//! no LP at all. It holds when the subgame's support did not move.
 
 use microlp::{ComparisonOp, LinearExpr, OptimizationDirection, Problem, SolveOutcome, Variable};
 
 use std::sync::OnceLock;
 
 use super::mene::{
-    constant_sum_mene, mene, mene_without, subgame_equilibrium, support_of, CONSTANT_SUM_TOL,
+    constant_sum_mene, mene, mene_without, subgame_equilibrium, support_of, unique_equilibrium_on,
+    CONSTANT_SUM_TOL,
 };
 use super::tableau::Maximin;
 use crate::matrix::Matrix;
@@ -90,8 +95,10 @@ impl LeaveOneOut {
         Some(Base { lp, x, s })
     }
 
-    /// `mene` of the game without policy `c` (in the order of the remaining policies).
-    pub fn without(&self, c: usize) -> Result<Vec<f64>, KernelError> {
+    /// `mene` of the game without policy `c` (in the order of the remaining policies), trying
+    /// the subgame support `hint` first (in subgame indices; e.g. this subgame's support in the
+    /// previous epoch). The result does not depend on the hint.
+    pub fn without(&self, c: usize, hint: Option<&[usize]>) -> Result<Vec<f64>, KernelError> {
         if let Some(known) = mene_without(&self.m, self.total, &self.sigma, c) {
             return Ok(known);
         }
@@ -101,6 +108,9 @@ impl LeaveOneOut {
         let Some(total) = sub.constant_sum(CONSTANT_SUM_TOL) else {
             return mene(&sub);
         };
+        if let Some(x) = hint.and_then(|h| unique_equilibrium_on(&sub, total / 2.0, h)) {
+            return Ok(x);
+        }
         let tableau = self
             .tableau
             .get_or_init(|| Maximin::at_support(&self.m, &support_of(&self.sigma)));

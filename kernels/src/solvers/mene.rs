@@ -56,8 +56,9 @@ pub fn mene_budgeted(m: &Matrix, node_limit: usize) -> Result<MeneOutcome, Kerne
 }
 
 /// [`mene_budgeted`], starting from the support `hint` (sorted indices; e.g. the equilibrium's
-/// support in the previous epoch). In a constant-sum game the maximin tableau is re-optimised
-/// from that basis, a few pivots instead of a cold LP. The result is bit for bit the one
+/// support in the previous epoch). In a constant-sum game the hint is checked directly, else
+/// the maximin tableau is re-optimised from its basis ([`equilibrium_near`]) instead of a
+/// cold LP. The result is bit for bit the one
 /// without the hint: either path ends in [`unique_equilibrium_on`] on the same support, and
 /// when that does not apply the hint is not used.
 pub fn mene_hinted(
@@ -75,7 +76,7 @@ pub fn mene_hinted(
     }
     let m = m.normalized();
     if let Some(c) = m.constant_sum(CONSTANT_SUM_TOL) {
-        if let Some(sigma) = hint.and_then(|h| equilibrium_from(&m, c / 2.0, h)) {
+        if let Some(sigma) = hint.and_then(|h| equilibrium_near(&m, c / 2.0, h)) {
             return Ok(MeneOutcome {
                 sigma,
                 exact: true,
@@ -182,6 +183,14 @@ pub(crate) fn unique_equilibrium_on(m: &Matrix, v: f64, support: &[usize]) -> Op
         }
     }
     Some(x)
+}
+
+/// The unique equilibrium near the support `hint` (a nearby game's, e.g. the previous
+/// epoch's): on the hint itself when the support has not moved (one small least-squares
+/// solve), else by re-optimising the maximin tableau from the hint's basis. Either way the
+/// answer is [`unique_equilibrium_on`]'s on the game's own support, so it is the cold path's.
+fn equilibrium_near(m: &Matrix, v: f64, hint: &[usize]) -> Option<Vec<f64>> {
+    unique_equilibrium_on(m, v, hint).or_else(|| equilibrium_from(m, v, hint))
 }
 
 /// Pivots allowed from a hinted start before the cold LP takes over.
@@ -617,6 +626,53 @@ mod tests {
         let mut r = SplitMix64::new(seed ^ 0x5eed);
         let e = Matrix::from_fn(m.n(), |_, _| r.next_f64() - 0.5);
         Matrix::from_fn(m.n(), |i, j| m[(i, j)] + scale * (e[(i, j)] - e[(j, i)])).normalized()
+    }
+
+    /// Level 2 subgame hints (each leave-one-out game's support in a slightly different game,
+    /// as the engine keeps them from the previous epoch) are accepted by the one-solve check
+    /// when the support did not move, and no hint, right or wrong, changes an answer.
+    #[test]
+    fn subgame_hints_are_used_and_change_nothing() {
+        use crate::solvers::LeaveOneOut;
+        let (mut accepted, mut tries) = (0, 0);
+        for (n, seed) in [(15, 2), (31, 3), (50, 4)] {
+            let m0 = zero_sum(n, seed);
+            let before = LeaveOneOut::new(&m0, &mene(&m0).unwrap()).unwrap();
+            let hints: Vec<Vec<usize>> = (0..n)
+                .map(|c| support_of(&before.without(c, None).unwrap()))
+                .collect();
+            for k in 0..3 {
+                let m1 = nudged(&m0, 1e-5, seed * 10 + k);
+                let sigma = mene(&m1).unwrap();
+                let loo = LeaveOneOut::new(&m1, &sigma).unwrap();
+                for c in 0..n {
+                    let cold = loo.without(c, None).unwrap();
+                    assert_eq!(
+                        loo.without(c, Some(&hints[c])).unwrap(),
+                        cold,
+                        "n={n} c={c}"
+                    );
+                    let wrong = &hints[(c + 1) % n];
+                    assert_eq!(loo.without(c, Some(wrong)).unwrap(), cold, "n={n} c={c}");
+                    if sigma[c] > 0.0 {
+                        // Candidates in σ's support are the ones that need a subgame solve.
+                        let keep: Vec<usize> = (0..n).filter(|&j| j != c).collect();
+                        let sub =
+                            Matrix::from_fn(n - 1, |a, b| m1[(keep[a], keep[b])]).normalized();
+                        let v = sub.constant_sum(CONSTANT_SUM_TOL).unwrap() / 2.0;
+                        tries += 1;
+                        if let Some(x) = unique_equilibrium_on(&sub, v, &hints[c]) {
+                            assert_eq!(x, cold, "n={n} c={c}");
+                            accepted += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            accepted * 10 >= tries * 8,
+            "hints accepted: {accepted} of {tries}"
+        );
     }
 
     /// The tableau path does the work it is there for: from the support of a slightly
