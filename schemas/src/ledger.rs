@@ -4,6 +4,7 @@
 //! worker (its share of the keys), so it agrees with this on every prefix.
 
 use std::borrow::Borrow;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use crate::error::RecordError;
@@ -54,19 +55,21 @@ impl<R: Borrow<Match>> Ledger<R> {
         let record: R = record.into();
         let m: &Match = record.borrow();
         let key = m.key(self.layout);
-        match (self.live.get(&key).copied(), m.retract) {
-            (Some(slot), true) => {
-                self.live.remove(&key);
+        let retract = m.retract;
+        // One hash and probe per record: the entry decides every case.
+        match self.live.entry(key) {
+            Entry::Occupied(live) if retract => {
+                let slot = live.remove();
                 let old = self.slots[slot].take().expect("a live key has its record");
                 self.compact();
                 Outcome::Retracted(old)
             }
-            (None, true) => Outcome::Rejected(format!(
+            Entry::Vacant(_) if retract => Outcome::Rejected(format!(
                 "retraction of match_id `{}`, which is not live",
                 m.match_id
             )),
-            (Some(slot), false) => {
-                if self.slots[slot]
+            Entry::Occupied(live) => {
+                if self.slots[*live.get()]
                     .as_ref()
                     .is_some_and(|old| old.borrow().same_content(m))
                 {
@@ -78,8 +81,8 @@ impl<R: Borrow<Match>> Ledger<R> {
                     ))
                 }
             }
-            (None, false) => {
-                self.live.insert(key, self.slots.len());
+            Entry::Vacant(slot) => {
+                slot.insert(self.slots.len());
                 self.slots.push(Some(record));
                 Outcome::Inserted
             }
