@@ -116,7 +116,9 @@ pub struct EngineOutput {
     pub epochs: u64,
     /// Wall-clock seconds each epoch took (ingest, dataflow and kernels).
     pub epoch_seconds: Vec<f64>,
-    /// Of those, the seconds spent in the per-game kernels (the slowest worker's).
+    /// CPU seconds each epoch took, on every thread of the process together.
+    pub epoch_cpu_seconds: Vec<f64>,
+    /// Of the wall-clock seconds, the seconds spent in the per-game kernels (the slowest worker's).
     pub kernel_seconds: Vec<f64>,
     /// Input records held by the dataflow after each epoch (fully retracted histories are
     /// compacted away one epoch later).
@@ -146,33 +148,52 @@ impl EngineOutput {
 type Cells<S> = BTreeMap<(String, String), S>;
 
 /// Adds a cell's consolidated change to a game's running cells, dropping cells (and games)
-/// that fall to zero.
+/// that fall to zero. True when the game's set of cells changed (a cell appeared or vanished),
+/// which is when its policy list may have.
 fn accumulate<S: Semigroup + IsZero + Clone>(
     games: &mut HashMap<String, Cells<S>>,
     game: &str,
     cell: &(String, String),
     diff: &S,
-) {
-    let cells = games.entry(game.to_string()).or_default();
-    match cells.get_mut(cell) {
+) -> bool {
+    // Most updates hit a game that exists: look it up without allocating its name.
+    if !games.contains_key(game) {
+        games.insert(game.to_string(), Cells::new());
+    }
+    let cells = games.get_mut(game).expect("inserted above");
+    let reshaped = match cells.get_mut(cell) {
         Some(stats) => {
             stats.plus_equals(diff);
-            if stats.is_zero() {
+            let vanished = stats.is_zero();
+            if vanished {
                 cells.remove(cell);
             }
+            vanished
         }
         None => {
             cells.insert(cell.clone(), diff.clone());
+            true
         }
-    }
+    };
     if cells.is_empty() {
         games.remove(game);
+    }
+    reshaped
+}
+
+/// Marks `game` for re-analysis (updates arrive grouped by game, so a repeat is usually the
+/// last entry).
+fn mark_dirty(dirty: &mut Vec<String>, game: &str) {
+    if dirty.last().map(String::as_str) != Some(game) {
+        dirty.push(game.to_string());
     }
 }
 
 /// Per-worker view of the games it owns, kept from the epoch's consolidated changes.
 struct GameStore {
     tables: HashMap<String, Cells<CellDiff>>,
+    /// Each game's policies (`table_policies`), kept until its set of cells changes.
+    policies: HashMap<String, Vec<String>>,
     replicates: HashMap<String, Cells<ReplicateDiff>>,
     bounds: BoundStore,
     dirty: Vec<String>,
@@ -258,17 +279,16 @@ fn table_policies(table: &Cells<CellDiff>) -> Vec<String> {
 }
 
 fn snapshot(
+    policies: Vec<String>,
     table: &Cells<CellDiff>,
     replicates: Option<&Cells<ReplicateDiff>>,
     bounds: Option<&HashMap<(String, String), CellSummary>>,
-    layout: Layout,
     cfg: &EngineConfig,
     level3: bool,
     warm: &mut WarmStart,
 ) -> Result<GameSnapshot, nashflow_kernels::KernelError> {
-    let policies = table_policies(table);
     let n = policies.len();
-    let index: HashMap<&str, usize> = policies
+    let index: HashMap<&str, usize, foldhash::fast::RandomState> = policies
         .iter()
         .enumerate()
         .map(|(k, p)| (p.as_str(), k))
@@ -278,7 +298,7 @@ fn snapshot(
         cells[index[a.as_str()] * n + index[b.as_str()]] = c.0;
     }
     let observations: i64 = cells.iter().map(|c| c.n).sum();
-    let records = match layout {
+    let records = match cfg.layout {
         Layout::Match => observations / 2,
         Layout::Perspective => observations,
     } as usize;
@@ -435,6 +455,7 @@ pub fn run_stream(
         let layout = cfg.layout;
         let store = Rc::new(RefCell::new(GameStore {
             tables: HashMap::new(),
+            policies: HashMap::new(),
             replicates: HashMap::new(),
             bounds: BoundStore::default(),
             dirty: Vec::new(),
@@ -467,8 +488,10 @@ pub fn run_stream(
                     .as_collection(|game, cell| (game.clone(), cell.clone()))
                     .inspect(move |((game, cell), _t, diff)| {
                         let mut st = st.borrow_mut();
-                        accumulate(&mut st.tables, game, cell, diff);
-                        st.dirty.push(game.clone());
+                        if accumulate(&mut st.tables, game, cell, diff) {
+                            st.policies.remove(game);
+                        }
+                        mark_dirty(&mut st.dirty, game);
                     })
                     .probe_with(&probe);
                 let st = store.clone();
@@ -478,7 +501,7 @@ pub fn run_stream(
                     .inspect(move |((game, cell), _t, diff)| {
                         let mut st = st.borrow_mut();
                         accumulate(&mut st.replicates, game, cell, diff);
-                        st.dirty.push(game.clone());
+                        mark_dirty(&mut st.dirty, game);
                     })
                     .probe_with(&probe);
                 // Bound samples go to their game's worker (arranged by game, as the cell
@@ -490,7 +513,7 @@ pub fn run_stream(
                     .inspect(move |((game, sample), _t, diff)| {
                         let mut st = st.borrow_mut();
                         st.bounds.update(game, sample, *diff);
-                        st.dirty.push(game.clone());
+                        mark_dirty(&mut st.dirty, game);
                     })
                     .probe_with(&probe);
                 (cells_in, replicates_in, bounds_in, probe)
@@ -540,15 +563,18 @@ pub fn run_stream(
                 let reps = st.replicates.get(&game);
                 let kept = attributions.get(&game).cloned();
                 let snap = match st.tables.get(&game).map(|table| {
-                    let same_policies = kept
-                        .as_ref()
-                        .is_some_and(|(p, _)| *p == table_policies(table));
+                    let policies = st
+                        .policies
+                        .entry(game.clone())
+                        .or_insert_with(|| table_policies(table))
+                        .clone();
+                    let same_policies = kept.as_ref().is_some_and(|(p, _)| *p == policies);
                     let warm = warm.entry(game.clone()).or_default();
                     snapshot(
+                        policies,
                         table,
                         reps,
                         bounds,
-                        layout,
                         &cfg,
                         due || !same_policies,
                         warm,
@@ -614,12 +640,14 @@ pub fn run_stream(
     let mut all_jobs: Vec<Job> = Vec::new();
     let mut all_errors = Vec::new();
     let mut epoch_seconds = Vec::new();
+    let mut epoch_cpu_seconds = Vec::new();
     let mut all_dead: Vec<DeadLetter> = Vec::new();
     let mut kernel_seconds = Vec::new();
     let mut held_records = Vec::new();
     let mut t = first_epoch;
     for epoch in epochs {
         let started = std::time::Instant::now();
+        let cpu_started = crate::cpu::process_cpu_seconds();
         let batch: Vec<(u64, Arc<Match>)> = epoch
             .into_iter()
             .map(|m| {
@@ -653,6 +681,7 @@ pub fn run_stream(
         let mut errors_now = std::mem::take(&mut *out_errors.lock().expect("errors lock"));
         errors_now.sort();
         let seconds = started.elapsed().as_secs_f64();
+        let cpu_seconds = crate::cpu::process_cpu_seconds() - cpu_started;
         let kernels = out_kernel_nanos.swap(0, Ordering::Relaxed) as f64 * 1e-9;
         collect_dead(&out_dead, &mut all_dead);
         let triggers_now = out_triggers.lock().expect("trigger lock").clone();
@@ -670,6 +699,7 @@ pub fn run_stream(
             kernel_seconds: kernels,
         });
         epoch_seconds.push(seconds);
+        epoch_cpu_seconds.push(cpu_seconds);
         kernel_seconds.push(kernels);
         held_records.push(out_held.load(Ordering::Relaxed).max(0) as u64);
         all_jobs.extend(jobs_now);
@@ -693,6 +723,7 @@ pub fn run_stream(
         jobs: all_jobs,
         epochs: t - first_epoch,
         epoch_seconds,
+        epoch_cpu_seconds,
         kernel_seconds,
         held_records,
         errors: all_errors,

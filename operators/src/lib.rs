@@ -4,6 +4,7 @@
 //! ([`batch`]) that the engine must reproduce.
 
 pub mod batch;
+pub mod cpu;
 pub mod diffs;
 pub mod engine;
 pub mod observe;
