@@ -5,8 +5,9 @@
 //!    aggregation over the same records (the practical limit).
 //! 2. CPU of one small epoch on top of a large state, against a full recomputation
 //!    (re-aggregate every match, then solve) of the same prefix: the process CPU clock, so
-//!    the kernels' threads count (wall time is printed next to it).
-//!
+//!    the kernels' threads count (wall time is printed next to it). Also against the full
+//!    recomputation that dedupes by `match_id` first, as the stream's semantics require. On
+//!    two leagues: an even one (noise only) and a cyclic one (a mixed equilibrium with signal).
 //! 3. Match-to-updated-metrics latency at 10k and 100k matches/s with 50 policies: with
 //!    100 ms wall-clock epochs an epoch carries rate/10 matches, and a match waits at most
 //!    the tick plus the epoch's processing time; the processing time's p50/p99 is reported.
@@ -26,22 +27,45 @@ use nashflow_kernels::{SolverConfig, SolverKind};
 use nashflow_operators::cpu::process_cpu_seconds;
 use nashflow_operators::engine::{run, EngineConfig};
 use nashflow_operators::observe::{cell_updates, observations};
-use nashflow_schemas::{Layout, Match};
+use nashflow_schemas::{Layout, Ledger, Match};
 
 /// The allocator of the `nashflow` binary, so the figures are those of `nashflow run`.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn matches(count: usize, policies: usize, seed: u64) -> Vec<Match> {
+/// The bench's leagues, 50 policies each, constant-sum.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum League {
+    /// Every policy equally strong: seat 0's payoff is uniform on [0, 1] whoever plays. The
+    /// meta-game is noise, so its equilibrium (about half the policies) moves with every batch:
+    /// the worst case for warm starts.
+    Even,
+    /// Win/loss with a cyclic edge per ordered pair (`P(a beats b) = ½ + 0.45·(s_ab − s_ba)`,
+    /// s uniform, as in the tests' cyclic league): a mixed equilibrium well above the noise.
+    Cyclic,
+}
+
+/// `count` matches of `league` (its edges from seed 7), ids and draws from `seed`.
+fn matches(league: League, count: usize, policies: usize, seed: u64) -> Vec<Match> {
     let names: Vec<String> = (0..policies).map(|k| format!("p{k:02}")).collect();
+    let mut edges = SplitMix64::new(7);
+    let skill: Vec<f64> = (0..policies * policies).map(|_| edges.next_f64()).collect();
     let mut r = SplitMix64::new(seed);
     (0..count)
         .map(|k| {
-            let pi = r.next_f64();
-            let (a, b) = (
-                names[r.below(policies)].clone(),
-                names[r.below(policies)].clone(),
-            );
+            let (a, b) = (r.below(policies), r.below(policies));
+            let pi = match league {
+                League::Even => r.next_f64(),
+                League::Cyclic => {
+                    let p = 0.5 + 0.45 * (skill[a * policies + b] - skill[b * policies + a]);
+                    if r.next_f64() < p {
+                        1.0
+                    } else {
+                        0.0
+                    }
+                }
+            };
+            let (a, b) = (names[a].clone(), names[b].clone());
             Match::new(format!("m{seed}-{k}"), "default", a, b, pi, 1.0 - pi)
         })
         .collect()
@@ -53,7 +77,7 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(200_000);
     let policies = 50;
-    let records = matches(n, policies, 1);
+    let records = matches(League::Even, n, policies, 1);
     let analysis = AnalysisConfig {
         solver: SolverConfig::new(SolverKind::Mene),
         level3: false,
@@ -95,18 +119,56 @@ fn main() {
     );
     assert_eq!(out.epochs as usize, n.div_ceil(epoch));
 
-    // 2. Small epochs on top of the whole state vs a full recomputation of the prefix; the
-    // median of several, since one epoch's time moves with how far its σ moved.
+    // 2. Small epochs on top of the whole state vs a full recomputation of the prefix.
+    for league in [League::Even, League::Cyclic] {
+        small_epochs(league, n, policies, epoch, &analysis, &cfg);
+    }
+
+    // 3. Latency: epochs of rate/10 matches (100 ms ticks) on top of the warm league above.
+    println!("\nepoch processing time with 100 ms ticks on top of {n} matches, 50 policies (Level 3 off, no bootstrap)");
+    for rate in [10_000usize, 100_000] {
+        let per_epoch = rate / 10;
+        let warm: Vec<Vec<Match>> = records.chunks(epoch).map(|c| c.to_vec()).collect();
+        let warm_epochs = warm.len();
+        let mut epochs = warm;
+        epochs.extend(
+            matches(League::Even, per_epoch * 20, policies, 3)
+                .chunks(per_epoch)
+                .map(|c| c.to_vec()),
+        );
+        let out = run(epochs, &cfg);
+        let mut ts: Vec<f64> = out.epoch_seconds[warm_epochs..].to_vec();
+        ts.sort_by(f64::total_cmp);
+        let q = |p: f64| ts[((ts.len() - 1) as f64 * p).round() as usize] * 1e3;
+        println!(
+            "  {rate:>7} matches/s ({per_epoch} per epoch): p50 {:>7.1} ms  p99 {:>7.1} ms  (+ up to 100 ms waiting for the tick)",
+            q(0.5),
+            q(0.99)
+        );
+    }
+}
+
+/// One epoch of 1,000 matches on top of `n` (the median of several, since one epoch's time
+/// moves with how far its σ moved) against a full recomputation of the same prefix.
+fn small_epochs(
+    league: League,
+    n: usize,
+    policies: usize,
+    epoch: usize,
+    analysis: &AnalysisConfig,
+    cfg: &EngineConfig,
+) {
+    let records = matches(league, n, policies, 1);
     let small = 1_000;
     let tries = 7;
     let mut epochs: Vec<Vec<Match>> = records.chunks(epoch).map(|c| c.to_vec()).collect();
-    let mut all = records.clone();
+    let mut all = records;
     for k in 0..tries {
-        let extra = matches(small, policies, 2 + k as u64);
+        let extra = matches(league, small, policies, 2 + k as u64);
         all.extend(extra.iter().cloned());
         epochs.push(extra);
     }
-    let out = run(epochs, &cfg);
+    let out = run(epochs, cfg);
     let median = |xs: &[f64]| {
         let mut xs = xs.to_vec();
         xs.sort_by(f64::total_cmp);
@@ -124,31 +186,54 @@ fn main() {
         .enumerate()
         .map(|(k, p)| (p.as_str(), k))
         .collect();
-    let fulls: Vec<(f64, f64)> = (0..3)
-        .map(|_| {
-            let (t, cpu) = (Instant::now(), process_cpu_seconds());
-            let cells = aggregate(
-                policies,
-                all.iter().flat_map(|m| {
-                    observations(
-                        m,
-                        Layout::Match,
-                        index[m.policy_i.as_str()],
-                        index[m.policy_j.as_str()],
-                    )
-                }),
-            );
-            analyze_game(policies, &cells, &[], &analysis, &mut Silent).expect("analysis");
-            (t.elapsed().as_secs_f64(), process_cpu_seconds() - cpu)
-        })
-        .collect();
-    let full = median(&fulls.iter().map(|f| f.0).collect::<Vec<_>>());
-    let full_cpu = median(&fulls.iter().map(|f| f.1).collect::<Vec<_>>());
-    println!("\none epoch of {small} matches on top of {n} (median of {tries}; CPU = every thread of the process)");
+    // Each pass is timed three times (median), on the wall clock and on the process CPU clock.
+    let timed = |pass: &dyn Fn()| {
+        let runs: Vec<(f64, f64)> = (0..3)
+            .map(|_| {
+                let (t, cpu) = (Instant::now(), process_cpu_seconds());
+                pass();
+                (t.elapsed().as_secs_f64(), process_cpu_seconds() - cpu)
+            })
+            .collect();
+        let wall = median(&runs.iter().map(|r| r.0).collect::<Vec<_>>());
+        (wall, median(&runs.iter().map(|r| r.1).collect::<Vec<_>>()))
+    };
+    let dense = |live: &mut dyn Iterator<Item = &Match>| {
+        let cells = aggregate(
+            policies,
+            live.flat_map(|m| {
+                observations(
+                    m,
+                    Layout::Match,
+                    index[m.policy_i.as_str()],
+                    index[m.policy_j.as_str()],
+                )
+            }),
+        );
+        analyze_game(policies, &cells, &[], analysis, &mut Silent).expect("analysis");
+    };
+    let (full, full_cpu) = timed(&|| dense(&mut all.iter()));
+    // What recomputing from the log also has to do when it may hold duplicates, conflicts and
+    // retractions (the engine's semantics): dedupe every match by id first.
+    let (deduped, deduped_cpu) = timed(&|| {
+        let mut ledger: Ledger<&Match> = Ledger::holding(Layout::Match);
+        for m in &all {
+            ledger.apply(m);
+        }
+        dense(&mut ledger.live());
+    });
+    let support = out.state["default"].analysis.support_size;
+    println!("\n{league:?} league (support {support} of {policies}): one epoch of {small} matches on top of {n} (median of {tries}; CPU = every thread of the process)");
     println!(
         "  full recomputation (re-aggregate + solve): {:>7.2} ms CPU  {:>7.2} ms wall",
         full_cpu * 1e3,
         full * 1e3
+    );
+    println!(
+        "  the same with dedupe by match_id first:    {:>7.2} ms CPU  {:>7.2} ms wall  (the incremental epoch is {:.1}× less CPU)",
+        deduped_cpu * 1e3,
+        deduped * 1e3,
+        deduped_cpu / incremental_cpu
     );
     println!(
         "  incremental epoch:                         {:>7.2} ms CPU  {:>7.2} ms wall  ({:.1}× less CPU, {:.1}× less wall; kernels {:.2} ms wall)",
@@ -158,27 +243,4 @@ fn main() {
         full / incremental,
         incremental_kernels * 1e3
     );
-
-    // 3. Latency: epochs of rate/10 matches (100 ms ticks) on top of the warm league above.
-    println!("\nepoch processing time with 100 ms ticks on top of {n} matches, 50 policies (Level 3 off, no bootstrap)");
-    for rate in [10_000usize, 100_000] {
-        let per_epoch = rate / 10;
-        let warm: Vec<Vec<Match>> = records.chunks(epoch).map(|c| c.to_vec()).collect();
-        let warm_epochs = warm.len();
-        let mut epochs = warm;
-        epochs.extend(
-            matches(per_epoch * 20, policies, 3)
-                .chunks(per_epoch)
-                .map(|c| c.to_vec()),
-        );
-        let out = run(epochs, &cfg);
-        let mut ts: Vec<f64> = out.epoch_seconds[warm_epochs..].to_vec();
-        ts.sort_by(f64::total_cmp);
-        let q = |p: f64| ts[((ts.len() - 1) as f64 * p).round() as usize] * 1e3;
-        println!(
-            "  {rate:>7} matches/s ({per_epoch} per epoch): p50 {:>7.1} ms  p99 {:>7.1} ms  (+ up to 100 ms waiting for the tick)",
-            q(0.5),
-            q(0.99)
-        );
-    }
 }
