@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::metrics::WelfareKind;
 use crate::parallel;
-use crate::solvers::{support_of, LeaveOneOut, SolverConfig, SolverKind, SubgameHint};
+use crate::solvers::{hint_at, remember, LeaveOneOut, SolverConfig, SolverKind};
 use crate::stats::GameMatrices;
 use crate::KernelError;
 
@@ -55,14 +55,14 @@ pub fn lifts(
     lifts_hinted(g, sigma_full, solver, &mut Vec::new())
 }
 
-/// [`lifts`], trying `hints[c]` (from the previous epoch, when it held) first for candidate
-/// c's leave-one-out `mene`, and leaving this call's supports there. The result does not
-/// depend on the hints; only the cost does.
+/// [`lifts`], starting candidate c's leave-one-out `mene` from the support `hints[c]` (in the
+/// subgame's indices, e.g. from the previous epoch), and leaving this call's supports there.
+/// The result does not depend on the hints; only the cost does.
 pub fn lifts_hinted(
     g: &GameMatrices,
     sigma_full: &[f64],
     solver: &SolverConfig,
-    hints: &mut Vec<SubgameHint>,
+    hints: &mut Vec<Option<Vec<usize>>>,
 ) -> Result<Lifts, KernelError> {
     let n = g.n();
     let m = &g.payoff;
@@ -82,13 +82,7 @@ pub fn lifts_hinted(
             return Ok((vec![], [0.0; 3], vec![]));
         }
         let s = match &loo {
-            Some(loo) => loo.without(
-                c,
-                hints
-                    .get(c)
-                    .filter(|h| h.held)
-                    .map(|h| h.support.as_slice()),
-            )?,
+            Some(loo) => loo.without(c, hint_at(hints, c))?,
             None => {
                 let base: Vec<usize> = (0..n).filter(|&k| k != c).collect();
                 solver.solve(&m.sub(&base))?
@@ -101,18 +95,12 @@ pub fn lifts_hinted(
         u.remove(c);
         Ok::<_, KernelError>((s, w, u))
     });
-    let supports: Vec<SubgameHint> = without
-        .iter()
-        .enumerate()
-        .map(|(c, w)| {
-            let support = w
-                .as_ref()
-                .map_or_else(|_| vec![], |(s, _, _)| support_of(s));
-            let held = hints.get(c).is_some_and(|h| h.support == support);
-            SubgameHint { support, held }
-        })
-        .collect();
-    *hints = supports;
+    remember(
+        hints,
+        without
+            .iter()
+            .map(|w| w.as_ref().map_or(&[][..], |(s, _, _)| s.as_slice())),
+    );
     let mut level1 = Vec::new();
     let mut level2 = Vec::new();
     for (c, solved) in without.into_iter().enumerate() {

@@ -12,16 +12,18 @@
 //! subgame's σ is computed from the support found (`unique_equilibrium_on`). The microlp base
 //! LP is only built when some subgame needs the general route.
 //!
-//! Fastest, and tried first when the caller has one: the subgame's support from a nearby game
-//! (the previous epoch's), checked by one least-squares solve (`unique_equilibrium_on`), with
-//! no LP at all. It holds when the subgame's support did not move.
+//! Fastest, and tried first when the caller has one: the subgame's support in a nearby game
+//! (the previous epoch's), checked by one least-squares solve (`unique_equilibrium_on`) and,
+//! when it moved, a dense tableau built at its basis and re-optimised (`equilibrium_near`):
+//! fewer pivots than deriving the subgame from σ's optimum, since the subgame's own previous
+//! optimum is usually closer than σ's.
 
 use microlp::{ComparisonOp, LinearExpr, OptimizationDirection, Problem, SolveOutcome, Variable};
 
 use std::sync::OnceLock;
 
 use super::mene::{
-    constant_sum_mene, mene, mene_without, subgame_equilibrium, support_of, unique_equilibrium_on,
+    constant_sum_mene, equilibrium_near, mene, mene_without, subgame_equilibrium, support_of,
     CONSTANT_SUM_TOL,
 };
 use super::tableau::Maximin;
@@ -108,7 +110,7 @@ impl LeaveOneOut {
         let Some(total) = sub.constant_sum(CONSTANT_SUM_TOL) else {
             return mene(&sub);
         };
-        if let Some(x) = hint.and_then(|h| unique_equilibrium_on(&sub, total / 2.0, h)) {
+        if let Some(x) = hint.and_then(|h| equilibrium_near(&sub, total / 2.0, h)) {
             return Ok(x);
         }
         let tableau = self

@@ -189,7 +189,7 @@ pub(crate) fn unique_equilibrium_on(m: &Matrix, v: f64, support: &[usize]) -> Op
 /// epoch's): on the hint itself when the support has not moved (one small least-squares
 /// solve), else by re-optimising the maximin tableau from the hint's basis. Either way the
 /// answer is [`unique_equilibrium_on`]'s on the game's own support, so it is the cold path's.
-fn equilibrium_near(m: &Matrix, v: f64, hint: &[usize]) -> Option<Vec<f64>> {
+pub(crate) fn equilibrium_near(m: &Matrix, v: f64, hint: &[usize]) -> Option<Vec<f64>> {
     unique_equilibrium_on(m, v, hint).or_else(|| equilibrium_from(m, v, hint))
 }
 
@@ -630,19 +630,20 @@ mod tests {
 
     /// Level 2 subgame hints (each leave-one-out game's support in a slightly different game,
     /// as the engine keeps them from the previous epoch) are accepted by the one-solve check
-    /// when the support did not move, and no hint, right or wrong, changes an answer.
+    /// when the support did not move; when it moved (a larger nudge) the subgame is
+    /// re-optimised from the hint's basis. No hint, right or wrong, changes an answer.
     #[test]
     fn subgame_hints_are_used_and_change_nothing() {
         use crate::solvers::LeaveOneOut;
-        let (mut accepted, mut tries) = (0, 0);
+        let (mut accepted, mut tries, mut moved, mut reoptimised) = (0, 0, 0, 0);
         for (n, seed) in [(15, 2), (31, 3), (50, 4)] {
             let m0 = zero_sum(n, seed);
             let before = LeaveOneOut::new(&m0, &mene(&m0).unwrap()).unwrap();
             let hints: Vec<Vec<usize>> = (0..n)
                 .map(|c| support_of(&before.without(c, None).unwrap()))
                 .collect();
-            for k in 0..3 {
-                let m1 = nudged(&m0, 1e-5, seed * 10 + k);
+            for (k, scale) in [(0, 1e-5), (1, 1e-5), (2, 1e-5), (3, 1e-2), (4, 1e-2)] {
+                let m1 = nudged(&m0, scale, seed * 10 + k);
                 let sigma = mene(&m1).unwrap();
                 let loo = LeaveOneOut::new(&m1, &sigma).unwrap();
                 for c in 0..n {
@@ -660,10 +661,20 @@ mod tests {
                         let sub =
                             Matrix::from_fn(n - 1, |a, b| m1[(keep[a], keep[b])]).normalized();
                         let v = sub.constant_sum(CONSTANT_SUM_TOL).unwrap() / 2.0;
-                        tries += 1;
-                        if let Some(x) = unique_equilibrium_on(&sub, v, &hints[c]) {
+                        let direct = unique_equilibrium_on(&sub, v, &hints[c]);
+                        if scale < 1e-4 {
+                            tries += 1;
+                            accepted += usize::from(direct.is_some());
+                        } else if direct.is_none() {
+                            // The support moved: re-optimised from the hint's basis.
+                            moved += 1;
+                            if let Some(x) = equilibrium_near(&sub, v, &hints[c]) {
+                                assert_eq!(x, cold, "n={n} c={c}");
+                                reoptimised += 1;
+                            }
+                        }
+                        if let Some(x) = direct {
                             assert_eq!(x, cold, "n={n} c={c}");
-                            accepted += 1;
                         }
                     }
                 }
@@ -672,6 +683,10 @@ mod tests {
         assert!(
             accepted * 10 >= tries * 8,
             "hints accepted: {accepted} of {tries}"
+        );
+        assert!(
+            moved >= 10 && reoptimised * 10 >= moved * 9,
+            "moved supports re-optimised: {reoptimised} of {moved}"
         );
     }
 

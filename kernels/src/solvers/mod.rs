@@ -118,18 +118,9 @@ pub struct WarmStart {
     pub sigma: Option<Vec<usize>>,
     /// Per bootstrap replicate: the support of its σ.
     pub replicates: Vec<Option<Vec<usize>>>,
-    /// Per Level 2 candidate c: the leave-one-out game's support (see [`SubgameHint`]).
-    pub subgames: Vec<SubgameHint>,
-}
-
-/// A Level 2 leave-one-out game's support in the previous epoch (in that subgame's indices),
-/// and whether it was also its support the epoch before (`held`). Only a support that held is
-/// tried first: where supports move every epoch (an even league, whose equilibrium shifts
-/// with every batch of noise) the check would fail and cost a solve each time.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct SubgameHint {
-    pub support: Vec<usize>,
-    pub held: bool,
+    /// Per Level 2 candidate c: the support of the leave-one-out σ without c (in that
+    /// subgame's indices).
+    pub subgames: Vec<Option<Vec<usize>>>,
 }
 
 /// The hint in slot `k` of `hints`, if any.
