@@ -90,8 +90,16 @@ pub fn lifts_hinted(
         };
         let mut x = s.clone();
         x.insert(c, 0.0);
-        let w = welfare_of.each_ref().map(|wm| wm.bilinear(&x, &x));
-        let mut u = m.mul_vec(&x);
+        // A candidate outside σ's support usually leaves σ itself (x = σ to the bit): then the
+        // subgame's welfare and payoffs are the full game's, already computed.
+        let (w, mut u) = if x == sigma_full {
+            (w_full, u_full.clone())
+        } else {
+            (
+                welfare_of.each_ref().map(|wm| wm.bilinear(&x, &x)),
+                m.mul_vec(&x),
+            )
+        };
         u.remove(c);
         Ok::<_, KernelError>((s, w, u))
     });
