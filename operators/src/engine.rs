@@ -34,7 +34,7 @@ use nashflow_schemas::{Layout, Match};
 
 pub use crate::diffs::{CellDiff, ReplicateDiff};
 pub use crate::shard::DeadLetter;
-use crate::shard::{owner, BoundValue, CellKey, Shard};
+use crate::shard::{owner, BoundValue, CellKey, Interner, Shard};
 use crate::trigger::{Job, Trigger, TriggerConfig};
 
 /// One game's state after an epoch.
@@ -143,60 +143,57 @@ impl EngineOutput {
     }
 }
 
-/// A game's cells by (row policy, column policy), in that order: its statistics, or its
-/// statistics per bootstrap replicate.
-type Cells<S> = BTreeMap<(String, String), S>;
+/// A game's cells by (row policy, column policy) ids: its statistics, or its statistics per
+/// bootstrap replicate.
+type Cells<S> = BTreeMap<(u32, u32), S>;
 
 /// Adds a cell's consolidated change to a game's running cells, dropping cells (and games)
 /// that fall to zero. True when the game's set of cells changed (a cell appeared or vanished),
 /// which is when its policy list may have.
 fn accumulate<S: Semigroup + IsZero + Clone>(
-    games: &mut HashMap<String, Cells<S>>,
-    game: &str,
-    cell: &(String, String),
+    games: &mut HashMap<u32, Cells<S>>,
+    game: u32,
+    cell: (u32, u32),
     diff: &S,
 ) -> bool {
-    // Most updates hit a game that exists: look it up without allocating its name.
-    if !games.contains_key(game) {
-        games.insert(game.to_string(), Cells::new());
-    }
-    let cells = games.get_mut(game).expect("inserted above");
-    let reshaped = match cells.get_mut(cell) {
+    let cells = games.entry(game).or_default();
+    let reshaped = match cells.get_mut(&cell) {
         Some(stats) => {
             stats.plus_equals(diff);
             let vanished = stats.is_zero();
             if vanished {
-                cells.remove(cell);
+                cells.remove(&cell);
             }
             vanished
         }
         None => {
-            cells.insert(cell.clone(), diff.clone());
+            cells.insert(cell, diff.clone());
             true
         }
     };
     if cells.is_empty() {
-        games.remove(game);
+        games.remove(&game);
     }
     reshaped
 }
 
 /// Marks `game` for re-analysis (updates arrive grouped by game, so a repeat is usually the
 /// last entry).
-fn mark_dirty(dirty: &mut Vec<String>, game: &str) {
-    if dirty.last().map(String::as_str) != Some(game) {
-        dirty.push(game.to_string());
+fn mark_dirty(dirty: &mut Vec<u32>, game: u32) {
+    if dirty.last() != Some(&game) {
+        dirty.push(game);
     }
 }
 
 /// Per-worker view of the games it owns, kept from the epoch's consolidated changes.
+/// Games by id: a worker's games are few, and ids come from the run's [`Interner`].
 struct GameStore {
-    tables: HashMap<String, Cells<CellDiff>>,
-    /// Each game's policies (`table_policies`), kept until its set of cells changes.
-    policies: HashMap<String, Vec<String>>,
-    replicates: HashMap<String, Cells<ReplicateDiff>>,
+    tables: HashMap<u32, Cells<CellDiff>>,
+    /// Each game's policy order (`policy_order`), kept until its set of cells changes.
+    policies: HashMap<u32, PolicyOrder>,
+    replicates: HashMap<u32, Cells<ReplicateDiff>>,
     bounds: BoundStore,
-    dirty: Vec<String>,
+    dirty: Vec<u32>,
 }
 
 /// A cell's causal-bound samples as a multiset: (stratum, payoff bits, score half points,
@@ -267,19 +264,35 @@ impl BoundStore {
     }
 }
 
-/// The policies of a game's cell table, in name order (the matrix order).
-fn table_policies(table: &Cells<CellDiff>) -> Vec<String> {
-    let mut policies: Vec<String> = table
-        .keys()
-        .flat_map(|(a, b)| [a.clone(), b.clone()])
-        .collect();
-    policies.sort();
-    policies.dedup();
-    policies
+/// A game's policies in name order (the matrix order), and each policy id's position.
+#[derive(Clone)]
+struct PolicyOrder {
+    names: Vec<String>,
+    index: HashMap<u32, usize, foldhash::fast::RandomState>,
+}
+
+/// The policy order of a game's cell table.
+fn policy_order(table: &Cells<CellDiff>, names: &Interner) -> PolicyOrder {
+    let mut ids: Vec<u32> = table.keys().flat_map(|&(a, b)| [a, b]).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut named: Vec<(Arc<str>, u32)> = ids.into_iter().map(|id| (names.name(id), id)).collect();
+    named.sort();
+    PolicyOrder {
+        index: named
+            .iter()
+            .enumerate()
+            .map(|(k, &(_, id))| (id, k))
+            .collect(),
+        names: named
+            .into_iter()
+            .map(|(name, _)| name.to_string())
+            .collect(),
+    }
 }
 
 fn snapshot(
-    policies: Vec<String>,
+    order: &PolicyOrder,
     table: &Cells<CellDiff>,
     replicates: Option<&Cells<ReplicateDiff>>,
     bounds: Option<&HashMap<(String, String), CellSummary>>,
@@ -287,15 +300,12 @@ fn snapshot(
     level3: bool,
     warm: &mut WarmStart,
 ) -> Result<GameSnapshot, nashflow_kernels::KernelError> {
+    let policies = order.names.clone();
+    let index = &order.index;
     let n = policies.len();
-    let index: HashMap<&str, usize, foldhash::fast::RandomState> = policies
-        .iter()
-        .enumerate()
-        .map(|(k, p)| (p.as_str(), k))
-        .collect();
     let mut cells = vec![CellStats::default(); n * n];
     for ((a, b), c) in table {
-        cells[index[a.as_str()] * n + index[b.as_str()]] = c.0;
+        cells[index[a] * n + index[b]] = c.0;
     }
     let observations: i64 = cells.iter().map(|c| c.n).sum();
     let records = match cfg.layout {
@@ -312,7 +322,7 @@ fn snapshot(
     if cfg.replicates > 0 {
         let mut tables = vec![vec![CellStats::default(); n * n]; cfg.replicates as usize];
         for ((a, b), per_replicate) in replicates.into_iter().flatten() {
-            let cell = index[a.as_str()] * n + index[b.as_str()];
+            let cell = index[a] * n + index[b];
             for (table, c) in tables.iter_mut().zip(&per_replicate.0) {
                 table[cell] = *c;
             }
@@ -445,6 +455,8 @@ pub fn run_stream(
     );
     let first_epoch = cfg.first_epoch;
     let cfg = cfg.clone();
+    // Game and policy ids, the same on every worker.
+    let interner = Arc::new(Interner::default());
     let guards = timely::execute(timely::Config::process(peers), move |worker| {
         let index = worker.index();
         let peers = worker.peers();
@@ -461,7 +473,14 @@ pub fn run_stream(
             dirty: Vec::new(),
         }));
         let bounds_on = cfg.analysis.bounds.is_some();
-        let mut shard = Shard::new(layout, cfg.replicates, cfg.analysis.seed, bounds_on);
+        let names = interner.clone();
+        let mut shard = Shard::new(
+            layout,
+            cfg.replicates,
+            cfg.analysis.seed,
+            bounds_on,
+            names.clone(),
+        );
         let mut shard_held = 0i64;
         let held = held.clone();
         // Each game's table lives on one worker, so its trigger state does too, and so does
@@ -485,11 +504,11 @@ pub fn run_stream(
                 let st = store.clone();
                 cells
                     .arrange_by_key()
-                    .as_collection(|game, cell| (game.clone(), cell.clone()))
-                    .inspect(move |((game, cell), _t, diff)| {
+                    .as_collection(|&game, &cell| (game, cell))
+                    .inspect(move |&((game, cell), _t, ref diff)| {
                         let mut st = st.borrow_mut();
                         if accumulate(&mut st.tables, game, cell, diff) {
-                            st.policies.remove(game);
+                            st.policies.remove(&game);
                         }
                         mark_dirty(&mut st.dirty, game);
                     })
@@ -497,23 +516,24 @@ pub fn run_stream(
                 let st = store.clone();
                 replicate_cells
                     .arrange_by_key()
-                    .as_collection(|game, cell| (game.clone(), cell.clone()))
-                    .inspect(move |((game, cell), _t, diff)| {
+                    .as_collection(|&game, cell| (game, *cell))
+                    .inspect(move |&((game, ref cell), _t, ref diff)| {
                         let mut st = st.borrow_mut();
-                        accumulate(&mut st.replicates, game, cell, diff);
+                        accumulate(&mut st.replicates, game, *cell, diff);
                         mark_dirty(&mut st.dirty, game);
                     })
                     .probe_with(&probe);
                 // Bound samples go to their game's worker (arranged by game, as the cell
                 // tables are), which keeps each cell's multiset from the epoch's diffs.
                 let st = store.clone();
+                let sample_names = names.clone();
                 samples
                     .arrange_by_key()
                     .as_collection(|game, sample| (game.clone(), sample.clone()))
                     .inspect(move |((game, sample), _t, diff)| {
                         let mut st = st.borrow_mut();
                         st.bounds.update(game, sample, *diff);
-                        mark_dirty(&mut st.dirty, game);
+                        mark_dirty(&mut st.dirty, sample_names.id(game));
                     })
                     .probe_with(&probe);
                 (cells_in, replicates_in, bounds_in, probe)
@@ -554,24 +574,24 @@ pub fn run_stream(
             dirty.dedup();
             let due = t.is_multiple_of(cfg.level3_every.max(1));
             let kernels_started = std::time::Instant::now();
-            for game in dirty {
+            for id in dirty {
+                let game = names.name(id).to_string();
                 let bounds = if bounds_on {
                     Some(st.bounds.summaries(&game))
                 } else {
                     None
                 };
-                let reps = st.replicates.get(&game);
+                let reps = st.replicates.get(&id);
                 let kept = attributions.get(&game).cloned();
-                let snap = match st.tables.get(&game).map(|table| {
-                    let policies = st
+                let snap = match st.tables.get(&id).map(|table| {
+                    let order = st
                         .policies
-                        .entry(game.clone())
-                        .or_insert_with(|| table_policies(table))
-                        .clone();
-                    let same_policies = kept.as_ref().is_some_and(|(p, _)| *p == policies);
+                        .entry(id)
+                        .or_insert_with(|| policy_order(table, &names));
+                    let same_policies = kept.as_ref().is_some_and(|(p, _)| *p == order.names);
                     let warm = warm.entry(game.clone()).or_default();
                     snapshot(
-                        policies,
+                        order,
                         table,
                         reps,
                         bounds,

@@ -5,12 +5,12 @@
 //! rows in perspective layout, shares it), and a shard applies its records in arrival order,
 //! so the union of the shards agrees with the batch [`Ledger`] on every prefix. Summing per
 //! (game, row, column) within the epoch means the dataflow sees one update per changed cell
-//! and epoch instead of one per match; names are interned so the per-record work hashes
-//! small integers.
+//! and epoch instead of one per match; names are interned ([`Interner`], shared by a run's
+//! workers) so the per-record work hashes small integers and the dataflow carries them.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use foldhash::fast::{FixedState, RandomState};
 use nashflow_kernels::bootstrap::poisson_weights;
@@ -20,8 +20,8 @@ use nashflow_schemas::{Layout, Ledger, Match, Outcome};
 use crate::diffs::{CellDiff, ReplicateDiff};
 use crate::observe::{bound_samples, observations};
 
-/// A cell as dataflow data: (game, (row policy, column policy)).
-pub type CellKey = (String, (String, String));
+/// A cell as dataflow data: (game, (row policy, column policy)) as [`Interner`] ids.
+pub type CellKey = (u32, (u32, u32));
 /// One causal-bound sample as dataflow data: (row policy, column policy, stratum, payoff
 /// bits, score in half points, propensity bits).
 pub type BoundValue = (String, String, Option<String>, u64, u8, Option<u64>);
@@ -52,27 +52,51 @@ pub struct Updates {
     pub dead: Vec<DeadLetter>,
 }
 
-/// Game and policy names as small integers (per shard; never leaves it).
+/// Game and policy names as small integers, shared by every worker of a run so that an id
+/// means the same name on each (the dataflow exchanges cells by id). Ids are never reused.
 #[derive(Default)]
+pub struct Interner {
+    inner: RwLock<Ids>,
+}
+
+/// Each name's id, and each id's name.
+type Ids = (HashMap<String, u32, RandomState>, Vec<Arc<str>>);
+
+impl Interner {
+    pub fn id(&self, name: &str) -> u32 {
+        if let Some(&id) = self.inner.read().expect("interner lock").0.get(name) {
+            return id;
+        }
+        let mut inner = self.inner.write().expect("interner lock");
+        if let Some(&id) = inner.0.get(name) {
+            return id;
+        }
+        let id = inner.1.len() as u32;
+        inner.0.insert(name.to_string(), id);
+        inner.1.push(Arc::from(name));
+        id
+    }
+
+    /// The name of an id this interner gave out.
+    pub fn name(&self, id: u32) -> Arc<str> {
+        self.inner.read().expect("interner lock").1[id as usize].clone()
+    }
+}
+
+/// A shard's own copy of the ids it has used: lookups without the shared lock.
 struct Names {
-    ids: HashMap<String, u32, RandomState>,
-    names: Vec<String>,
+    shared: Arc<Interner>,
+    local: HashMap<String, u32, RandomState>,
 }
 
 impl Names {
     fn id(&mut self, name: &str) -> u32 {
-        if let Some(&id) = self.ids.get(name) {
+        if let Some(&id) = self.local.get(name) {
             return id;
         }
-        let id = self.names.len() as u32;
-        self.ids.insert(name.to_string(), id);
-        self.names.push(name.to_string());
+        let id = self.shared.id(name);
+        self.local.insert(name.to_string(), id);
         id
-    }
-
-    fn key(&self, (g, a, b): (u32, u32, u32)) -> CellKey {
-        let name = |k: u32| self.names[k as usize].clone();
-        (name(g), (name(a), name(b)))
     }
 }
 
@@ -91,15 +115,24 @@ pub struct Shard {
 
 impl Shard {
     /// `replicates` streaming-bootstrap replicates seeded by `seed` (0 = off); `bounds`
-    /// collects causal-bound samples.
-    pub fn new(layout: Layout, replicates: u32, seed: u64, bounds: bool) -> Shard {
+    /// collects causal-bound samples; `names` is the run's interner.
+    pub fn new(
+        layout: Layout,
+        replicates: u32,
+        seed: u64,
+        bounds: bool,
+        names: Arc<Interner>,
+    ) -> Shard {
         Shard {
             layout,
             replicates,
             seed,
             bounds,
             ledger: Ledger::holding(layout),
-            names: Names::default(),
+            names: Names {
+                shared: names,
+                local: HashMap::default(),
+            },
             cells: HashMap::default(),
             replicate_cells: HashMap::default(),
             pending: Updates::default(),
@@ -167,13 +200,13 @@ impl Shard {
             .cells
             .drain()
             .filter(|(_, c)| !c.is_zero())
-            .map(|(k, c)| (self.names.key(k), CellDiff(c)))
+            .map(|((g, a, b), c)| ((g, (a, b)), CellDiff(c)))
             .collect();
         out.replicates = self
             .replicate_cells
             .drain()
             .filter(|(_, c)| !c.iter().all(CellStats::is_zero))
-            .map(|(k, c)| (self.names.key(k), ReplicateDiff(c)))
+            .map(|((g, a, b), c)| ((g, (a, b)), ReplicateDiff(c)))
             .collect();
         out
     }
