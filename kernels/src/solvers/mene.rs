@@ -58,9 +58,9 @@ pub fn mene_budgeted(m: &Matrix, node_limit: usize) -> Result<MeneOutcome, Kerne
 /// [`mene_budgeted`], starting from the support `hint` (sorted indices; e.g. the equilibrium's
 /// support in the previous epoch). In a constant-sum game the hint is checked directly, else
 /// the maximin tableau is re-optimised from its basis ([`equilibrium_near`]) instead of a
-/// cold LP. The result is bit for bit the one
-/// without the hint: either path ends in [`unique_equilibrium_on`] on the same support, and
-/// when that does not apply the hint is not used.
+/// cold LP. The result is bit for bit the one without the hint: either path ends in
+/// [`unique_equilibrium_on`] on the same support, and when that does not apply the hint is
+/// not used.
 pub fn mene_hinted(
     m: &Matrix,
     node_limit: usize,
