@@ -106,7 +106,7 @@ impl LeaveOneOut {
         }
         let n = self.m.n();
         let keep: Vec<usize> = (0..n).filter(|&k| k != c).collect();
-        let sub = Matrix::from_fn(n - 1, |a, b| self.m[(keep[a], keep[b])]).normalized();
+        let sub = self.m.sub(&keep).normalized();
         let Some(total) = sub.constant_sum(CONSTANT_SUM_TOL) else {
             return mene(&sub);
         };

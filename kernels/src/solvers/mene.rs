@@ -165,7 +165,9 @@ pub(crate) fn unique_equilibrium_on(m: &Matrix, v: f64, support: &[usize]) -> Op
     if (0..s).any(|k| r[(k, k)].abs() <= STRUCTURE_TOL) {
         return None;
     }
-    let y = r.solve_upper_triangular(&qr.q().tr_mul(&rhs))?;
+    // Qᵀ applied as its reflections, not formed (forming it costs as much as the factoring).
+    qr.q_tr_mul(&mut rhs);
+    let y = r.solve_upper_triangular(&rhs.rows(0, s).into_owned())?;
     if !y.iter().all(|&yk| yk >= HINT_MARGIN) {
         return None;
     }

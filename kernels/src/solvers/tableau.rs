@@ -1,4 +1,4 @@
-//! The maximin LP of a symmetric constant-sum game on a dense simplex tableau that can start
+//! The maximin LP of a symmetric constant-sum game on a compact simplex tableau that can start
 //! from any basis: from the support of a nearby game's equilibrium (the previous epoch's), or
 //! from the game's own optimum with one policy removed (a Level 2 subgame). From such a start
 //! the optimum is usually a few to a few dozen pivots away, far less than a cold LP.
@@ -28,23 +28,35 @@ pub(crate) fn is_index_set(support: &[usize], n: usize) -> bool {
 /// Below this magnitude an entry does not qualify as a pivot or as an infeasibility.
 const EPS: f64 = 1e-10;
 
+/// A compact tableau: only the nonbasic variables have columns (a basic variable's column is
+/// a unit vector, so storing it would double every pivot's work for nothing).
+///
+/// Variables: `u_i` = i (0..n), `t_j` = n + j, the phase 1 artificial = 2n. There are always
+/// n basic variables (one per constraint row) and n + 1 nonbasic ones, each in a slot.
 #[derive(Clone, Debug)]
 pub(crate) struct Maximin {
-    /// Policies (u columns 0..n, t columns n..2n).
     n: usize,
-    /// Row width: 2n columns, the artificial and the right-hand side.
+    /// Row width: n + 1 slots, then the right-hand side.
     width: usize,
     /// n constraint rows, then the reduced-cost row; row-major.
     a: Vec<f64>,
-    /// The basic column of each constraint row.
+    /// The basic variable of each constraint row.
     basis: Vec<usize>,
-    /// The row of each basic column (`None`: nonbasic).
-    row_of: Vec<Option<usize>>,
+    /// The nonbasic variable in each slot.
+    nonbasic: Vec<usize>,
+    /// Each variable's row (basic) or slot (nonbasic).
+    place: Vec<Place>,
     /// Rows still in the LP (a dropped constraint's row is off).
     row_on: Vec<bool>,
-    /// Columns in the LP (a removed policy's u column is off, and so is the artificial
-    /// outside phase 1).
+    /// Variables in the LP (a removed policy's `u` is off, and so is the artificial outside
+    /// phase 1).
     col_on: Vec<bool>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Place {
+    Row(usize),
+    Slot(usize),
 }
 
 impl Maximin {
@@ -55,90 +67,106 @@ impl Maximin {
         if !is_index_set(support, n) {
             return None;
         }
-        // Columns: u (n), t (n), one artificial for phase 1, the right-hand side.
-        let width = 2 * n + 2;
+        // Start at the all-surplus basis: row j reads `t_j − Σ_i P[i,j] u_i = −1`, so its
+        // slots hold −P[·,j] (u_i in slot i, the artificial in slot n) and the rhs −1; the
+        // cost row holds u's costs (1). Then u_S enters the rows of S.
+        let width = n + 2;
         let mut a = vec![0.0; (n + 1) * width];
         for j in 0..n {
             let row = &mut a[j * width..(j + 1) * width];
             for i in 0..n {
-                row[i] = m[(i, j)] + 1.0;
+                row[i] = -(m[(i, j)] + 1.0);
             }
-            row[n + j] = -1.0;
-            row[2 * n + 1] = 1.0;
+            row[n + 1] = -1.0;
         }
         a[n * width..n * width + n].fill(1.0);
+        let place = (0..n)
+            .map(Place::Slot)
+            .chain((0..n).map(Place::Row))
+            .chain([Place::Slot(n)])
+            .collect();
         let mut t = Maximin {
             n,
             width,
             a,
-            basis: vec![usize::MAX; n],
-            row_of: vec![None; 2 * n + 1],
+            basis: (n..2 * n).collect(),
+            nonbasic: (0..n).chain([2 * n]).collect(),
+            place,
             row_on: vec![true; n],
             col_on: (0..=2 * n).map(|c| c < 2 * n).collect(),
         };
-        let mut in_support = vec![false; n];
-        for &k in support {
-            in_support[k] = true;
-        }
-        // Surplus t_j is basic in its own row for every column j outside the support: only
-        // that row has an entry in t_j's column, so these pivots just flip the row's sign.
-        for j in (0..n).filter(|&j| !in_support[j]) {
-            t.pivot(j, n + j);
-        }
         // u_S in the rows of S, with partial pivoting.
         for &k in support {
+            let q = t.slot(k)?;
             let r = support
                 .iter()
                 .copied()
-                .filter(|&r| t.basis[r] == usize::MAX)
-                .max_by(|&x, &y| t.at(x, k).abs().total_cmp(&t.at(y, k).abs()))?;
-            if t.at(r, k).abs() <= EPS {
+                .filter(|&r| t.basis[r] >= n)
+                .max_by(|&x, &y| t.at(x, q).abs().total_cmp(&t.at(y, q).abs()))?;
+            if t.at(r, q).abs() <= EPS {
                 return None;
             }
-            t.pivot(r, k);
+            t.pivot(r, q);
         }
         Some(t)
     }
 
-    fn at(&self, r: usize, c: usize) -> f64 {
-        self.a[r * self.width + c]
+    fn at(&self, r: usize, q: usize) -> f64 {
+        self.a[r * self.width + q]
     }
 
     fn rhs(&self, r: usize) -> f64 {
         self.a[r * self.width + self.width - 1]
     }
 
-    /// Reduced cost of column `c`.
+    /// The slot of nonbasic variable `c`.
+    fn slot(&self, c: usize) -> Option<usize> {
+        match self.place[c] {
+            Place::Slot(q) => Some(q),
+            Place::Row(_) => None,
+        }
+    }
+
+    /// Reduced cost of nonbasic variable `c`.
     fn cost(&self, c: usize) -> f64 {
-        self.at(self.n, c)
+        self.slot(c).map_or(0.0, |q| self.at(self.n, q))
+    }
+
+    /// Entry of nonbasic variable `c`'s column in row `r`.
+    fn entry(&self, r: usize, c: usize) -> f64 {
+        self.slot(c).map_or(0.0, |q| self.at(r, q))
     }
 
     fn is_basic(&self, c: usize) -> Option<usize> {
-        self.row_of[c].filter(|&r| self.row_on[r])
+        match self.place[c] {
+            Place::Row(r) if self.row_on[r] => Some(r),
+            _ => None,
+        }
     }
 
-    /// Column `c` may enter: in the LP and not basic.
+    /// Variable `c` may enter: in the LP and not basic.
     fn enterable(&self, c: usize) -> bool {
-        self.col_on[c] && self.row_of[c].is_none()
+        self.col_on[c] && self.slot(c).is_some()
     }
 
-    /// Gauss–Jordan pivot on (r, c) over the live rows and the reduced-cost row.
-    fn pivot(&mut self, r: usize, c: usize) {
+    /// Pivot on row r and slot q: the slot's variable enters, row r's leaves into the slot.
+    fn pivot(&mut self, r: usize, q: usize) {
         let w = self.width;
-        let p = self.a[r * w + c];
+        let p = self.a[r * w + q];
         let (before, rest) = self.a.split_at_mut(r * w);
         let (row, after) = rest.split_at_mut(w);
+        let inv = 1.0 / p;
         for x in row.iter_mut() {
-            *x /= p;
+            *x *= inv;
         }
-        row[c] = 1.0;
+        row[q] = inv;
         let eliminate = |other: &mut [f64]| {
-            let f = other[c];
+            let f = other[q];
             if f != 0.0 {
                 for (o, &x) in other.iter_mut().zip(row.iter()) {
                     *o -= f * x;
                 }
-                other[c] = 0.0;
+                other[q] = -f * inv;
             }
         };
         for (k, other) in before.chunks_mut(w).enumerate() {
@@ -152,19 +180,26 @@ impl Maximin {
                 eliminate(other);
             }
         }
-        if let Some(old) = self.basis.get(r).and_then(|&b| self.row_of.get_mut(b)) {
-            *old = None;
-        }
-        self.basis[r] = c;
-        self.row_of[c] = Some(r);
+        let (entering, leaving) = (self.nonbasic[q], self.basis[r]);
+        self.basis[r] = entering;
+        self.nonbasic[q] = leaving;
+        self.place[entering] = Place::Row(r);
+        self.place[leaving] = Place::Slot(q);
     }
 
-    /// Ratio test for column `c`: the live row with a positive entry that limits the step
+    /// Enters nonbasic variable `c` in row `r`.
+    fn enter(&mut self, r: usize, c: usize) {
+        let q = self.slot(c).expect("only a nonbasic variable enters");
+        self.pivot(r, q);
+    }
+
+    /// Ratio test for variable `c`: the live row with a positive entry that limits the step
     /// first (ties to `prefer`, then to the smaller basic index).
     fn leaving(&self, c: usize, prefer: Option<usize>) -> Option<usize> {
+        let q = self.slot(c)?;
         let mut best: Option<(f64, usize)> = None;
-        for r in (0..self.n).filter(|&r| self.row_on[r] && self.at(r, c) > EPS) {
-            let ratio = self.rhs(r).max(0.0) / self.at(r, c);
+        for r in (0..self.n).filter(|&r| self.row_on[r] && self.at(r, q) > EPS) {
+            let ratio = self.rhs(r).max(0.0) / self.at(r, q);
             let better = match best {
                 None => true,
                 Some((b, rb)) => {
@@ -195,16 +230,20 @@ impl Maximin {
                 .min_by(|&x, &y| t.rhs(x).total_cmp(&t.rhs(y)))
         };
         if let Some(r0) = negative(self) {
+            // The artificial is nonbasic (it only ever enters here, and leaves again).
+            let Some(q) = self.slot(art) else {
+                return false;
+            };
             for r in 0..=self.n {
                 let v = if r < self.n && self.row_on[r] && self.rhs(r) < -EPS {
                     -1.0
                 } else {
                     0.0
                 };
-                self.a[r * self.width + art] = v;
+                self.a[r * self.width + q] = v;
             }
             self.col_on[art] = true;
-            self.pivot(r0, art);
+            self.pivot(r0, q);
             // Phase 1: minimise the artificial (basic in row `ra`): a column with a positive
             // entry in that row lowers it.
             while let Some(ra) = self.is_basic(art) {
@@ -212,15 +251,15 @@ impl Maximin {
                     return false;
                 }
                 let enter = (0..art)
-                    .filter(|&c| self.enterable(c) && self.at(ra, c) > EPS)
-                    .max_by(|&x, &y| self.at(ra, x).total_cmp(&self.at(ra, y)));
+                    .filter(|&c| self.enterable(c) && self.entry(ra, c) > EPS)
+                    .max_by(|&x, &y| self.entry(ra, x).total_cmp(&self.entry(ra, y)));
                 let Some(c) = enter else {
                     return false;
                 };
                 let Some(r) = self.leaving(c, Some(ra)) else {
                     return false;
                 };
-                self.pivot(r, c);
+                self.enter(r, c);
                 pivots += 1;
             }
             self.col_on[art] = false;
@@ -256,7 +295,7 @@ impl Maximin {
         let mut budget = max_pivots;
         // 1. Relax column c's constraint.
         let surplus = n + c;
-        if t.is_basic(surplus).is_none() {
+        if let Some(q) = t.slot(surplus) {
             let d = t.cost(surplus);
             if d.abs() <= EPS {
                 return None;
@@ -264,11 +303,11 @@ impl Maximin {
             if d > 0.0 {
                 // Enter in the decreasing direction: negate the column.
                 for r in 0..=n {
-                    t.a[r * t.width + surplus] = -t.a[r * t.width + surplus];
+                    t.a[r * t.width + q] = -t.a[r * t.width + q];
                 }
             }
             let r = t.leaving(surplus, None)?;
-            t.pivot(r, surplus);
+            t.enter(r, surplus);
             budget = budget.checked_sub(1)?;
         }
         let r = t.is_basic(surplus)?;
@@ -280,9 +319,11 @@ impl Maximin {
         // 2. Force u_c to 0: it leaves its row for the column with the smallest dual ratio.
         if let Some(r) = t.is_basic(c) {
             let k = (0..2 * n)
-                .filter(|&k| k != c && t.enterable(k) && t.at(r, k) > EPS)
-                .min_by(|&x, &y| (t.cost(x) / t.at(r, x)).total_cmp(&(t.cost(y) / t.at(r, y))))?;
-            t.pivot(r, k);
+                .filter(|&k| k != c && t.enterable(k) && t.entry(r, k) > EPS)
+                .min_by(|&x, &y| {
+                    (t.cost(x) / t.entry(r, x)).total_cmp(&(t.cost(y) / t.entry(r, y)))
+                })?;
+            t.enter(r, k);
             budget = budget.checked_sub(1)?;
         }
         t.col_on[c] = false;
@@ -309,7 +350,7 @@ impl Maximin {
                 return false;
             }
             *budget -= 1;
-            self.pivot(r, c);
+            self.enter(r, c);
         }
     }
 
@@ -325,9 +366,10 @@ impl Maximin {
                 return (0..art).all(|c| !self.col_on[c] || self.cost(c) >= -EPS);
             };
             let Some(k) = (0..art)
-                .filter(|&k| self.enterable(k) && self.at(r, k) < -EPS)
+                .filter(|&k| self.enterable(k) && self.entry(r, k) < -EPS)
                 .min_by(|&x, &y| {
-                    (self.cost(x) / -self.at(r, x)).total_cmp(&(self.cost(y) / -self.at(r, y)))
+                    (self.cost(x) / -self.entry(r, x))
+                        .total_cmp(&(self.cost(y) / -self.entry(r, y)))
                 })
             else {
                 return false;
@@ -336,7 +378,7 @@ impl Maximin {
                 return false;
             }
             *budget -= 1;
-            self.pivot(r, k);
+            self.enter(r, k);
         }
     }
 }
