@@ -496,7 +496,7 @@ pub fn run_stream(
                 let (cells_in, cells) = scope.new_collection::<CellKey, CellDiff>();
                 let (replicates_in, replicate_cells) =
                     scope.new_collection::<CellKey, ReplicateDiff>();
-                let (bounds_in, samples) = scope.new_collection::<(String, BoundValue), isize>();
+                let (bounds_in, samples) = scope.new_collection::<(u32, BoundValue), isize>();
                 // One probe over every output: an epoch is done when all of them are.
                 let probe = timely::dataflow::operators::probe::Handle::new();
                 // Cells go to their game's worker (arranged by game); the arrangement
@@ -523,17 +523,18 @@ pub fn run_stream(
                         mark_dirty(&mut st.dirty, game);
                     })
                     .probe_with(&probe);
-                // Bound samples go to their game's worker (arranged by game, as the cell
-                // tables are), which keeps each cell's multiset from the epoch's diffs.
+                // Bound samples go to their game's worker (arranged by game id, exactly as
+                // the cell tables are: the same key type routes the same way), which keeps
+                // each cell's multiset from the epoch's diffs.
                 let st = store.clone();
                 let sample_names = names.clone();
                 samples
                     .arrange_by_key()
-                    .as_collection(|game, sample| (game.clone(), sample.clone()))
-                    .inspect(move |((game, sample), _t, diff)| {
+                    .as_collection(|&game, sample| (game, sample.clone()))
+                    .inspect(move |&((game, ref sample), _t, diff)| {
                         let mut st = st.borrow_mut();
-                        st.bounds.update(game, sample, *diff);
-                        mark_dirty(&mut st.dirty, sample_names.id(game));
+                        st.bounds.update(&sample_names.name(game), sample, diff);
+                        mark_dirty(&mut st.dirty, game);
                     })
                     .probe_with(&probe);
                 (cells_in, replicates_in, bounds_in, probe)

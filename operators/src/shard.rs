@@ -47,8 +47,9 @@ pub fn owner(m: &Match, peers: usize) -> usize {
 pub struct Updates {
     pub cells: Vec<(CellKey, CellDiff)>,
     pub replicates: Vec<(CellKey, ReplicateDiff)>,
-    /// ((game, sample), ±1) when bounds are on.
-    pub bounds: Vec<((String, BoundValue), isize)>,
+    /// ((game id, sample), ±1) when bounds are on. Keyed by the game's id, as cells are, so
+    /// that a game's samples reach the worker that holds its cells.
+    pub bounds: Vec<((u32, BoundValue), isize)>,
     pub dead: Vec<DeadLetter>,
 }
 
@@ -186,9 +187,7 @@ impl Shard {
                     (s.score * 2.0) as u8,
                     s.propensity.map(f64::to_bits),
                 );
-                self.pending
-                    .bounds
-                    .push(((m.game.clone(), v), sign as isize));
+                self.pending.bounds.push(((g, v), sign as isize));
             }
         }
     }

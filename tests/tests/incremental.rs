@@ -1,6 +1,8 @@
 //! Incremental = batch: after every epoch, the engine's tables equal what the batch path
 //! (ledger → grouping → kernels) computes on the same prefix, for 1 and 2 workers.
 
+use std::collections::BTreeSet;
+
 use nashflow_kernels::analysis::{analyze_game, AnalysisConfig, GameAnalysis};
 use nashflow_kernels::progress::Silent;
 use nashflow_kernels::rng::SplitMix64;
@@ -476,4 +478,43 @@ fn warm_started_solves_equal_cold_batch_on_every_prefix() {
         "the league has mixed equilibria ({mixed} of {} epochs)",
         epochs.len()
     );
+}
+
+/// With 2 workers, a game's bound samples reach the worker that holds its cells, so no game
+/// ever leaves the state while it has live matches. (Samples were once routed by the game's
+/// name and cells by its id: a game then vanished from the state whenever the two hashes
+/// picked different workers, which the ids' first-come order made vary from run to run.)
+#[test]
+fn bounds_and_cells_of_a_game_share_a_worker() {
+    use nashflow_kernels::bounds::BoundsConfig;
+    let epochs = with_causal_fields(random_stream(41, 160));
+    let analysis = AnalysisConfig {
+        level3: false,
+        bounds: Some(BoundsConfig {
+            gammas: vec![1.0],
+            range: Some((-1.0, 2.0)),
+            gamma_max: 50.0,
+        }),
+        ..Default::default()
+    };
+    let cfg = EngineConfig::new(2, Layout::Match, analysis);
+    let mut ledger = Ledger::new(Layout::Match);
+    let live: Vec<BTreeSet<String>> = epochs
+        .iter()
+        .map(|epoch| {
+            for m in epoch {
+                ledger.apply(m.clone());
+            }
+            ledger.live().map(|m| m.game.clone()).collect()
+        })
+        .collect();
+    // Ids go to whichever worker interns a name first, so routing varies between runs.
+    for run_no in 0..8 {
+        let out = run(epochs.clone(), &cfg);
+        assert!(out.errors.is_empty(), "{:?}", out.errors);
+        for (t, games) in live.iter().enumerate() {
+            let state: BTreeSet<String> = out.state_at(t as u64).into_keys().collect();
+            assert_eq!(&state, games, "run {run_no}, epoch {t}");
+        }
+    }
 }
