@@ -1,9 +1,9 @@
 //! The incremental engine (DESIGN §2) on timely + differential dataflow.
 //!
 //! ```text
-//! epoch ──► shards (ledger per key hash; cell sums per epoch) ──► cell updates ──count──► per (game, i, j)
-//!              └─ dead letters                                         per game: reduce → sorted cell table
-//!                                                                          └─► kernels, once per changed game
+//! epoch ──► shards (ledger per key hash; cell sums per epoch) ──► cell updates ──exchange by game──►
+//!              └─ dead letters          game's worker: running cells (+ replicates, bound samples)
+//!                                                        └─► kernels, once per changed game
 //! ```
 //!
 //! * Dedupe: each worker owns the keys whose `match_id` hash falls to it ([`Shard`]) and
@@ -31,6 +31,7 @@ use nashflow_kernels::progress::Silent;
 use nashflow_kernels::solvers::WarmStart;
 use nashflow_kernels::stats::CellStats;
 use nashflow_schemas::{Layout, Match};
+use timely::dataflow::operators::{Exchange, Inspect, Probe};
 
 pub use crate::diffs::{CellDiff, ReplicateDiff};
 pub use crate::shard::DeadLetter;
@@ -499,12 +500,16 @@ pub fn run_stream(
                 let (bounds_in, samples) = scope.new_collection::<(u32, BoundValue), isize>();
                 // One probe over every output: an epoch is done when all of them are.
                 let probe = timely::dataflow::operators::probe::Handle::new();
-                // Cells go to their game's worker (arranged by game); the arrangement
-                // consolidates each epoch's changes, which the worker adds to its running cells.
+                // Every update goes to its game's worker, routed by the game's id (the one
+                // route for cells, replicates and bound samples, so a game's three meet on
+                // one worker), which adds it to the game's running aggregate. Differences are
+                // exact fixed point and a shard has already summed its epoch per cell, so
+                // the sum needs no consolidation first: an arrangement here only cost its
+                // batcher's sorting and merging (about 0.5 ms of a 1,000-match epoch).
                 let st = store.clone();
                 cells
-                    .arrange_by_key()
-                    .as_collection(|&game, &cell| (game, cell))
+                    .inner
+                    .exchange(|((game, _), _, _)| u64::from(*game))
                     .inspect(move |&((game, cell), _t, ref diff)| {
                         let mut st = st.borrow_mut();
                         if accumulate(&mut st.tables, game, cell, diff) {
@@ -515,22 +520,21 @@ pub fn run_stream(
                     .probe_with(&probe);
                 let st = store.clone();
                 replicate_cells
-                    .arrange_by_key()
-                    .as_collection(|&game, cell| (game, *cell))
-                    .inspect(move |&((game, ref cell), _t, ref diff)| {
+                    .inner
+                    .exchange(|((game, _), _, _)| u64::from(*game))
+                    .inspect(move |&((game, cell), _t, ref diff)| {
                         let mut st = st.borrow_mut();
-                        accumulate(&mut st.replicates, game, *cell, diff);
+                        accumulate(&mut st.replicates, game, cell, diff);
                         mark_dirty(&mut st.dirty, game);
                     })
                     .probe_with(&probe);
-                // Bound samples go to their game's worker (arranged by game id, exactly as
-                // the cell tables are: the same key type routes the same way), which keeps
-                // each cell's multiset from the epoch's diffs.
+                // Bound samples go to their game's worker by the same route, which keeps each
+                // cell's multiset of samples from the epoch's diffs.
                 let st = store.clone();
                 let sample_names = names.clone();
                 samples
-                    .arrange_by_key()
-                    .as_collection(|&game, sample| (game, sample.clone()))
+                    .inner
+                    .exchange(|((game, _), _, _)| u64::from(*game))
                     .inspect(move |&((game, ref sample), _t, diff)| {
                         let mut st = st.borrow_mut();
                         st.bounds.update(&sample_names.name(game), sample, diff);
