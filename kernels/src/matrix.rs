@@ -79,9 +79,12 @@ impl Matrix {
 
     /// `xᵀ M y`.
     pub fn bilinear(&self, x: &[f64], y: &[f64]) -> f64 {
+        // Rows where x is 0 add nothing (a mixture's support is often a fraction of n), so
+        // they are skipped; the other terms are summed in the same order as before.
         x.iter()
-            .zip(self.mul_vec(y))
-            .map(|(a, b)| a * b)
+            .enumerate()
+            .filter(|&(_, &a)| a != 0.0)
+            .map(|(i, &a)| a * self.row(i).iter().zip(y).map(|(m, b)| m * b).sum::<f64>())
             .sum::<f64>()
     }
 

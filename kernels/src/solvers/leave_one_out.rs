@@ -14,17 +14,19 @@
 //!
 //! Fastest, and tried first when the caller has one: the subgame's support in a nearby game
 //! (the previous epoch's), checked by one least-squares solve (`unique_equilibrium_on`) and,
-//! when it moved, a dense tableau built at its basis and re-optimised (`equilibrium_near`):
-//! fewer pivots than deriving the subgame from σ's optimum, since the subgame's own previous
-//! optimum is usually closer than σ's.
+//! when it moved, re-optimised from its basis: fewer pivots than deriving the subgame from σ's
+//! optimum, since the subgame's own previous optimum is usually closer than σ's. That start
+//! basis is reached from σ's tableau by pivoting only the basis differences
+//! (`Maximin::rebased_without`, a few pivots) rather than built from scratch (one pivot per
+//! support member); building it from scratch is the fallback.
 
 use microlp::{ComparisonOp, LinearExpr, OptimizationDirection, Problem, SolveOutcome, Variable};
 
 use std::sync::OnceLock;
 
 use super::mene::{
-    constant_sum_mene, equilibrium_near, mene, mene_without, subgame_equilibrium, support_of,
-    CONSTANT_SUM_TOL,
+    constant_sum_mene, equilibrium_from, mene, mene_without, subgame_equilibrium, subgame_from,
+    support_of, unique_equilibrium_on, CONSTANT_SUM_TOL,
 };
 use super::tableau::Maximin;
 use crate::matrix::Matrix;
@@ -110,12 +112,26 @@ impl LeaveOneOut {
         let Some(total) = sub.constant_sum(CONSTANT_SUM_TOL) else {
             return mene(&sub);
         };
-        if let Some(x) = hint.and_then(|h| equilibrium_near(&sub, total / 2.0, h)) {
-            return Ok(x);
+        let tableau = || {
+            self.tableau
+                .get_or_init(|| Maximin::at_support(&self.m, &support_of(&self.sigma)))
+        };
+        if let Some(h) = hint {
+            let v = total / 2.0;
+            if let Some(x) = unique_equilibrium_on(&sub, v, h) {
+                return Ok(x);
+            }
+            if let Some(x) = tableau()
+                .as_ref()
+                .and_then(|t| subgame_from(&sub, v, t, c, h))
+            {
+                return Ok(x);
+            }
+            if let Some(x) = equilibrium_from(&sub, v, h) {
+                return Ok(x);
+            }
         }
-        let tableau = self
-            .tableau
-            .get_or_init(|| Maximin::at_support(&self.m, &support_of(&self.sigma)));
+        let tableau = tableau();
         if let Some(x) = tableau
             .as_ref()
             .and_then(|t| subgame_equilibrium(&sub, total / 2.0, t, c))

@@ -210,6 +210,23 @@ pub(crate) fn equilibrium_from(m: &Matrix, v: f64, start: &[usize]) -> Option<Ve
     unique_equilibrium_on(m, v, &t.support(None))
 }
 
+/// `mene` of the subgame without policy `removed` (`sub`, range-normalised) by re-optimising
+/// `t`, the full game's tableau, moved to the subgame's basis at `start` (subgame indices; see
+/// [`Maximin::rebased_without`]).
+pub(crate) fn subgame_from(
+    sub: &Matrix,
+    v: f64,
+    t: &Maximin,
+    removed: usize,
+    start: &[usize],
+) -> Option<Vec<f64>> {
+    let mut t = t.rebased_without(removed, start)?;
+    if !t.optimize(pivot_budget(sub.n())) {
+        return None;
+    }
+    unique_equilibrium_on(sub, v, &t.support(Some(removed)))
+}
+
 /// `mene` of the subgame of `t`'s game without policy `removed` (`sub`, range-normalised),
 /// from `t`'s optimal tableau (see [`Maximin::without`]).
 pub(crate) fn subgame_equilibrium(
@@ -638,6 +655,7 @@ mod tests {
     fn subgame_hints_are_used_and_change_nothing() {
         use crate::solvers::LeaveOneOut;
         let (mut accepted, mut tries, mut moved, mut reoptimised) = (0, 0, 0, 0);
+        let mut rebased = 0;
         for (n, seed) in [(15, 2), (31, 3), (50, 4)] {
             let m0 = zero_sum(n, seed);
             let before = LeaveOneOut::new(&m0, &mene(&m0).unwrap()).unwrap();
@@ -648,6 +666,7 @@ mod tests {
                 let m1 = nudged(&m0, scale, seed * 10 + k);
                 let sigma = mene(&m1).unwrap();
                 let loo = LeaveOneOut::new(&m1, &sigma).unwrap();
+                let own = Maximin::at_support(&m1.normalized(), &support_of(&sigma)).unwrap();
                 for c in 0..n {
                     let cold = loo.without(c, None).unwrap();
                     assert_eq!(
@@ -674,6 +693,11 @@ mod tests {
                                 assert_eq!(x, cold, "n={n} c={c}");
                                 reoptimised += 1;
                             }
+                            // The same start reached from σ's tableau by a few pivots.
+                            if let Some(x) = subgame_from(&sub, v, &own, c, &hints[c]) {
+                                assert_eq!(x, cold, "n={n} c={c}");
+                                rebased += 1;
+                            }
                         }
                         if let Some(x) = direct {
                             assert_eq!(x, cold, "n={n} c={c}");
@@ -689,6 +713,10 @@ mod tests {
         assert!(
             moved >= 10 && reoptimised * 10 >= moved * 9,
             "moved supports re-optimised: {reoptimised} of {moved}"
+        );
+        assert!(
+            rebased * 10 >= moved * 9,
+            "moved supports re-optimised from σ's tableau: {rebased} of {moved}"
         );
     }
 

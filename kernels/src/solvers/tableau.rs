@@ -283,6 +283,49 @@ impl Maximin {
         s
     }
 
+    /// This tableau moved to the basis of the game without policy `c` at `start` (a support in
+    /// the subgame's indices, e.g. that subgame's previous optimum): `B(start)` plus `c`'s
+    /// surplus, whose row then leaves the LP with `u_c`. Only the basis differences are
+    /// pivoted (a few, with partial pivoting), instead of building the subgame's tableau from
+    /// scratch. The subgame's matrix may be a rescaling of this one's (when `c` held an
+    /// extreme payoff); its maximin strategies, hence the optimal support, are the same.
+    /// `None` when a pivot is too small: the caller builds the subgame's own tableau.
+    pub(crate) fn rebased_without(&self, c: usize, start: &[usize]) -> Option<Maximin> {
+        let n = self.n;
+        if c >= n || !start.iter().all(|&k| k + 1 < n) {
+            return None;
+        }
+        let mut in_start = vec![false; n];
+        for &k in start {
+            in_start[if k >= c { k + 1 } else { k }] = true;
+        }
+        // u_k basic for k in the start support, t_j for every other j (c included).
+        let wanted = |v: usize| match v {
+            v if v < n => in_start[v],
+            v if v < 2 * n => !in_start[v - n],
+            _ => false,
+        };
+        let mut t = self.clone();
+        let entering: Vec<usize> = (0..2 * n)
+            .filter(|&v| wanted(v) && t.slot(v).is_some())
+            .collect();
+        for e in entering {
+            let q = t.slot(e)?;
+            let r = (0..n)
+                .filter(|&r| t.row_on[r] && !wanted(t.basis[r]))
+                .max_by(|&x, &y| t.at(x, q).abs().total_cmp(&t.at(y, q).abs()))?;
+            if t.at(r, q).abs() <= EPS {
+                return None;
+            }
+            t.pivot(r, q);
+        }
+        let r = t.is_basic(n + c)?;
+        t.row_on[r] = false;
+        t.col_on[n + c] = false;
+        t.col_on[c] = false;
+        Some(t)
+    }
+
     /// The optimal tableau of the game without policy `c`, from this optimal one: column c's
     /// constraint is relaxed first (its surplus becomes free and enters by primal simplex, then
     /// leaves the LP with its row: a free basic variable constrains nothing), then `u_c` is
