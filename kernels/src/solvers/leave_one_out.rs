@@ -40,7 +40,10 @@ pub struct LeaveOneOut {
     /// Its constant sum.
     total: f64,
     sigma: Vec<f64>,
-    /// The dense tableau at σ's support, built on first need (`None`: singular there).
+    /// Per policy c: the game without c still holds a 0 and a 1, so normalising it is the
+    /// identity and its constant sum is this game's (when c ≠ 0, the same reference entry).
+    keeps_range: Vec<bool>,
+    /// The tableau at σ's support, built on first need (`None`: singular there).
     tableau: OnceLock<Option<Maximin>>,
     /// Built on first need; `None` when the base LP failed: every subgame is then solved cold.
     base: OnceLock<Option<Base>>,
@@ -59,12 +62,40 @@ fn solution(r: Result<SolveOutcome, microlp::Error>) -> Option<microlp::Solution
     }
 }
 
+/// For each policy c of a range-normalised `m`: whether some 0 and some 1 lie outside c's row
+/// and column (then the game without c spans [0, 1] too).
+fn keeps_range(m: &Matrix) -> Vec<bool> {
+    let n = m.n();
+    // Entries equal to `x` in all of m, and in each row and column.
+    let count = |x: f64| {
+        let (mut total, mut rows, mut cols) = (0usize, vec![0usize; n], vec![0usize; n]);
+        for (i, row) in rows.iter_mut().enumerate() {
+            for (j, &v) in m.row(i).iter().enumerate() {
+                if v == x {
+                    total += 1;
+                    *row += 1;
+                    cols[j] += 1;
+                }
+            }
+        }
+        (total, rows, cols)
+    };
+    let (zeros, ones) = (count(0.0), count(1.0));
+    let outside = |(total, rows, cols): &(usize, Vec<usize>, Vec<usize>), x: f64, c: usize| {
+        total - (rows[c] + cols[c] - usize::from(m[(c, c)] == x)) > 0
+    };
+    (0..n)
+        .map(|c| outside(&zeros, 0.0, c) && outside(&ones, 1.0, c))
+        .collect()
+}
+
 impl LeaveOneOut {
     /// For a constant-sum `m` with `sigma = mene(m)`; `None` for other games.
     pub fn new(m: &Matrix, sigma: &[f64]) -> Option<LeaveOneOut> {
         let m = m.normalized();
         let total = m.constant_sum(CONSTANT_SUM_TOL)?;
         Some(LeaveOneOut {
+            keeps_range: keeps_range(&m),
             m,
             total,
             sigma: sigma.to_vec(),
@@ -109,9 +140,17 @@ impl LeaveOneOut {
         }
         let n = self.m.n();
         let keep: Vec<usize> = (0..n).filter(|&k| k != c).collect();
-        let sub = self.m.sub(&keep).normalized();
-        let Some(total) = sub.constant_sum(CONSTANT_SUM_TOL) else {
-            return mene(&sub);
+        let (sub, total) = if c != 0 && self.keeps_range[c] {
+            // What normalising and checking would give, to the bit, without the two passes:
+            // the same entries, and the sum check passes on a subset of the pairs this game
+            // passed with the same reference entry M[0,0] and tolerance (range 1 both).
+            (self.m.sub(&keep), self.total)
+        } else {
+            let sub = self.m.sub(&keep).normalized();
+            let Some(total) = sub.constant_sum(CONSTANT_SUM_TOL) else {
+                return mene(&sub);
+            };
+            (sub, total)
         };
         let tableau = || {
             self.tableau
@@ -158,5 +197,27 @@ impl LeaveOneOut {
             Some(x) => constant_sum_mene(&sub, total / 2.0, &crate::matrix::clean_simplex(x)),
             None => mene(&sub),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::keeps_range;
+    use crate::matrix::Matrix;
+
+    /// A policy whose row or column holds the only 0 or the only 1 changes the subgame's
+    /// range; every other policy keeps it.
+    #[test]
+    fn keeps_range_finds_the_policies_holding_an_extreme() {
+        let m = Matrix::from_fn(6, |i, j| match (i, j) {
+            (1, 2) => 0.0,
+            (3, 0) => 1.0,
+            (4, 4) | (5, 4) => 1.0,
+            _ => 0.5,
+        });
+        // The 0 is only in row 1 / column 2; the 1s are at (3,0), (4,4) and (5,4).
+        assert_eq!(keeps_range(&m), vec![true, false, false, true, true, true]);
+        let lone = Matrix::from_fn(3, |i, j| if (i, j) == (2, 2) { 1.0 } else { 0.0 });
+        assert_eq!(keeps_range(&lone), vec![true, true, false]);
     }
 }
