@@ -16,8 +16,8 @@
 //! (the previous epoch's) as the start basis, re-optimised: fewer pivots than deriving the
 //! subgame from σ's optimum, since the subgame's own previous optimum is usually closer than
 //! σ's. That start is reached from σ's tableau by pivoting only the basis differences
-//! (`Maximin::rebased_without`, a few pivots) rather than built from scratch (one pivot per
-//! support member); the support found is verified by one least-squares solve
+//! (`Maximin::rebased_without`, typically under ten pivots) rather than built from scratch
+//! (one pivot per support member); the support found is verified by one least-squares solve
 //! (`unique_equilibrium_on`). The fallback checks the hint directly and builds the subgame's
 //! own tableau at it (`equilibrium_near`).
 

@@ -307,10 +307,11 @@ impl Maximin {
     /// This tableau moved to the basis of the game without policy `c` at `start` (a support in
     /// the subgame's indices, e.g. that subgame's previous optimum): `B(start)` plus `c`'s
     /// surplus, whose row then leaves the LP with `u_c`. Only the basis differences are
-    /// pivoted (a few, with partial pivoting), instead of building the subgame's tableau from
-    /// scratch. The subgame's matrix may be a rescaling of this one's (when `c` held an
-    /// extreme payoff); its maximin strategies, hence the optimal support, are the same.
-    /// `None` when a pivot is too small: the caller builds the subgame's own tableau.
+    /// pivoted (typically under ten, with partial pivoting), instead of building the
+    /// subgame's tableau from scratch. The subgame's matrix may be a rescaling of this one's
+    /// (when `c` held an extreme payoff); its maximin strategies, hence the optimal support,
+    /// are the same. `None` when a pivot is too small: the caller builds the subgame's own
+    /// tableau.
     pub(crate) fn rebased_without(&self, c: usize, start: &[usize]) -> Option<Maximin> {
         let n = self.n;
         if c >= n || !start.iter().all(|&k| k + 1 < n) {
