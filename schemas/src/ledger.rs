@@ -6,6 +6,7 @@
 use std::borrow::Borrow;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 
 use crate::error::RecordError;
 use crate::record::{Layout, Match};
@@ -30,9 +31,23 @@ const SLACK: usize = 16;
 #[derive(Debug)]
 pub struct Ledger<R = Box<Match>> {
     layout: Layout,
-    live: HashMap<String, usize, foldhash::fast::RandomState>,
+    /// Each live key's slot, by the key's 64-bit hash (not the key itself: no copy of every
+    /// id, and a quarter of the memory). A hit is confirmed against the slot's record, so two
+    /// keys with one hash are told apart: the later one's slot goes to `collided`.
+    live: HashMap<u64, usize, foldhash::fast::RandomState>,
+    /// Live keys whose hash another live key already had, by the key itself. Empty unless two
+    /// keys ever share a 64-bit hash.
+    collided: HashMap<String, usize, foldhash::fast::RandomState>,
     /// Records in arrival order; `None` where one was retracted (until compaction).
     slots: Vec<Option<R>>,
+    /// Bits of the key hash used: all of them, except in tests that force collisions.
+    hash_mask: u64,
+}
+
+/// Where a live key's slot is indexed.
+enum Place {
+    Hashed(u64),
+    Collided(String),
 }
 
 impl Ledger {
@@ -47,29 +62,97 @@ impl<R: Borrow<Match>> Ledger<R> {
         Ledger {
             layout,
             live: HashMap::default(),
+            collided: HashMap::default(),
             slots: Vec::new(),
+            hash_mask: u64::MAX,
+        }
+    }
+
+    /// A ledger that keeps only `bits` bits of each key hash, so that distinct keys collide
+    /// (tests of the collision path).
+    #[cfg(test)]
+    fn with_hash_bits(layout: Layout, bits: u32) -> Self {
+        Ledger {
+            hash_mask: (1u64 << bits) - 1,
+            ..Ledger::holding(layout)
+        }
+    }
+
+    /// The dedupe key's hash (`Match::key`'s parts, without building the key).
+    fn hash(&self, m: &Match) -> u64 {
+        let state = foldhash::fast::FixedState::with_seed(0x6e61_7368_666c_6f77);
+        let h = match self.layout {
+            Layout::Match => state.hash_one(m.match_id.as_str()),
+            Layout::Perspective => state.hash_one((
+                m.match_id.as_str(),
+                m.policy_i.as_str(),
+                m.policy_j.as_str(),
+            )),
+        };
+        h & self.hash_mask
+    }
+
+    /// Whether `a` and `b` have the same dedupe key.
+    fn same_key(&self, a: &Match, b: &Match) -> bool {
+        a.match_id == b.match_id
+            && (self.layout == Layout::Match
+                || (a.policy_i == b.policy_i && a.policy_j == b.policy_j))
+    }
+
+    /// The live slot holding `m`'s key, and where it is indexed.
+    fn locate(&self, h: u64, m: &Match) -> Option<(Place, usize)> {
+        if let Some(&slot) = self.live.get(&h) {
+            let held = self.slots[slot]
+                .as_ref()
+                .expect("a live key has its record");
+            if self.same_key(held.borrow(), m) {
+                return Some((Place::Hashed(h), slot));
+            }
+        }
+        if self.collided.is_empty() {
+            return None;
+        }
+        let key = m.key(self.layout);
+        let slot = *self.collided.get(&key)?;
+        Some((Place::Collided(key), slot))
+    }
+
+    /// Indexes live slot `slot` of a record with key hash `h`.
+    fn index(&mut self, h: u64, slot: usize) {
+        match self.live.entry(h) {
+            Entry::Vacant(v) => {
+                v.insert(slot);
+            }
+            Entry::Occupied(_) => {
+                let m: &Match = self.slots[slot]
+                    .as_ref()
+                    .expect("indexed slots are live")
+                    .borrow();
+                self.collided.insert(m.key(self.layout), slot);
+            }
         }
     }
 
     pub fn apply(&mut self, record: impl Into<R>) -> Outcome<R> {
         let record: R = record.into();
         let m: &Match = record.borrow();
-        let key = m.key(self.layout);
-        let retract = m.retract;
-        // One hash and probe per record: the entry decides every case.
-        match self.live.entry(key) {
-            Entry::Occupied(live) if retract => {
-                let slot = live.remove();
+        let h = self.hash(m);
+        match (self.locate(h, m), m.retract) {
+            (Some((place, slot)), true) => {
+                match place {
+                    Place::Hashed(h) => self.live.remove(&h),
+                    Place::Collided(key) => self.collided.remove(&key),
+                };
                 let old = self.slots[slot].take().expect("a live key has its record");
                 self.compact();
                 Outcome::Retracted(old)
             }
-            Entry::Vacant(_) if retract => Outcome::Rejected(format!(
+            (None, true) => Outcome::Rejected(format!(
                 "retraction of match_id `{}`, which is not live",
                 m.match_id
             )),
-            Entry::Occupied(live) => {
-                if self.slots[*live.get()]
+            (Some((_, slot)), false) => {
+                if self.slots[slot]
                     .as_ref()
                     .is_some_and(|old| old.borrow().same_content(m))
                 {
@@ -81,9 +164,10 @@ impl<R: Borrow<Match>> Ledger<R> {
                     ))
                 }
             }
-            Entry::Vacant(slot) => {
-                slot.insert(self.slots.len());
+            (None, false) => {
+                let slot = self.slots.len();
                 self.slots.push(Some(record));
+                self.index(h, slot);
                 Outcome::Inserted
             }
         }
@@ -92,16 +176,19 @@ impl<R: Borrow<Match>> Ledger<R> {
     /// Drops retracted slots once they outnumber the live records (amortised O(1) per
     /// retraction); arrival order is kept.
     fn compact(&mut self) {
-        if self.slots.len() <= 2 * self.live.len() + SLACK {
+        if self.slots.len() <= 2 * self.len() + SLACK {
             return;
         }
         self.slots.retain(Option::is_some);
-        for (k, m) in self.slots.iter().enumerate() {
-            let m: &Match = m.as_ref().expect("retained slots are live").borrow();
-            *self
-                .live
-                .get_mut(&m.key(self.layout))
-                .expect("a live record has its key") = k;
+        self.live.clear();
+        self.collided.clear();
+        for k in 0..self.slots.len() {
+            let m: &Match = self.slots[k]
+                .as_ref()
+                .expect("retained slots are live")
+                .borrow();
+            let h = self.hash(m);
+            self.index(h, k);
         }
     }
 
@@ -132,15 +219,129 @@ impl<R: Borrow<Match>> Ledger<R> {
     }
 
     pub fn len(&self) -> usize {
-        self.live.len()
+        self.live.len() + self.collided.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.live.is_empty()
+        self.len() == 0
     }
 
     /// Records held, live or awaiting reclamation (the ledger's memory in records).
     pub fn held(&self) -> usize {
         self.slots.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::{Ledger, Outcome};
+    use crate::record::{Layout, Match};
+
+    /// The ledger's rules on the full key (the index as it was before keys were hashed).
+    #[derive(Default)]
+    struct Reference {
+        live: HashMap<String, usize>,
+        slots: Vec<Option<Match>>,
+    }
+
+    impl Reference {
+        fn apply(&mut self, m: &Match, layout: Layout) -> Outcome<Match> {
+            let key = m.key(layout);
+            match (self.live.get(&key).copied(), m.retract) {
+                (Some(slot), true) => {
+                    self.live.remove(&key);
+                    Outcome::Retracted(self.slots[slot].take().unwrap())
+                }
+                (None, true) => Outcome::Rejected(String::new()),
+                (Some(slot), false) => {
+                    if self.slots[slot].as_ref().unwrap().same_content(m) {
+                        Outcome::Duplicate
+                    } else {
+                        Outcome::Rejected(String::new())
+                    }
+                }
+                (None, false) => {
+                    self.live.insert(key, self.slots.len());
+                    self.slots.push(Some(m.clone()));
+                    Outcome::Inserted
+                }
+            }
+        }
+    }
+
+    /// A small xorshift stream of matches over few ids: duplicates, conflicts, retractions
+    /// (of live and of unknown ids) and, in perspective layout, both seats of one id.
+    fn stream(seed: u64, len: usize) -> Vec<Match> {
+        let mut x = seed.max(1);
+        let mut next = move |k: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % k
+        };
+        let names = ["a", "b", "c"];
+        (0..len)
+            .map(|_| {
+                let (i, j) = (next(3) as usize, next(3) as usize);
+                let mut m = Match::new(
+                    format!("m{}", next(40)),
+                    "g",
+                    names[i],
+                    names[j],
+                    next(3) as f64,
+                    0.0,
+                );
+                m.retract = next(5) == 0;
+                m
+            })
+            .collect()
+    }
+
+    /// Hashed keys give the same outcomes and live records as full keys, with the full hash
+    /// and with hashes cut to 2 bits (every id then shares a hash with others), in both
+    /// layouts, through retractions and the slot reclamation they trigger.
+    #[test]
+    fn hashed_keys_agree_with_full_keys_even_when_hashes_collide() {
+        for layout in [Layout::Match, Layout::Perspective] {
+            for bits in [64, 2, 0] {
+                for seed in 1..20 {
+                    let mut ledger: Ledger<Box<Match>> = if bits == 64 {
+                        Ledger::holding(layout)
+                    } else {
+                        Ledger::with_hash_bits(layout, bits)
+                    };
+                    let mut reference = Reference::default();
+                    let mut collided = 0;
+                    for (k, m) in stream(seed, 400).iter().enumerate() {
+                        let got = ledger.apply(m.clone());
+                        let want = reference.apply(m, layout);
+                        let same = match (&got, &want) {
+                            (Outcome::Inserted, Outcome::Inserted)
+                            | (Outcome::Duplicate, Outcome::Duplicate)
+                            | (Outcome::Rejected(_), Outcome::Rejected(_)) => true,
+                            (Outcome::Retracted(a), Outcome::Retracted(b)) => **a == *b,
+                            _ => false,
+                        };
+                        assert!(
+                            same,
+                            "{layout:?} bits={bits} seed={seed} record {k}: {got:?} vs {want:?}"
+                        );
+                        let live: Vec<&Match> = ledger.live().collect();
+                        let want: Vec<&Match> = reference.slots.iter().flatten().collect();
+                        assert_eq!(live, want, "{layout:?} bits={bits} seed={seed} record {k}");
+                        assert_eq!(ledger.len(), reference.live.len());
+                        collided = collided.max(ledger.collided.len());
+                    }
+                    // Cut hashes do collide, so the fallback index was exercised.
+                    assert_eq!(
+                        collided > 0,
+                        bits < 64,
+                        "{layout:?} bits={bits} seed={seed}"
+                    );
+                }
+            }
+        }
     }
 }
