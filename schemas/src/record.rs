@@ -114,10 +114,42 @@ impl Match {
         }
     }
 
-    /// Equality of content, ignoring the retraction flag.
+    /// Equality of content, ignoring the retraction flag. (Field by field, without copying
+    /// the record: the destructuring makes a new field a compile error here until it is
+    /// compared.)
     pub fn same_content(&self, other: &Match) -> bool {
-        let mut a = self.clone();
-        a.retract = other.retract;
-        a == *other
+        let Match {
+            match_id,
+            ts,
+            game,
+            policy_i,
+            policy_j,
+            payoff_i,
+            payoff_j,
+            batna_i,
+            batna_j,
+            agreement,
+            ef1,
+            context,
+            propensity,
+            source,
+            seed,
+            retract: _,
+        } = self;
+        *match_id == other.match_id
+            && *ts == other.ts
+            && *game == other.game
+            && *policy_i == other.policy_i
+            && *policy_j == other.policy_j
+            && *payoff_i == other.payoff_i
+            && *payoff_j == other.payoff_j
+            && *batna_i == other.batna_i
+            && *batna_j == other.batna_j
+            && *agreement == other.agreement
+            && *ef1 == other.ef1
+            && *context == other.context
+            && *propensity == other.propensity
+            && *source == other.source
+            && *seed == other.seed
     }
 }
