@@ -170,7 +170,10 @@ impl CellStats {
     }
 
     fn real(x: i128) -> f64 {
-        x as f64 / FIXED_SCALE
+        // Through i64 where the sum fits (always, short of 2^31 payoff units): the same
+        // integer rounds to the same f64, and i128 → f64 is a slow software routine.
+        let x = i64::try_from(x).map_or_else(|_| x as f64, |x| x as f64);
+        x / FIXED_SCALE
     }
 
     pub fn mean(&self) -> Option<f64> {
@@ -322,6 +325,8 @@ impl GameMatrices {
 pub fn impute(n: usize, raw: &[Option<f64>], missing: Missing) -> Matrix {
     let fill: Vec<f64> = (0..n)
         .map(|j| match missing {
+            // A full column has nothing to fill (the usual case in a league).
+            _ if (0..n).all(|i| raw[i * n + j].is_some()) => 0.0,
             Missing::Zero => 0.0,
             Missing::Prior(x) => x,
             Missing::ColumnMean => {
@@ -344,4 +349,43 @@ pub fn aggregate(n: usize, obs: impl IntoIterator<Item = Observation>) -> Vec<Ce
         cells[o.row * n + o.col].add(&o);
     }
     cells
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CellStats, FIXED_SCALE};
+
+    /// The fast conversion of fixed-point sums gives the plain i128 → f64 result to the bit,
+    /// on both sides of 2^53 (where f64 starts rounding) and of the i64 range.
+    #[test]
+    fn real_equals_the_plain_conversion() {
+        let mut r = crate::rng::SplitMix64::new(5);
+        let mut values: Vec<i128> = vec![
+            0,
+            1,
+            -1,
+            (1 << 53) + 1,
+            -(1 << 53) - 3,
+            i64::MAX as i128,
+            i64::MIN as i128,
+            i64::MAX as i128 + 1,
+            i64::MIN as i128 - 1,
+            i128::MAX,
+            i128::MIN,
+        ];
+        // Random 128-bit values shifted down to every magnitude.
+        for shift in (0..127).step_by(3) {
+            for _ in 0..50 {
+                let x = ((r.next_u64() as i128) << 64 | r.next_u64() as i128) >> shift;
+                values.push(x);
+            }
+        }
+        for x in values {
+            assert_eq!(
+                CellStats::real(x).to_bits(),
+                (x as f64 / FIXED_SCALE).to_bits(),
+                "{x}"
+            );
+        }
+    }
 }
