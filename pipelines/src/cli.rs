@@ -26,7 +26,9 @@ use nashflow_schemas::Layout;
         nashflow analyze examples/rps.csv\n  \
         nashflow analyze logs/*.jsonl --bootstrap 200 --seed 7 --out results/\n  \
         nashflow analyze egta.csv --layout perspective --format json\n  \
-        nashflow solve matrix.json --solver alpharank"
+        nashflow solve matrix.json --solver alpharank\n\n\
+        Environment: NASHFLOW_KERNEL_THREADS=N caps the threads a kernel's independent solves \
+        use (default: all cores; results do not depend on it)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -464,7 +466,10 @@ pub struct RunArgs {
     /// Records per epoch: each epoch's output is the analysis of all input up to it.
     #[arg(long, default_value_t = 10_000)]
     pub epoch_records: usize,
-    /// Timely worker threads.
+    /// Timely worker threads (each owns the games whose id hashes to it). The solves inside
+    /// one game's analysis (Level 2 subgames, bootstrap replicates) run on a separate pool of
+    /// all cores; `NASHFLOW_KERNEL_THREADS=N` caps it (1: on the worker's own thread, the least
+    /// CPU per epoch). Results do not depend on either.
     #[arg(short = 'w', long, default_value_t = 1)]
     pub workers: usize,
     /// Level 3 cadence: recompute attribution every N epochs (and when a game's policy set
