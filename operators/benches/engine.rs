@@ -8,6 +8,8 @@
 //!    the kernels' threads count (wall time is printed next to it). Also against the full
 //!    recomputation that dedupes by `match_id` first, as the stream's semantics require. On
 //!    two leagues: an even one (noise only) and a cyclic one (a mixed equilibrium with signal).
+//!    Each small epoch is preceded by both full passes over its prefix, and the ratios are the
+//!    medians of these neighbouring pairs, so that the machine's drift cancels.
 //! 3. Match-to-updated-metrics latency at 10k and 100k matches/s with 50 policies: with
 //!    100 ms wall-clock epochs an epoch carries rate/10 matches, and a match waits at most
 //!    the tick plus the epoch's processing time; the processing time's p50/p99 is reported.
@@ -25,7 +27,7 @@ use nashflow_kernels::rng::SplitMix64;
 use nashflow_kernels::stats::{aggregate, CellStats};
 use nashflow_kernels::{SolverConfig, SolverKind};
 use nashflow_operators::cpu::process_cpu_seconds;
-use nashflow_operators::engine::{run, EngineConfig};
+use nashflow_operators::engine::{run, run_stream, EngineConfig};
 use nashflow_operators::observe::{cell_updates, observations};
 use nashflow_schemas::{Layout, Ledger, Match};
 
@@ -148,8 +150,10 @@ fn main() {
     }
 }
 
-/// One epoch of 1,000 matches on top of `n` (the median of several, since one epoch's time
-/// moves with how far its σ moved) against a full recomputation of the same prefix.
+/// One epoch of 1,000 matches on top of `n` against a full recomputation of the same prefix,
+/// several times: each small epoch is preceded by the two full passes over the prefix it
+/// completes, so the ratio is taken between neighbours in time (this machine's speed drifts
+/// by tens of percent over seconds) and the median of the per-epoch ratios is reported.
 fn small_epochs(
     league: League,
     n: usize,
@@ -160,45 +164,21 @@ fn small_epochs(
 ) {
     let records = matches(league, n, policies, 1);
     let small = 1_000;
-    let tries = 7;
-    let mut epochs: Vec<Vec<Match>> = records.chunks(epoch).map(|c| c.to_vec()).collect();
-    let mut all = records;
-    for k in 0..tries {
-        let extra = matches(league, small, policies, 2 + k as u64);
-        all.extend(extra.iter().cloned());
-        epochs.push(extra);
-    }
-    let out = run(epochs, cfg);
-    let median = |xs: &[f64]| {
-        let mut xs = xs.to_vec();
-        xs.sort_by(f64::total_cmp);
-        xs[xs.len() / 2]
-    };
-    let last = |xs: &[f64]| median(&xs[xs.len() - tries..]);
-    let incremental = last(&out.epoch_seconds);
-    let incremental_cpu = last(&out.epoch_cpu_seconds);
-    let incremental_kernels = last(&out.kernel_seconds);
+    let tries = 9;
+    let warm: Vec<Vec<Match>> = records.chunks(epoch).map(|c| c.to_vec()).collect();
+    let warm_epochs = warm.len();
+    let extras: Vec<Vec<Match>> = (0..tries)
+        .map(|k| matches(league, small, policies, 2 + k as u64))
+        .collect();
     // The leanest full pass: one sweep into dense cells (policies known up front), then the
     // same kernels.
     let names: Vec<String> = (0..policies).map(|k| format!("p{k:02}")).collect();
-    let index: HashMap<&str, usize> = names
+    let index: HashMap<String, usize> = names
         .iter()
         .enumerate()
-        .map(|(k, p)| (p.as_str(), k))
+        .map(|(k, p)| (p.clone(), k))
         .collect();
-    // Each pass is timed three times (median), on the wall clock and on the process CPU clock.
-    let timed = |pass: &dyn Fn()| {
-        let runs: Vec<(f64, f64)> = (0..3)
-            .map(|_| {
-                let (t, cpu) = (Instant::now(), process_cpu_seconds());
-                pass();
-                (t.elapsed().as_secs_f64(), process_cpu_seconds() - cpu)
-            })
-            .collect();
-        let wall = median(&runs.iter().map(|r| r.0).collect::<Vec<_>>());
-        (wall, median(&runs.iter().map(|r| r.1).collect::<Vec<_>>()))
-    };
-    let dense = |live: &mut dyn Iterator<Item = &Match>| {
+    let dense = move |live: &mut dyn Iterator<Item = &Match>| {
         let cells = aggregate(
             policies,
             live.flat_map(|m| {
@@ -212,35 +192,69 @@ fn small_epochs(
         );
         analyze_game(policies, &cells, &[], analysis, &mut Silent).expect("analysis");
     };
-    let (full, full_cpu) = timed(&|| dense(&mut all.iter()));
-    // What recomputing from the log also has to do when it may hold duplicates, conflicts and
-    // retractions (the engine's semantics): dedupe every match by id first.
-    let (deduped, deduped_cpu) = timed(&|| {
-        let mut ledger: Ledger<&Match> = Ledger::holding(Layout::Match);
-        for m in &all {
-            ledger.apply(m);
-        }
-        dense(&mut ledger.live());
-    });
+    // One pass on the wall clock and on the process CPU clock.
+    let timed = |pass: &mut dyn FnMut()| {
+        let (t, cpu) = (Instant::now(), process_cpu_seconds());
+        pass();
+        (t.elapsed().as_secs_f64(), process_cpu_seconds() - cpu)
+    };
+    // (leanest, deduping) × (wall, CPU) before each small epoch, on the prefix it completes.
+    let mut passes: Vec<[(f64, f64); 2]> = Vec::new();
+    let mut prefix = records;
+    let epochs = warm.into_iter().chain(extras.into_iter().inspect(|extra| {
+        prefix.extend(extra.iter().cloned());
+        let lean = timed(&mut || dense(&mut prefix.iter()));
+        // What recomputing from the log also has to do when it may hold duplicates,
+        // conflicts and retractions (the engine's semantics): dedupe every match by id first.
+        let deduped = timed(&mut || {
+            let mut ledger: Ledger<&Match> = Ledger::holding(Layout::Match);
+            for m in &prefix {
+                ledger.apply(m);
+            }
+            dense(&mut ledger.live());
+        });
+        passes.push([lean, deduped]);
+    }));
+    // The engine pulls the next epoch (running the passes) before it starts that epoch's
+    // clocks, with its workers idle, so the passes are not part of any epoch's time.
+    let out = run_stream(epochs, cfg, |_| {});
+    let median = |xs: Vec<f64>| {
+        let mut xs = xs;
+        xs.sort_by(f64::total_cmp);
+        xs[xs.len() / 2]
+    };
+    let at = |xs: &[f64]| xs[warm_epochs..].to_vec();
+    let (wall, cpu, kernels) = (
+        at(&out.epoch_seconds),
+        at(&out.epoch_cpu_seconds),
+        at(&out.kernel_seconds),
+    );
+    let pass = |which: usize, clock: usize| -> Vec<f64> {
+        passes
+            .iter()
+            .map(|p| if clock == 0 { p[which].0 } else { p[which].1 })
+            .collect()
+    };
+    let ratio = |a: &[f64], b: &[f64]| median(a.iter().zip(b).map(|(x, y)| x / y).collect());
     let support = out.state["default"].analysis.support_size;
-    println!("\n{league:?} league (support {support} of {policies}): one epoch of {small} matches on top of {n} (median of {tries}; CPU = every thread of the process)");
+    println!("\n{league:?} league (support {support} of {policies}): one epoch of {small} matches on top of {n}, {tries} times (medians; ratios are medians of each epoch's against the passes just before it; CPU = every thread of the process)");
     println!(
         "  full recomputation (re-aggregate + solve): {:>7.2} ms CPU  {:>7.2} ms wall",
-        full_cpu * 1e3,
-        full * 1e3
+        median(pass(0, 1)) * 1e3,
+        median(pass(0, 0)) * 1e3
     );
     println!(
         "  the same with dedupe by match_id first:    {:>7.2} ms CPU  {:>7.2} ms wall  (the incremental epoch is {:.1}× less CPU)",
-        deduped_cpu * 1e3,
-        deduped * 1e3,
-        deduped_cpu / incremental_cpu
+        median(pass(1, 1)) * 1e3,
+        median(pass(1, 0)) * 1e3,
+        ratio(&pass(1, 1), &cpu)
     );
     println!(
         "  incremental epoch:                         {:>7.2} ms CPU  {:>7.2} ms wall  ({:.1}× less CPU, {:.1}× less wall; kernels {:.2} ms wall)",
-        incremental_cpu * 1e3,
-        incremental * 1e3,
-        full_cpu / incremental_cpu,
-        full / incremental,
-        incremental_kernels * 1e3
+        median(cpu.clone()) * 1e3,
+        median(wall.clone()) * 1e3,
+        ratio(&pass(0, 1), &cpu),
+        ratio(&pass(0, 0), &wall),
+        median(kernels) * 1e3
     );
 }
