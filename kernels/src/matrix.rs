@@ -72,9 +72,12 @@ impl Matrix {
 
     /// `M x`.
     pub fn mul_vec(&self, x: &[f64]) -> Vec<f64> {
-        (0..self.n)
-            .map(|i| self.row(i).iter().zip(x).map(|(a, b)| a * b).sum())
-            .collect()
+        (0..self.n).map(|i| self.row_dot(i, x)).collect()
+    }
+
+    /// `(M x)_i`.
+    fn row_dot(&self, i: usize, x: &[f64]) -> f64 {
+        self.row(i).iter().zip(x).map(|(a, b)| a * b).sum()
     }
 
     /// `xᵀ M y`.
@@ -84,7 +87,7 @@ impl Matrix {
         x.iter()
             .enumerate()
             .filter(|&(_, &a)| a != 0.0)
-            .map(|(i, &a)| a * self.row(i).iter().zip(y).map(|(m, b)| m * b).sum::<f64>())
+            .map(|(i, &a)| a * self.row_dot(i, y))
             .sum::<f64>()
     }
 

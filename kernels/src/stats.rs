@@ -170,8 +170,9 @@ impl CellStats {
     }
 
     fn real(x: i128) -> f64 {
-        // Through i64 where the sum fits (always, short of 2^31 payoff units): the same
-        // integer rounds to the same f64, and i128 → f64 is a slow software routine.
+        // Through i64 where the sum fits (whenever a cell's payoffs, or their squares, sum to
+        // under 2^31 in magnitude): the same integer rounds to the same f64, and i128 → f64
+        // is a slow software routine.
         let x = i64::try_from(x).map_or_else(|_| x as f64, |x| x as f64);
         x / FIXED_SCALE
     }

@@ -148,7 +148,7 @@ impl EngineOutput {
 /// bootstrap replicate.
 type Cells<S> = BTreeMap<(u32, u32), S>;
 
-/// Adds a cell's consolidated change to a game's running cells, dropping cells (and games)
+/// Adds a change of one cell to a game's running cells, dropping cells (and games)
 /// that fall to zero. True when the game's set of cells changed (a cell appeared or vanished),
 /// which is when its policy list may have.
 fn accumulate<S: Semigroup + IsZero + Clone>(
@@ -178,15 +178,15 @@ fn accumulate<S: Semigroup + IsZero + Clone>(
     reshaped
 }
 
-/// Marks `game` for re-analysis (updates arrive grouped by game, so a repeat is usually the
-/// last entry).
+/// Marks `game` for re-analysis. A repeat of the last entry is skipped (a game's updates
+/// often come in a row); the list is sorted and deduplicated before the kernels run.
 fn mark_dirty(dirty: &mut Vec<u32>, game: u32) {
     if dirty.last() != Some(&game) {
         dirty.push(game);
     }
 }
 
-/// Per-worker view of the games it owns, kept from the epoch's consolidated changes.
+/// Per-worker view of the games it owns, kept from each epoch's changes.
 /// Games by id: a worker's games are few, and ids come from the run's [`Interner`].
 struct GameStore {
     tables: HashMap<u32, Cells<CellDiff>>,

@@ -349,19 +349,23 @@ fn with_causal_fields(epochs: Vec<Vec<Match>>) -> Vec<Vec<Match>> {
         .collect()
 }
 
+/// Causal bounds at sensitivity levels `gammas` over the streams' payoff range.
+fn causal_bounds(gammas: Vec<f64>) -> nashflow_kernels::bounds::BoundsConfig {
+    nashflow_kernels::bounds::BoundsConfig {
+        gammas,
+        range: Some((-1.0, 2.0)),
+        gamma_max: 50.0,
+    }
+}
+
 /// The `bounds` and `certificates` the engine keeps equal the batch computation on every
 /// prefix (including retractions and conflicts), for 2 workers.
 #[test]
 fn causal_bounds_engine_equals_batch() {
     use nashflow_kernels::analysis::add_bounds;
-    use nashflow_kernels::bounds::BoundsConfig;
     use nashflow_operators::batch::bound_cells;
     let epochs = with_causal_fields(random_stream(41, 160));
-    let bounds = BoundsConfig {
-        gammas: vec![1.0, 1.5],
-        range: Some((-1.0, 2.0)),
-        gamma_max: 50.0,
-    };
+    let bounds = causal_bounds(vec![1.0, 1.5]);
     let analysis = AnalysisConfig {
         level3: false,
         bounds: Some(bounds.clone()),
@@ -486,15 +490,10 @@ fn warm_started_solves_equal_cold_batch_on_every_prefix() {
 /// picked different workers, which the ids' first-come order made vary from run to run.)
 #[test]
 fn bounds_and_cells_of_a_game_share_a_worker() {
-    use nashflow_kernels::bounds::BoundsConfig;
     let epochs = with_causal_fields(random_stream(41, 160));
     let analysis = AnalysisConfig {
         level3: false,
-        bounds: Some(BoundsConfig {
-            gammas: vec![1.0],
-            range: Some((-1.0, 2.0)),
-            gamma_max: 50.0,
-        }),
+        bounds: Some(causal_bounds(vec![1.0])),
         ..Default::default()
     };
     let cfg = EngineConfig::new(2, Layout::Match, analysis);
@@ -525,17 +524,12 @@ fn bounds_and_cells_of_a_game_share_a_worker() {
 /// which worker owns a game varies between runs.
 #[test]
 fn one_and_two_workers_agree_with_everything_on() {
-    use nashflow_kernels::bounds::BoundsConfig;
     use nashflow_operators::engine::EngineOutput;
     use nashflow_operators::trigger::TriggerConfig;
     let epochs = with_causal_fields(random_stream(77, 200));
     let analysis = AnalysisConfig {
         level3: true,
-        bounds: Some(BoundsConfig {
-            gammas: vec![1.0, 2.0],
-            range: Some((-1.0, 2.0)),
-            gamma_max: 50.0,
-        }),
+        bounds: Some(causal_bounds(vec![1.0, 2.0])),
         ..Default::default()
     };
     let config = |workers| EngineConfig {

@@ -7,8 +7,8 @@
 //! range-normalised, so `s_c ≤ 1` suffices); microlp re-optimises from the parent's basis.
 //! Its maximin solution then gives the subgame's equilibrium structure as in `mene`.
 //!
-//! Faster, and tried before it: the game's own optimal tableau at σ's support (a dense
-//! tableau, `tableau::Maximin`) minus policy c is re-optimised by a few pivots, and the
+//! Faster, and tried before it: the game's own optimal tableau at σ's support
+//! (`tableau::Maximin`) minus policy c is re-optimised by a few pivots, and the
 //! subgame's σ is computed from the support found (`unique_equilibrium_on`). The microlp base
 //! LP is only built when some subgame needs the general route.
 //!
