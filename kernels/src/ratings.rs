@@ -95,9 +95,7 @@ pub fn bradley_terry(score: &Matrix) -> Result<BradleyTerry, KernelError> {
         if at.grad.amax() < 1e-12 * busiest {
             break;
         }
-        let step = (&at.fisher + &j).lu().solve(&at.grad).ok_or_else(|| {
-            KernelError::Numerical("Bradley–Terry: singular Fisher matrix".into())
-        })?;
+        let step = spd(&at.fisher + &j)?.solve(&at.grad);
         // Accept up to rounding of the log-likelihood itself (a sum over every game).
         let slack = 1e-12 * at.loglik.abs().max(1.0);
         let mut alpha = 1.0;
@@ -120,13 +118,16 @@ pub fn bradley_terry(score: &Matrix) -> Result<BradleyTerry, KernelError> {
         }
     }
     let theta = &at.theta;
-    let cov = (&at.fisher + &j)
-        .try_inverse()
-        .ok_or_else(|| KernelError::Numerical("Bradley–Terry: singular Fisher matrix".into()))?
-        - &j;
+    // Only the variances are reported: the diagonal of (F + J)⁻¹ − J, where with
+    // F + J = L·Lᵀ the inverse is L⁻ᵀ·L⁻¹, so its (a, a) entry is column a of L⁻¹ squared.
+    let l_inv = spd(&at.fisher + &j)?
+        .l()
+        .solve_lower_triangular(&DMatrix::identity(r, r))
+        .ok_or_else(singular)?;
     for (a, &i) in rated.iter().enumerate() {
         let rating = ELO_BASE + ELO_SCALE * theta[a];
-        let se = ELO_SCALE * cov[(a, a)].max(0.0).sqrt();
+        let variance = l_inv.column(a).norm_squared() - 1.0 / r as f64;
+        let se = ELO_SCALE * variance.max(0.0).sqrt();
         ratings[i] = Some(Rating {
             rating,
             se,
@@ -138,6 +139,17 @@ pub fn bradley_terry(score: &Matrix) -> Result<BradleyTerry, KernelError> {
         ratings,
         regularized,
     })
+}
+
+fn singular() -> KernelError {
+    KernelError::Numerical("Bradley–Terry: singular Fisher matrix".into())
+}
+
+/// The Cholesky factor of `F + J` (F the Fisher information, a graph Laplacian, and J = 11ᵀ/r
+/// fixing the shift): positive definite when the comparison graph is connected, and half
+/// the work of an LU.
+fn spd(a: DMatrix<f64>) -> Result<nalgebra::Cholesky<f64, nalgebra::Dyn>, KernelError> {
+    a.cholesky().ok_or_else(singular)
 }
 
 /// The Bradley–Terry log-likelihood, its gradient and Fisher information at θ, from wins

@@ -382,6 +382,52 @@ fn bradley_terry_recovers_three_player_strengths() {
 }
 
 #[test]
+fn bradley_terry_standard_errors_are_the_pseudo_inverse_of_the_fisher_information() {
+    // Five players with uneven schedules; the Fisher information at the MLE is a graph
+    // Laplacian, whose Moore–Penrose inverse (by SVD here) is the covariance of the centred θ.
+    let mut r = nashflow_kernels::rng::SplitMix64::new(11);
+    let n = 5;
+    let score = Matrix::from_fn(n, |a, b| {
+        if a == b {
+            0.0
+        } else {
+            (r.next_f64() * 40.0 + 1.0).round()
+        }
+    });
+    let bt = bradley_terry(&score).unwrap();
+    let scale = 400.0 / std::f64::consts::LN_10;
+    let theta: Vec<f64> = bt
+        .ratings
+        .iter()
+        .map(|x| (x.unwrap().rating - 1500.0) / scale)
+        .collect();
+    let mut fisher = nalgebra::DMatrix::<f64>::zeros(n, n);
+    for a in 0..n {
+        for b in 0..n {
+            if a != b {
+                let games = score[(a, b)] + score[(b, a)];
+                let p = 1.0 / (1.0 + (theta[b] - theta[a]).exp());
+                // Each unordered pair once.
+                let h = games * p * (1.0 - p) / 2.0;
+                fisher[(a, a)] += h;
+                fisher[(b, b)] += h;
+                fisher[(a, b)] -= h;
+                fisher[(b, a)] -= h;
+            }
+        }
+    }
+    let cov = fisher.pseudo_inverse(1e-9).unwrap();
+    for (a, rating) in bt.ratings.iter().enumerate() {
+        let se = cov[(a, a)].sqrt() * scale;
+        assert!(
+            (rating.unwrap().se - se).abs() < 1e-9 * se,
+            "player {a}: {} vs {se}",
+            rating.unwrap().se
+        );
+    }
+}
+
+#[test]
 fn elo_and_nash_averaging() {
     let r = elo(2, vec![(0, 1, 1.0)]);
     assert!((r[0] - 1516.0).abs() < 1e-9 && (r[1] - 1484.0).abs() < 1e-9);
