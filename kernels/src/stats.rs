@@ -82,7 +82,17 @@ pub const MAX_MAGNITUDE: f64 = 2_147_483_648.0;
 
 /// `round(x·2^32)`; `x` must satisfy `|x| < MAX_MAGNITUDE` (validated at decode).
 pub fn quantize(x: f64) -> i64 {
-    (x * FIXED_SCALE).round() as i64
+    round_to_i64(x * FIXED_SCALE)
+}
+
+/// `y.round() as i64` (half away from zero) for |y| < 2^63, without the libm call that
+/// `f64::round` is on baseline x86-64 (ingest rounds several values per record). Exact:
+/// below 2^52 `y − trunc(y)` is exact (Sterbenz, or y itself when the truncation is 0),
+/// and from 2^52 on every f64 is an integer, so the fraction is 0.
+fn round_to_i64(y: f64) -> i64 {
+    let t = y as i64;
+    let frac = y - t as f64;
+    t + i64::from(frac >= 0.5) - i64::from(frac <= -0.5)
 }
 
 /// Sufficient statistics of one cell (game, i, j).
@@ -126,7 +136,7 @@ impl CellStats {
             ef1_n: ef1_counted as i64,
             ef1_true: (ef1_counted && o.ef1 == Some(true)) as i64,
             score2: if o.row != o.col {
-                (o.score * 2.0).round() as i64
+                round_to_i64(o.score * 2.0)
             } else {
                 0
             },
@@ -354,7 +364,49 @@ pub fn aggregate(n: usize, obs: impl IntoIterator<Item = Observation>) -> Vec<Ce
 
 #[cfg(test)]
 mod tests {
-    use super::{CellStats, FIXED_SCALE};
+    use super::{round_to_i64, CellStats, FIXED_SCALE};
+
+    /// The libm-free rounding is `f64::round` to the integer: halves (away from zero), values
+    /// a hair either side of them, both sides of 2^52 and 2^53, and random payoffs at scale.
+    #[test]
+    fn round_to_i64_is_round_half_away_from_zero() {
+        let p52 = 4_503_599_627_370_496.0f64;
+        let mut ys = vec![
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            -2.5,
+            1e-300,
+            -0.49999999999999994,
+        ];
+        for base in [
+            0.5,
+            2.5,
+            1_234_567.5,
+            p52 - 0.5,
+            p52,
+            p52 + 1.0,
+            2.0 * p52 + 2.0,
+            9.2e18,
+        ] {
+            let below = f64::from_bits(base.to_bits() - 1);
+            let above = f64::from_bits(base.to_bits() + 1);
+            ys.extend([base, below, above, -base, -below, -above]);
+        }
+        let mut r = crate::rng::SplitMix64::new(17);
+        for _ in 0..200_000 {
+            let x = (r.next_f64() - 0.5) * 2f64.powi(r.below(62) as i32 - 30);
+            ys.push(x * FIXED_SCALE);
+            ys.push(x);
+        }
+        for y in ys {
+            assert_eq!(round_to_i64(y), y.round() as i64, "{y:e}");
+        }
+    }
 
     /// The fast conversion of fixed-point sums gives the plain i128 → f64 result to the bit,
     /// on both sides of 2^53 (where f64 starts rounding) and of the i64 range.

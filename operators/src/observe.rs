@@ -19,11 +19,41 @@ pub fn seat_view(m: &Match) -> SeatView {
 }
 
 /// The observations of one record, given the matrix indices of its two policies.
-pub fn observations(m: &Match, layout: Layout, i: usize, j: usize) -> Vec<Observation> {
+pub fn observations(m: &Match, layout: Layout, i: usize, j: usize) -> Observations {
     let v = seat_view(m);
+    let first = v.observe(i, j);
     match layout {
-        Layout::Match => vec![v.observe(i, j), v.swapped().observe(j, i)],
-        Layout::Perspective => vec![v.observe(i, j)],
+        Layout::Match => Observations {
+            seats: [first, v.swapped().observe(j, i)],
+            len: 2,
+        },
+        Layout::Perspective => Observations {
+            seats: [first; 2],
+            len: 1,
+        },
+    }
+}
+
+/// A record's one or two observations, by value: the ingest path makes one per record, so
+/// it allocates nothing.
+#[derive(Clone, Copy, Debug)]
+pub struct Observations {
+    seats: [Observation; 2],
+    len: usize,
+}
+
+impl std::ops::Deref for Observations {
+    type Target = [Observation];
+    fn deref(&self) -> &[Observation] {
+        &self.seats[..self.len]
+    }
+}
+
+impl IntoIterator for Observations {
+    type Item = Observation;
+    type IntoIter = std::iter::Take<std::array::IntoIter<Observation, 2>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.seats.into_iter().take(self.len)
     }
 }
 
@@ -31,7 +61,7 @@ pub fn observations(m: &Match, layout: Layout, i: usize, j: usize) -> Vec<Observ
 pub fn unit(m: &Match, layout: Layout, i: usize, j: usize) -> Unit {
     Unit {
         stratum: (i, j),
-        obs: observations(m, layout, i, j),
+        obs: observations(m, layout, i, j).to_vec(),
     }
 }
 
