@@ -201,7 +201,7 @@ fn small_epochs(
     // (leanest, deduping) × (wall, CPU) before each small epoch, on the prefix it completes.
     let mut passes: Vec<[(f64, f64); 2]> = Vec::new();
     let mut prefix = records;
-    let epochs = warm.into_iter().chain(extras.into_iter().inspect(|extra| {
+    let epochs = warm.into_iter().chain(extras.into_iter().map(|extra| {
         prefix.extend(extra.iter().cloned());
         let lean = timed(&mut || dense(&mut prefix.iter()));
         // What recomputing from the log also has to do when it may hold duplicates,
@@ -214,6 +214,9 @@ fn small_epochs(
             dense(&mut ledger.live());
         });
         passes.push([lean, deduped]);
+        // The epoch's records as a source hands them over: just decoded, not swept out of
+        // the caches by the passes (which read every other record of the prefix).
+        extra.clone()
     }));
     // The engine pulls the next epoch (running the passes) before it starts that epoch's
     // clocks, with its workers idle, so the passes are not part of any epoch's time.
