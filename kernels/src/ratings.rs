@@ -90,12 +90,16 @@ pub fn bradley_terry(score: &Matrix) -> Result<BradleyTerry, KernelError> {
         .fold(1.0, f64::max);
     // Damped Newton from θ = 0. Every θ tried is centred first (the model is shift
     // invariant), so an accepted trial's log-likelihood is the next iteration's baseline.
+    // One Cholesky factor per θ: it gives the Newton step, and at the last θ the variances.
     let mut at = Fit::at(&w, DVector::zeros(r));
-    for _ in 0..200 {
-        if at.grad.amax() < 1e-12 * busiest {
-            break;
+    let mut steps = 0;
+    let factor = loop {
+        let factor = spd(&at.fisher + &j)?;
+        if at.grad.amax() < 1e-12 * busiest || steps == 200 {
+            break factor;
         }
-        let step = spd(&at.fisher + &j)?.solve(&at.grad);
+        steps += 1;
+        let step = factor.solve(&at.grad);
         // Accept up to rounding of the log-likelihood itself (a sum over every game).
         let slack = 1e-12 * at.loglik.abs().max(1.0);
         let mut alpha = 1.0;
@@ -114,13 +118,13 @@ pub fn bradley_terry(score: &Matrix) -> Result<BradleyTerry, KernelError> {
         match next {
             Some(fit) => at = fit,
             // No step improves on rounding: θ is the optimum to working precision.
-            None => break,
+            None => break factor,
         }
-    }
+    };
     let theta = &at.theta;
     // Only the variances are reported: the diagonal of (F + J)⁻¹ − J, where with
     // F + J = L·Lᵀ the inverse is L⁻ᵀ·L⁻¹, so its (a, a) entry is column a of L⁻¹ squared.
-    let l_inv = spd(&at.fisher + &j)?
+    let l_inv = factor
         .l()
         .solve_lower_triangular(&DMatrix::identity(r, r))
         .ok_or_else(singular)?;
