@@ -9,6 +9,7 @@ pub mod attribution;
 pub mod bootstrap;
 pub mod bounds;
 pub mod lifts;
+pub mod lstsq;
 pub mod matrix;
 pub mod maxent;
 pub mod metrics;

@@ -115,13 +115,11 @@ pub fn lifts_hinted(
         let base: Vec<usize> = (0..n).filter(|&k| k != c).collect();
         let (sigma_b, w_b, u_b) = solved?;
         if !base.is_empty() {
+            // i's payoff against σ_B is `u_b` (σ_B's zero at c adds nothing to the sum).
             let per: Vec<(usize, f64)> = base
                 .iter()
-                .map(|&i| {
-                    let baseline: f64 =
-                        base.iter().zip(&sigma_b).map(|(&k, s)| s * m[(i, k)]).sum();
-                    (i, m[(i, c)] - baseline)
-                })
+                .zip(&u_b)
+                .map(|(&i, ub)| (i, m[(i, c)] - ub))
                 .collect();
             let vals: Vec<f64> = per.iter().map(|p| p.1).collect();
             level1.push(Level1 {

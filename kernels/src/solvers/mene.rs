@@ -17,8 +17,8 @@
 //!   strategies could not beat the best entropy found (entropy on `P(B)` is at most `ln |B|`).
 //!   Node LPs are warm-started from the parent's basis: a child adds one constraint.
 
+use crate::lstsq::Columns;
 use microlp::{ComparisonOp, LinearExpr, OptimizationDirection, Problem, SolveOutcome, Variable};
-use nalgebra::{DMatrix, DVector};
 
 use super::tableau::{is_index_set, Maximin};
 use crate::matrix::Matrix;
@@ -151,23 +151,16 @@ pub(crate) fn unique_equilibrium_on(m: &Matrix, v: f64, support: &[usize]) -> Op
     if !is_index_set(support, n) {
         return None;
     }
-    let a = DMatrix::from_fn(s + 1, s, |r, c| {
+    let a = Columns::from_fn(s + 1, s, |r, c| {
         if r < s {
             m[(support[r], support[c])] - v
         } else {
             1.0
         }
     });
-    let mut rhs = DVector::zeros(s + 1);
+    let mut rhs = vec![0.0; s + 1];
     rhs[s] = 1.0;
-    let qr = a.qr();
-    let r = qr.r();
-    if (0..s).any(|k| r[(k, k)].abs() <= STRUCTURE_TOL) {
-        return None;
-    }
-    // Qᵀ applied as its reflections, not formed (forming it costs as much as the factoring).
-    qr.q_tr_mul(&mut rhs);
-    let y = r.solve_upper_triangular(&rhs.rows(0, s).into_owned())?;
+    let y = a.solve(rhs, STRUCTURE_TOL)?;
     if !y.iter().all(|&yk| yk >= HINT_MARGIN) {
         return None;
     }
