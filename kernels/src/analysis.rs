@@ -178,7 +178,7 @@ pub fn analyze_game_warm(
             (won + lost > 0.0).then(|| won / (won + lost))
         })
         .collect();
-    let lifts = lifts_hinted(&g, &sigma, &cfg.solver, &mut warm.subgames)?;
+    let lifts = lifts_hinted(&g, &sigma, &cfg.solver, &mut warm.subgames, progress)?;
     let attribution = if cfg.level3 && n > 0 {
         Some(attribution(
             &g,

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::metrics::WelfareKind;
 use crate::parallel;
+use crate::progress::Progress;
 use crate::solvers::{hint_at, remember, LeaveOneOut, SolverConfig, SolverKind};
 use crate::stats::GameMatrices;
 use crate::KernelError;
@@ -52,17 +53,25 @@ pub fn lifts(
     sigma_full: &[f64],
     solver: &SolverConfig,
 ) -> Result<Lifts, KernelError> {
-    lifts_hinted(g, sigma_full, solver, &mut Vec::new())
+    lifts_hinted(
+        g,
+        sigma_full,
+        solver,
+        &mut Vec::new(),
+        &mut crate::progress::Silent,
+    )
 }
 
 /// [`lifts`], starting candidate c's leave-one-out `mene` from the support `hints[c]` (in the
 /// subgame's indices, e.g. from the previous epoch), and leaving this call's supports there.
-/// The result does not depend on the hints; only the cost does.
+/// The result does not depend on the hints; only the cost does. When each subgame is solved
+/// from scratch (general-sum games, other solvers), the solves are reported to `progress`.
 pub fn lifts_hinted(
     g: &GameMatrices,
     sigma_full: &[f64],
     solver: &SolverConfig,
     hints: &mut Vec<Option<Vec<usize>>>,
+    progress: &mut dyn Progress,
 ) -> Result<Lifts, KernelError> {
     let n = g.n();
     let m = &g.payoff;
@@ -77,7 +86,7 @@ pub fn lifts_hinted(
     // Welfare and payoffs of a subgame's σ are read on the full matrices with σ extended by
     // a zero for the candidate: no per-candidate sub-matrices.
     let welfare_of = WelfareKind::ALL.map(|w| w.matrix(g));
-    let without = parallel::map(&candidates, n >= parallel::MIN_PARALLEL_N, |&c| {
+    let leave_out = |&c: &usize| {
         if n == 1 {
             return Ok((vec![], [0.0; 3], vec![]));
         }
@@ -102,7 +111,15 @@ pub fn lifts_hinted(
         };
         u.remove(c);
         Ok::<_, KernelError>((s, w, u))
-    });
+    };
+    let parallel = n >= parallel::MIN_PARALLEL_N;
+    // The warm leave-one-out path takes microseconds per subgame: no progress to show.
+    let without = if loo.is_some() {
+        parallel::map(&candidates, parallel, leave_out)
+    } else {
+        let label = "Level 1/2 (leave-one-out)";
+        parallel::map_with_progress(&candidates, parallel, progress, label, leave_out)
+    };
     remember(
         hints,
         without

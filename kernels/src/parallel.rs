@@ -48,6 +48,51 @@ pub fn map<T: Sync, R: Send>(items: &[T], parallel: bool, f: impl Fn(&T) -> R + 
     pool().install(|| items.par_iter().map(f).collect())
 }
 
+/// [`map`], reporting each finished item to `progress` (as `label`). The items run on the
+/// pool (or on one helper thread) while the calling thread, which owns `progress`, only
+/// forwards the count: a slow kernel shows its progress without giving up any parallelism.
+pub fn map_with_progress<T: Sync, R: Send>(
+    items: &[T],
+    parallel: bool,
+    progress: &mut dyn crate::progress::Progress,
+    label: &str,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let done = AtomicU64::new(0);
+    progress.start(label, items.len() as u64);
+    let caller = std::thread::current();
+    let out = std::thread::scope(|s| {
+        let worker = s.spawn(|| {
+            let out = map(items, parallel, |x| {
+                let r = f(x);
+                done.fetch_add(1, Ordering::Relaxed);
+                r
+            });
+            // Wake the caller now rather than at its next poll.
+            caller.unpark();
+            out
+        });
+        let mut shown = 0;
+        let mut forward = |progress: &mut dyn crate::progress::Progress| {
+            let now = done.load(Ordering::Relaxed);
+            progress.inc(now - shown);
+            shown = now;
+        };
+        while !worker.is_finished() {
+            std::thread::park_timeout(std::time::Duration::from_millis(100));
+            forward(progress);
+        }
+        forward(progress);
+        match worker.join() {
+            Ok(out) => out,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    });
+    progress.finish();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -61,5 +106,35 @@ mod tests {
             super::map(&items[..8], true, |&y| x * y)
         });
         assert_eq!(nested[3][5], 15);
+    }
+
+    /// Every item is reported, once, and the results keep their order.
+    #[test]
+    fn map_with_progress_reports_every_item() {
+        #[derive(Default)]
+        struct Count {
+            started: u64,
+            total: u64,
+            finished: bool,
+        }
+        impl crate::progress::Progress for Count {
+            fn start(&mut self, _: &str, total: u64) {
+                self.started = total;
+            }
+            fn inc(&mut self, delta: u64) {
+                self.total += delta;
+            }
+            fn finish(&mut self) {
+                self.finished = true;
+            }
+        }
+        let items: Vec<u64> = (0..40).collect();
+        let mut count = Count::default();
+        let out = super::map_with_progress(&items, true, &mut count, "test", |&x| {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            x + 1
+        });
+        assert_eq!(out, (1..41).collect::<Vec<u64>>());
+        assert_eq!((count.started, count.total, count.finished), (40, 40, true));
     }
 }
