@@ -15,11 +15,14 @@
 //!   every NE belongs to exactly one leaf, its own B. A node is pruned when its LP is
 //!   infeasible, when conditional dominance rules it out, or when even all its undecided
 //!   strategies could not beat the best entropy found (entropy on `P(B)` is at most `ln |B|`).
-//!   Node LPs are warm-started from the parent's basis: a child adds one constraint.
+//!   A child's LP is its parent's with one or two bounds tightened, re-solved by a few dense
+//!   dual simplex pivots from the parent's basis (`node_lp`; microlp where that cannot
+//!   decide a node).
 
 use crate::lstsq::Columns;
 use microlp::{ComparisonOp, LinearExpr, OptimizationDirection, Problem, SolveOutcome, Variable};
 
+use super::node_lp::NodeLp as Dense;
 use super::tableau::{is_index_set, Maximin};
 use crate::matrix::Matrix;
 use crate::maxent::{max_entropy, max_entropy_within, MaxEnt};
@@ -343,8 +346,14 @@ enum Decision {
     Out,
 }
 
-/// A node LP: σ ∈ Δ, v ∈ [0, 1], `u_k ≤ v` for all k, plus the node's decisions.
-type NodeLp = microlp::Solution;
+/// A node LP: σ ∈ Δ, v ∈ [0, 1], `u_k ≤ v` for all k, plus the node's decisions. On the
+/// dense tableau ([`Dense`]); a node it cannot decide is solved by microlp, and so are its
+/// descendants.
+#[derive(Clone)]
+enum NodeLp {
+    Dense(Dense),
+    Micro(microlp::Solution),
+}
 
 struct Search<'a> {
     m: &'a Matrix,
@@ -359,7 +368,7 @@ struct Search<'a> {
 
 fn outcome(r: Result<SolveOutcome, microlp::Error>) -> Result<Option<NodeLp>, KernelError> {
     match r {
-        Ok(SolveOutcome::Solution(s)) => Ok(Some(s)),
+        Ok(SolveOutcome::Solution(s)) => Ok(Some(NodeLp::Micro(s))),
         Ok(SolveOutcome::Interrupted(_)) => {
             Err(KernelError::Numerical("mene: LP interrupted".into()))
         }
@@ -407,7 +416,12 @@ impl<'a> Search<'a> {
     }
 
     fn root(&self) -> Result<Option<NodeLp>, KernelError> {
-        outcome(self.problem.solve())
+        let mut lp = Dense::root(self.m);
+        match lp.solve(self.m) {
+            Ok(true) => Ok(Some(NodeLp::Dense(lp))),
+            Ok(false) => Ok(None),
+            Err(_) => outcome(self.problem.solve()),
+        }
     }
 
     /// The node LP of `state` built from scratch, retried in other orders on failure.
@@ -452,10 +466,25 @@ impl<'a> Search<'a> {
     }
 
     fn warm_child(&self, lp: NodeLp, k: usize, d: Decision) -> Result<Option<NodeLp>, KernelError> {
+        let lp = match lp {
+            NodeLp::Dense(mut lp) => {
+                match d {
+                    Decision::In => lp.set_in(k),
+                    Decision::Out => lp.set_out(k, BR_MARGIN),
+                    Decision::Free => unreachable!("children decide a strategy"),
+                }
+                return match lp.solve(self.m) {
+                    Ok(true) => Ok(Some(NodeLp::Dense(lp))),
+                    Ok(false) => Ok(None),
+                    Err(_) => Err(KernelError::Numerical("mene: dense node LP".into())),
+                };
+            }
+            NodeLp::Micro(lp) => lp,
+        };
         match d {
             Decision::In => outcome(lp.add_constraint(self.gap(k), ComparisonOp::Ge, 0.0)),
             Decision::Out => {
-                let Some(lp) = outcome(lp.fix_var(self.sigma[k], 0.0))? else {
+                let Some(NodeLp::Micro(lp)) = outcome(lp.fix_var(self.sigma[k], 0.0))? else {
                     return Ok(None);
                 };
                 outcome(lp.add_constraint(self.gap(k), ComparisonOp::Le, -BR_MARGIN))
@@ -518,9 +547,14 @@ impl<'a> Search<'a> {
             Ok(None) => {}
         }
         // Branch on the largest complementarity violation σ_k·|v − u_k| at the LP point.
-        let sigma: Vec<f64> = self.sigma.iter().map(|&s| lp.var_value(s)).collect();
+        let (sigma, v) = match &lp {
+            NodeLp::Dense(lp) => (lp.sigma(), lp.v()),
+            NodeLp::Micro(lp) => (
+                self.sigma.iter().map(|&s| lp.var_value(s)).collect(),
+                lp.var_value(self.v),
+            ),
+        };
         let u = self.m.mul_vec(&sigma);
-        let v = lp.var_value(self.v);
         let pick = (0..state.len())
             .filter(|&k| state[k] == Decision::Free)
             .max_by(|&a, &b| {

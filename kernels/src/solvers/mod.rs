@@ -6,6 +6,7 @@ mod leave_one_out;
 mod lle;
 mod mene;
 mod nash_lp;
+mod node_lp;
 mod prd;
 mod tableau;
 
