@@ -34,6 +34,9 @@ pub struct Level2 {
     pub equilibrium_shift: f64,
     /// (incumbent i, `(Mσ⁺)_i − (M_B σ_B)_i`).
     pub incumbent_shifts: Vec<(usize, f64)>,
+    /// σ_B is proven to be the solver's answer: false only when general-sum `mene` ran out of
+    /// search budget on B (σ_B is then the highest-entropy equilibrium found).
+    pub baseline_exact: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -88,13 +91,14 @@ pub fn lifts_hinted(
     let welfare_of = WelfareKind::ALL.map(|w| w.matrix(g));
     let leave_out = |&c: &usize| {
         if n == 1 {
-            return Ok((vec![], [0.0; 3], vec![]));
+            return Ok((vec![], [0.0; 3], vec![], true));
         }
-        let s = match &loo {
-            Some(loo) => loo.without(c, hint_at(hints, c))?,
+        let (s, exact) = match &loo {
+            Some(loo) => (loo.without(c, hint_at(hints, c))?, true),
             None => {
                 let base: Vec<usize> = (0..n).filter(|&k| k != c).collect();
-                solver.solve(&m.sub(&base))?
+                let solved = solver.solve_hinted(&m.sub(&base), None)?;
+                (solved.sigma, solved.exact)
             }
         };
         let mut x = s.clone();
@@ -110,7 +114,7 @@ pub fn lifts_hinted(
             )
         };
         u.remove(c);
-        Ok::<_, KernelError>((s, w, u))
+        Ok::<_, KernelError>((s, w, u, exact))
     };
     let parallel = n >= parallel::MIN_PARALLEL_N;
     // The warm leave-one-out path takes microseconds per subgame: no progress to show.
@@ -124,13 +128,13 @@ pub fn lifts_hinted(
         hints,
         without
             .iter()
-            .map(|w| w.as_ref().map_or(&[][..], |(s, _, _)| s.as_slice())),
+            .map(|w| w.as_ref().map_or(&[][..], |(s, ..)| s.as_slice())),
     );
     let mut level1 = Vec::new();
     let mut level2 = Vec::new();
     for (c, solved) in without.into_iter().enumerate() {
         let base: Vec<usize> = (0..n).filter(|&k| k != c).collect();
-        let (sigma_b, w_b, u_b) = solved?;
+        let (sigma_b, w_b, u_b, baseline_exact) = solved?;
         if !base.is_empty() {
             // i's payoff against σ_B is `u_b` (σ_B's zero at c adds nothing to the sum).
             let per: Vec<(usize, f64)> = base
@@ -162,6 +166,7 @@ pub fn lifts_hinted(
                 .zip(&u_b)
                 .map(|(&i, ub)| (i, u_full[i] - ub))
                 .collect(),
+            baseline_exact,
         });
     }
     Ok(Lifts { level1, level2 })

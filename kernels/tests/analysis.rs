@@ -139,6 +139,29 @@ fn matrices(payoff: Matrix) -> GameMatrices {
     }
 }
 
+/// A general-sum search that runs out of budget on a baseline game says so per candidate;
+/// with the default budget every baseline of a small game is searched to the end.
+#[test]
+fn level2_reports_baselines_whose_search_ran_out() {
+    let mut r = nashflow_kernels::rng::SplitMix64::new(31);
+    let m = Matrix::from_fn(9, |_, _| r.next_f64());
+    let g = matrices(m.clone());
+    let full = SolverConfig::new(SolverKind::Mene);
+    let sigma = full.solve(&m).unwrap();
+    let l = lifts(&g, &sigma, &full).unwrap();
+    assert!(l.level2.iter().all(|x| x.baseline_exact));
+    let tight = SolverConfig {
+        mene_node_limit: 1,
+        ..full
+    };
+    let l = lifts(&g, &sigma, &tight).unwrap();
+    let short = l.level2.iter().filter(|x| !x.baseline_exact).count();
+    assert!(
+        short > 0,
+        "a one-node budget cannot search 8-policy games to the end"
+    );
+}
+
 #[test]
 fn level1_and_level2_on_a_hand_computed_game() {
     // Policies 0, 1 form a prisoner's-dilemma-free coordination; 2 is a strong newcomer.

@@ -92,6 +92,7 @@ impl GameReport {
                     "entry_mass": num(l.entry_mass),
                     "equilibrium_shift": num(l.equilibrium_shift),
                     "incumbent_shifts": shifts,
+                    "baseline_exact": l.baseline_exact,
                 }),
             );
         }
@@ -343,6 +344,10 @@ impl GameReport {
         }
         if !a.solver_exact {
             out.push_str("note: the mene search budget ran out; σ is the highest-entropy equilibrium found, not proven maximal (--mene-node-limit)\n");
+        }
+        let short = a.lifts.level2.iter().filter(|l| !l.baseline_exact).count();
+        if short > 0 {
+            out.push_str(&format!("note: for {short} of {} Level 2 candidates the mene search budget ran out on the game without them; their σ_B is the highest-entropy equilibrium found (lifts metric baseline_exact = 0)\n", a.lifts.level2.len()));
         }
         if a.bradley_terry.regularized {
             out.push_str("ratings: the win graph is not strongly connected; one virtual draw per pair was added\n");

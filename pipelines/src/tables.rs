@@ -351,6 +351,8 @@ pub fn lifts(reports: &[GameReport], epoch: u64) -> RecordBatch {
             for (i, x) in &l.incumbent_shifts {
                 push(l.candidate, "2", "incumbent_shift", Some(*i), *x);
             }
+            let exact = if l.baseline_exact { 1.0 } else { 0.0 };
+            push(l.candidate, "2", "baseline_exact", None, exact);
         }
     }
     Table::default()
