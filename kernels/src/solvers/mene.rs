@@ -19,11 +19,11 @@
 //!   dual simplex pivots from the parent's basis (`node_lp`; microlp where that cannot
 //!   decide a node).
 
-use crate::lstsq::Columns;
 use microlp::{ComparisonOp, LinearExpr, OptimizationDirection, Problem, SolveOutcome, Variable};
 
 use super::node_lp::NodeLp as Dense;
 use super::tableau::{is_index_set, Maximin};
+use crate::lstsq::Columns;
 use crate::matrix::Matrix;
 use crate::maxent::{max_entropy, max_entropy_within, MaxEnt};
 use crate::polytope::{Polytope, RelativeInterior, Row};
@@ -94,11 +94,27 @@ pub fn mene_hinted(
             nodes: 0,
         });
     }
-    let mut search = Search::new(&m, node_limit);
-    let mut state = vec![Decision::Free; n];
-    let root = search.root()?.ok_or_else(|| {
+    general_sum_mene(&m, node_limit, true)
+}
+
+/// The branch and bound of a range-normalised general-sum `m`, with its node LPs on the dense
+/// tableau (`dense`) or all on microlp (the fallback's own path, for tests).
+fn general_sum_mene(
+    m: &Matrix,
+    node_limit: usize,
+    dense: bool,
+) -> Result<MeneOutcome, KernelError> {
+    let n = m.n();
+    let mut search = Search::new(m, node_limit);
+    let root = if dense {
+        search.root()?
+    } else {
+        outcome(search.problem.solve())?
+    };
+    let root = root.ok_or_else(|| {
         KernelError::Numerical("mene: the equilibrium LP is infeasible (LP failure)".into())
     })?;
+    let mut state = vec![Decision::Free; n];
     search.dfs(&mut state, root)?;
     let best = search.best.ok_or_else(|| {
         KernelError::Numerical("mene: no symmetric equilibrium found (LP failure)".into())
@@ -625,6 +641,37 @@ pub fn brute_force_max_entropy(m: &Matrix) -> Result<f64, KernelError> {
 mod tests {
     use super::*;
     use crate::rng::SplitMix64;
+
+    /// The dense node LPs and microlp's (the fallback path, here for every node) give the
+    /// same max entropy on random general-sum games, with and without ties, both searched to
+    /// the end.
+    #[test]
+    fn dense_and_microlp_node_lps_agree() {
+        let mut r = SplitMix64::new(77);
+        for n in 3..=11 {
+            for variant in 0..3 {
+                let raw = Matrix::from_fn(n, |_, _| r.next_f64());
+                let m = match variant {
+                    0 => raw,
+                    1 => Matrix::from_fn(n, |i, j| (raw[(i, j)] * 2.0).round()),
+                    _ => Matrix::from_fn(n, |i, j| (raw[(i, j)] * 4.0).round()),
+                }
+                .normalized();
+                if m.constant_sum(CONSTANT_SUM_TOL).is_some() {
+                    continue;
+                }
+                let dense = general_sum_mene(&m, usize::MAX, true).unwrap();
+                let micro = general_sum_mene(&m, usize::MAX, false).unwrap();
+                assert!(dense.exact && micro.exact);
+                let h = crate::matrix::entropy;
+                let (hd, hm) = (h(&dense.sigma), h(&micro.sigma));
+                assert!(
+                    (hd - hm).abs() < 1e-8,
+                    "n={n} variant {variant}: {hd} vs {hm}"
+                );
+            }
+        }
+    }
 
     fn zero_sum(n: usize, seed: u64) -> Matrix {
         let mut r = SplitMix64::new(seed);
