@@ -117,8 +117,11 @@ pub fn lifts_hinted(
         Ok::<_, KernelError>((s, w, u, exact))
     };
     let parallel = n >= parallel::MIN_PARALLEL_N;
-    // The warm leave-one-out path takes microseconds per subgame: no progress to show.
+    // The warm leave-one-out path takes microseconds per subgame: no progress to show, and
+    // below `MIN_PARALLEL_LOO_N` the pool's hand-off and its threads' spinning afterwards
+    // cost more CPU than the pool saves wall time.
     let without = if loo.is_some() {
+        let parallel = n >= parallel::MIN_PARALLEL_LOO_N;
         parallel::map(&candidates, parallel, leave_out)
     } else {
         let label = "Level 1/2 (leave-one-out)";

@@ -15,6 +15,9 @@ use rayon::prelude::*;
 /// solves.
 pub const MIN_PARALLEL_N: usize = 8;
 
+/// The same for constant-sum leave-one-out games derived from σ's LP (microseconds each).
+pub const MIN_PARALLEL_LOO_N: usize = 64;
+
 /// Threads a kernel may use.
 pub fn threads() -> usize {
     static THREADS: OnceLock<usize> = OnceLock::new();
