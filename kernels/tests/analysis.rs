@@ -188,7 +188,14 @@ fn level1_and_level2_on_a_hand_computed_game() {
     );
     assert!((l1.uniform_avg - (pl0 + pl1) / 2.0).abs() < 1e-7);
     assert!((l1.equilibrium_avg - (sb[0] * pl0 + sb[1] * pl1)).abs() < 1e-7);
-    assert_eq!(l1.min, pl0.min(pl1));
+    // The min is the smallest per-incumbent lift itself, which is the hand value to rounding.
+    let smallest = l1
+        .per_incumbent
+        .iter()
+        .map(|p| p.1)
+        .fold(f64::INFINITY, f64::min);
+    assert_eq!(l1.min, smallest);
+    assert!((l1.min - pl0.min(pl1)).abs() < 1e-12);
     let l2 = l.level2.iter().find(|x| x.candidate == 2).unwrap();
     // W(B) for uw = 2·v_B with v_B = 2/3; W(P) = 2·1.
     assert!((l2.delta_eco[0] - (2.0 - 4.0 / 3.0)).abs() < 1e-7);
