@@ -46,6 +46,10 @@ impl Default for AnalysisConfig {
     }
 }
 
+/// Relative to the payoff range: a best response's payoff against σ below the best by at most
+/// this much is rounding (see [`GameAnalysis::ranking`]).
+pub const RANK_TIE: f64 = 1e-9;
+
 /// Per-policy quantities against σ: `X_k = Σ_j σ_j X[k,j]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VsSigma {
@@ -82,11 +86,18 @@ pub struct GameAnalysis {
 
 impl GameAnalysis {
     /// Leaderboard order: payoff against σ (equivalently regret), then Nash mass, then name.
+    /// Payoffs within [`RANK_TIE`] of the range below the best count as the best: every
+    /// policy in σ's support earns exactly the best payoff in exact arithmetic, so their order
+    /// is by mass, not by rounding.
     pub fn ranking(&self, policies: &[String]) -> Vec<usize> {
+        let u = &self.eval.payoff_vs_sigma;
+        let best = u.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let tie = RANK_TIE * self.matrices.payoff.range();
+        let key = |k: usize| if best - u[k] <= tie { best } else { u[k] };
         let mut order: Vec<usize> = (0..policies.len()).collect();
         order.sort_by(|&x, &y| {
-            self.eval.payoff_vs_sigma[y]
-                .total_cmp(&self.eval.payoff_vs_sigma[x])
+            key(y)
+                .total_cmp(&key(x))
                 .then(self.sigma[y].total_cmp(&self.sigma[x]))
                 .then(policies[x].cmp(&policies[y]))
         });

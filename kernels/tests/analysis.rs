@@ -162,6 +162,40 @@ fn level2_reports_baselines_whose_search_ran_out() {
     );
 }
 
+/// σ's support is ranked by mass, whatever rounding does to its (equal) payoffs against σ;
+/// a policy clearly worse against σ comes after it.
+#[test]
+fn leaderboard_ranks_the_support_by_mass() {
+    use nashflow_kernels::analysis::{analyze_game, AnalysisConfig};
+    // Weighted rock-paper-scissors (σ = 1/2, 1/3, 1/6) and a fourth policy losing to all.
+    let m = Matrix::from_rows(&[
+        vec![0.0, -1.0, 2.0, 1.0],
+        vec![1.0, 0.0, -3.0, 1.0],
+        vec![-2.0, 3.0, 0.0, 1.0],
+        vec![-1.0, -1.0, -1.0, 0.0],
+    ])
+    .unwrap();
+    let n = 4;
+    let cells = aggregate(
+        n,
+        (0..n).flat_map(|i| {
+            let m = &m;
+            (0..n).map(move |j| seat(m[(i, j)], m[(j, i)]).observe(i, j))
+        }),
+    );
+    let cfg = AnalysisConfig {
+        level3: false,
+        ..Default::default()
+    };
+    let mut a = analyze_game(n, &cells, &[], &cfg, &mut Silent).unwrap();
+    assert_close(&a.sigma, &[0.5, 1.0 / 3.0, 1.0 / 6.0, 0.0], 1e-9);
+    let names: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
+    // Rounding that puts the heaviest policy a hair below the others changes nothing.
+    a.eval.payoff_vs_sigma[0] -= 1e-12;
+    a.eval.payoff_vs_sigma[2] += 1e-12;
+    assert_eq!(a.ranking(&names), vec![0, 1, 2, 3]);
+}
+
 #[test]
 fn level1_and_level2_on_a_hand_computed_game() {
     // Policies 0, 1 form a prisoner's-dilemma-free coordination; 2 is a strong newcomer.
