@@ -20,6 +20,13 @@ impl Columns {
         Columns { rows, cols, a }
     }
 
+    /// From entries already in column order (`a[c * rows + r]`).
+    pub fn from_column_major(rows: usize, cols: usize, a: Vec<f64>) -> Columns {
+        assert!(rows >= cols, "least squares needs rows ≥ columns");
+        assert_eq!(a.len(), rows * cols, "entries");
+        Columns { rows, cols, a }
+    }
+
     /// The least-squares solution of `A y = b`, or `None` when some |R_kk| ≤ `tol` (rank
     /// deficient to that tolerance). Consumes the matrix: the reflections overwrite it.
     ///

@@ -170,13 +170,16 @@ pub(crate) fn unique_equilibrium_on(m: &Matrix, v: f64, support: &[usize]) -> Op
     if !is_index_set(support, n) {
         return None;
     }
-    let a = Columns::from_fn(s + 1, s, |r, c| {
-        if r < s {
-            m[(support[r], support[c])] - v
-        } else {
-            1.0
+    // Gathered row by row (contiguous reads); the last row is the sum constraint's ones.
+    let rows = s + 1;
+    let mut a = vec![1.0; rows * s];
+    for (r, &i) in support.iter().enumerate() {
+        let row = m.row(i);
+        for (c, &j) in support.iter().enumerate() {
+            a[c * rows + r] = row[j] - v;
         }
-    });
+    }
+    let a = Columns::from_column_major(rows, s, a);
     let mut rhs = vec![0.0; s + 1];
     rhs[s] = 1.0;
     let y = a.solve(rhs, STRUCTURE_TOL)?;
