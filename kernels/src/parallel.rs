@@ -61,8 +61,22 @@ pub fn map_with_progress<T: Sync, R: Send>(
     label: &str,
     f: impl Fn(&T) -> R + Sync,
 ) -> Vec<R> {
-    use std::sync::atomic::{AtomicU64, Ordering};
+    let poll = std::time::Duration::from_millis(100);
+    map_polling(items, parallel, progress, label, poll, f)
+}
+
+/// [`map_with_progress`], forwarding the count every `poll`.
+fn map_polling<T: Sync, R: Send>(
+    items: &[T],
+    parallel: bool,
+    progress: &mut dyn crate::progress::Progress,
+    label: &str,
+    poll: std::time::Duration,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     let done = AtomicU64::new(0);
+    let finished = AtomicBool::new(false);
     progress.start(label, items.len() as u64);
     let caller = std::thread::current();
     let out = std::thread::scope(|s| {
@@ -72,7 +86,9 @@ pub fn map_with_progress<T: Sync, R: Send>(
                 done.fetch_add(1, Ordering::Relaxed);
                 r
             });
-            // Wake the caller now rather than at its next poll.
+            // Wake the caller now rather than at its next poll (an unpark before the park
+            // makes that park return at once, so the wake-up cannot be lost).
+            finished.store(true, Ordering::Release);
             caller.unpark();
             out
         });
@@ -82,8 +98,8 @@ pub fn map_with_progress<T: Sync, R: Send>(
             progress.inc(now - shown);
             shown = now;
         };
-        while !worker.is_finished() {
-            std::thread::park_timeout(std::time::Duration::from_millis(100));
+        while !finished.load(Ordering::Acquire) {
+            std::thread::park_timeout(poll);
             forward(progress);
         }
         forward(progress);
@@ -139,5 +155,27 @@ mod tests {
         });
         assert_eq!(out, (1..41).collect::<Vec<u64>>());
         assert_eq!((count.started, count.total, count.finished), (40, 40, true));
+    }
+
+    /// A map returns as soon as it is done, not at the caller's next poll: with an hour's
+    /// poll, three maps still finish (a lost wake-up would hold each for the hour; the
+    /// watchdog only turns that hang into a failure).
+    #[test]
+    fn map_with_progress_wakes_the_caller() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let items: Vec<u64> = (0..4).collect();
+            let hour = std::time::Duration::from_secs(3600);
+            for _ in 0..3 {
+                let mut silent = crate::progress::Silent;
+                super::map_polling(&items, true, &mut silent, "quick", hour, |x| x + 1);
+            }
+            tx.send(()).expect("the test waits");
+        });
+        let watchdog = std::time::Duration::from_secs(60);
+        assert!(
+            rx.recv_timeout(watchdog).is_ok(),
+            "the caller was not woken"
+        );
     }
 }
