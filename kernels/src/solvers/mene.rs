@@ -79,7 +79,17 @@ pub fn mene_hinted(
     }
     let m = m.normalized();
     if let Some(c) = m.constant_sum(CONSTANT_SUM_TOL) {
-        if let Some(sigma) = hint.and_then(|h| equilibrium_near(&m, c / 2.0, h)) {
+        // Without a hint, the tableau starts from the policy best against uniform play: a
+        // cold solve in a few dense pivots (most of Level 3's 2^n subgames), with microlp's
+        // LP only where the equilibrium is not unique.
+        let best = [(0..n)
+            .max_by(|&a, &b| {
+                let (ra, rb) = (m.row(a).iter().sum::<f64>(), m.row(b).iter().sum::<f64>());
+                ra.total_cmp(&rb).then(b.cmp(&a))
+            })
+            .expect("n > 0")];
+        let start = hint.unwrap_or(&best);
+        if let Some(sigma) = equilibrium_near(&m, c / 2.0, start) {
             return Ok(MeneOutcome {
                 sigma,
                 exact: true,
