@@ -1,6 +1,7 @@
 //! The maximin LP of a symmetric constant-sum game on a compact simplex tableau that can start
-//! from any basis: from the support of a nearby game's equilibrium (the previous epoch's), or
-//! from the game's own optimum with one policy removed (a Level 2 subgame). From such a start
+//! from any basis: from the support of a nearby game's equilibrium (the previous epoch's),
+//! from the game's own optimum with one policy removed (a Level 2 subgame), or, cold, from the
+//! policy best against uniform play. From such a start
 //! the optimum is usually a few to a few dozen pivots away, far less than a cold LP.
 //!
 //! The LP is `nash-lp`'s positive form: with `P = M̂ + 1` (M̂ range-normalised),
