@@ -119,10 +119,13 @@ pub fn lifts_hinted(
     let parallel = n >= parallel::MIN_PARALLEL_N;
     // The warm leave-one-out path takes microseconds per subgame: no progress to show, and
     // below `MIN_PARALLEL_LOO_N` the pool's hand-off and its threads' spinning afterwards
-    // cost more CPU than the pool saves wall time.
+    // cost more CPU than the pool saves wall time. Games too small for the pool are solved
+    // inline too, without the progress helper thread.
     let without = if loo.is_some() {
         let parallel = n >= parallel::MIN_PARALLEL_LOO_N;
         parallel::map(&candidates, parallel, leave_out)
+    } else if !parallel {
+        parallel::map(&candidates, false, leave_out)
     } else {
         let label = "Level 1/2 (leave-one-out)";
         parallel::map_with_progress(&candidates, parallel, progress, label, leave_out)

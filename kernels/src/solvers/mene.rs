@@ -87,14 +87,19 @@ pub fn mene_hinted(
         // where the equilibrium is not unique. Beyond `COLD_TABLEAU_MAX` policies microlp's
         // sparse LP is the faster cold start (solvers bench: 0.08–0.12 of its time up to 100
         // policies, 1.27 at 200).
-        let best = [(0..n)
-            .max_by(|&a, &b| {
-                let (ra, rb) = (m.row(a).iter().sum::<f64>(), m.row(b).iter().sum::<f64>());
-                ra.total_cmp(&rb).then(b.cmp(&a))
+        let cold_start = || {
+            (n <= COLD_TABLEAU_MAX).then(|| {
+                let sums: Vec<f64> = (0..n).map(|k| m.row(k).iter().sum()).collect();
+                (0..n)
+                    .max_by(|&a, &b| sums[a].total_cmp(&sums[b]).then(b.cmp(&a)))
+                    .expect("n > 0")
             })
-            .expect("n > 0")];
-        let start = hint.or((n <= COLD_TABLEAU_MAX).then_some(&best[..]));
-        if let Some(sigma) = start.and_then(|h| equilibrium_near(&m, c / 2.0, h)) {
+        };
+        let sigma = match hint {
+            Some(h) => equilibrium_near(&m, c / 2.0, h),
+            None => cold_start().and_then(|k| equilibrium_near(&m, c / 2.0, &[k])),
+        };
+        if let Some(sigma) = sigma {
             return Ok(MeneOutcome {
                 sigma,
                 exact: true,
