@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::metrics::WelfareKind;
 use crate::parallel;
 use crate::progress::Progress;
-use crate::solvers::{hint_at, remember, LeaveOneOut, SolverConfig, SolverKind};
+use crate::solvers::{LeaveOneOut, SolverConfig, SolverKind, SubgameHints};
 use crate::stats::GameMatrices;
 use crate::KernelError;
 
@@ -60,12 +60,12 @@ pub fn lifts(
         g,
         sigma_full,
         solver,
-        &mut Vec::new(),
+        &mut SubgameHints::default(),
         &mut crate::progress::Silent,
     )
 }
 
-/// [`lifts`], starting candidate c's leave-one-out `mene` from the support `hints[c]` (in the
+/// [`lifts`], starting candidate c's leave-one-out `mene` from its support in `hints` (in the
 /// subgame's indices, e.g. from the previous epoch), and leaving this call's supports there.
 /// The result does not depend on the hints; only the cost does. When each subgame is solved
 /// from scratch (general-sum games, other solvers), the solves are reported to `progress`.
@@ -73,7 +73,7 @@ pub fn lifts_hinted(
     g: &GameMatrices,
     sigma_full: &[f64],
     solver: &SolverConfig,
-    hints: &mut Vec<Option<Vec<usize>>>,
+    hints: &mut SubgameHints,
     progress: &mut dyn Progress,
 ) -> Result<Lifts, KernelError> {
     let n = g.n();
@@ -94,7 +94,10 @@ pub fn lifts_hinted(
             return Ok((vec![], [0.0; 3], vec![], true));
         }
         let (s, exact) = match &loo {
-            Some(loo) => (loo.without(c, hint_at(hints, c))?, true),
+            Some(loo) => {
+                let (hint, held) = hints.at(c);
+                (loo.without(c, hint, held)?, true)
+            }
             None => {
                 let base: Vec<usize> = (0..n).filter(|&k| k != c).collect();
                 let solved = solver.solve_hinted(&m.sub(&base), None)?;
@@ -130,8 +133,7 @@ pub fn lifts_hinted(
         let label = "Level 1/2 (leave-one-out)";
         parallel::map_with_progress(&candidates, parallel, progress, label, leave_out)
     };
-    remember(
-        hints,
+    hints.remember(
         without
             .iter()
             .map(|w| w.as_ref().map_or(&[][..], |(s, ..)| s.as_slice())),

@@ -317,7 +317,7 @@ fn leave_one_out_equals_solving_each_subgame() {
                 let keep: Vec<usize> = (0..n).filter(|&k| k != c).collect();
                 let sub = Matrix::from_fn(n - 1, |a, b| m[(keep[a], keep[b])]);
                 let cold = mene(&sub).unwrap();
-                let warm = loo.without(c, None).unwrap();
+                let warm = loo.without(c, None, false).unwrap();
                 for (a, b) in warm.iter().zip(&cold) {
                     assert!(
                         (a - b).abs() < 1e-12,

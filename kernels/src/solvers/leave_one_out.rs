@@ -133,8 +133,14 @@ impl LeaveOneOut {
 
     /// `mene` of the game without policy `c` (in the order of the remaining policies), trying
     /// the subgame support `hint` first (in subgame indices; e.g. this subgame's support in the
-    /// previous epoch). The result does not depend on the hint.
-    pub fn without(&self, c: usize, hint: Option<&[usize]>) -> Result<Vec<f64>, KernelError> {
+    /// previous epoch): checked directly when `held` (it was last time's answer too), else as
+    /// the start basis. The result depends on neither.
+    pub fn without(
+        &self,
+        c: usize,
+        hint: Option<&[usize]>,
+        held: bool,
+    ) -> Result<Vec<f64>, KernelError> {
         if let Some(known) = mene_without(&self.m, self.total, &self.sigma, c) {
             return Ok(known);
         }
@@ -158,11 +164,15 @@ impl LeaveOneOut {
         };
         if let Some(h) = hint {
             let v = total / 2.0;
-            // The hint itself, checked by one least-squares solve: it still holds for most
-            // subgames of a league with signal, or with small epochs (80–95% at 50
-            // policies), and costs a fifth of the pivots below when it does not.
-            if let Some(x) = unique_equilibrium_on(&sub, v, h) {
-                return Ok(x);
+            // The hint itself, checked by one least-squares solve, when it held last time
+            // too: then it usually still does (4 subgames in 5 of a league with signal, more
+            // with small epochs). A support that moved last time usually moves again (the
+            // league of noise), and the check would be wasted on top of the pivots below,
+            // which reach the hint anyway when it holds.
+            if held {
+                if let Some(x) = unique_equilibrium_on(&sub, v, h) {
+                    return Ok(x);
+                }
             }
             // σ's tableau moved to the hint's basis, then re-optimised.
             if let Some(x) = tableau()

@@ -856,7 +856,7 @@ mod tests {
             let m0 = zero_sum(n, seed);
             let before = LeaveOneOut::new(&m0, &mene(&m0).unwrap()).unwrap();
             let hints: Vec<Vec<usize>> = (0..n)
-                .map(|c| support_of(&before.without(c, None).unwrap()))
+                .map(|c| support_of(&before.without(c, None, false).unwrap()))
                 .collect();
             for (k, scale) in [(0, 1e-5), (1, 1e-5), (2, 1e-5), (3, 1e-2), (4, 1e-2)] {
                 let m1 = nudged(&m0, scale, seed * 10 + k);
@@ -864,14 +864,18 @@ mod tests {
                 let loo = LeaveOneOut::new(&m1, &sigma).unwrap();
                 let own = Maximin::at_support(&m1.normalized(), &support_of(&sigma)).unwrap();
                 for c in 0..n {
-                    let cold = loo.without(c, None).unwrap();
-                    assert_eq!(
-                        loo.without(c, Some(&hints[c])).unwrap(),
-                        cold,
-                        "n={n} c={c}"
-                    );
+                    let cold = loo.without(c, None, false).unwrap();
                     let wrong = &hints[(c + 1) % n];
-                    assert_eq!(loo.without(c, Some(wrong)).unwrap(), cold, "n={n} c={c}");
+                    // Checked first (`held`) or used as the start basis: the same answer.
+                    for held in [false, true] {
+                        for hint in [&hints[c], wrong] {
+                            assert_eq!(
+                                loo.without(c, Some(hint), held).unwrap(),
+                                cold,
+                                "n={n} c={c} held={held}"
+                            );
+                        }
+                    }
                     if sigma[c] > 0.0 {
                         // Candidates in σ's support are the ones that need a subgame solve.
                         let keep: Vec<usize> = (0..n).filter(|&j| j != c).collect();

@@ -119,9 +119,40 @@ pub struct WarmStart {
     pub sigma: Option<Vec<usize>>,
     /// Per bootstrap replicate: the support of its σ.
     pub replicates: Vec<Option<Vec<usize>>>,
-    /// Per Level 2 candidate c: the support of the leave-one-out σ without c (in that
-    /// subgame's indices).
-    pub subgames: Vec<Option<Vec<usize>>>,
+    /// Per Level 2 candidate c: the leave-one-out σ's support without c.
+    pub subgames: SubgameHints,
+}
+
+/// Per Level 2 candidate c: the support of the leave-one-out σ without c (in that subgame's
+/// indices), and whether that support was the one hinted before it (then the next solve
+/// checks the hint first; otherwise it starts from σ's tableau, which is cheaper when the
+/// support moves, as it does almost every epoch in a league of noise).
+#[derive(Clone, Debug, Default)]
+pub struct SubgameHints {
+    pub supports: Vec<Option<Vec<usize>>>,
+    pub held: Vec<bool>,
+}
+
+impl SubgameHints {
+    /// Candidate `c`'s hint, and whether it held last time.
+    pub(crate) fn at(&self, c: usize) -> (Option<&[usize]>, bool) {
+        (
+            hint_at(&self.supports, c),
+            self.held.get(c).copied().unwrap_or(false),
+        )
+    }
+
+    /// Remembers each subgame σ's support, and whether it is the one hinted.
+    pub(crate) fn remember<'a>(&mut self, sigmas: impl IntoIterator<Item = &'a [f64]>) {
+        let previous = std::mem::take(&mut self.supports);
+        remember(&mut self.supports, sigmas);
+        self.held = (0..self.supports.len())
+            .map(|c| {
+                hint_at(&previous, c).is_some()
+                    && hint_at(&previous, c) == hint_at(&self.supports, c)
+            })
+            .collect();
+    }
 }
 
 /// The hint in slot `k` of `hints`, if any.
@@ -192,5 +223,27 @@ impl SolverConfig {
             SolverKind::Lle => lle(m, self.lle_lambda),
         };
         Ok(Solved { sigma, exact: true })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SubgameHints;
+
+    /// A subgame's hint counts as held only when the support it led to is the hinted one.
+    #[test]
+    fn subgame_hints_record_whether_each_support_held() {
+        let mut hints = SubgameHints::default();
+        hints.remember([&[0.5, 0.5, 0.0][..], &[1.0, 0.0]]);
+        assert_eq!(
+            hints.at(0),
+            (Some(&[0, 1][..]), false),
+            "nothing hinted yet"
+        );
+        hints.remember([&[0.4, 0.6, 0.0][..], &[0.2, 0.8]]);
+        assert_eq!(hints.at(0), (Some(&[0, 1][..]), true));
+        assert_eq!(hints.at(1), (Some(&[0, 1][..]), false), "the support grew");
+        hints.remember([&[0.4, 0.6, 0.0][..]]);
+        assert_eq!(hints.at(1), (None, false), "the candidate is gone");
     }
 }
