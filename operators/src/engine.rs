@@ -145,8 +145,9 @@ impl EngineOutput {
 }
 
 /// A game's cells by (row policy, column policy) ids: its statistics, or its statistics per
-/// bootstrap replicate.
-type Cells<S> = BTreeMap<(u32, u32), S>;
+/// bootstrap replicate. Hashed, not ordered: every epoch looks up each changed cell, and
+/// nothing reads the cells in key order (a snapshot places them by policy position).
+type Cells<S> = HashMap<(u32, u32), S, foldhash::fast::RandomState>;
 
 /// Adds a change of one cell to a game's running cells, dropping cells (and games)
 /// that fall to zero. True when the game's set of cells changed (a cell appeared or vanished),
