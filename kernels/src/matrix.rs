@@ -6,6 +6,27 @@ use serde::{Deserialize, Serialize};
 
 use crate::KernelError;
 
+/// `Σ a_k b_k` over the common length, in four interleaved partial sums (k mod 4) added
+/// pairwise, then the tail in order. A single running sum waits on each addition's latency;
+/// four independent ones vectorise. The order is fixed, so the result is the same on every
+/// machine and in every caller (no fused multiply-add: Rust does not contract).
+pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let len = a.len().min(b.len());
+    let (a, b) = (&a[..len], &b[..len]);
+    let body = len / 4 * 4;
+    let mut acc = [0.0f64; 4];
+    for (x, y) in a[..body].chunks_exact(4).zip(b[..body].chunks_exact(4)) {
+        for k in 0..4 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let mut sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    for (x, y) in a[body..].iter().zip(&b[body..]) {
+        sum += x * y;
+    }
+    sum
+}
+
 /// Row-major square matrix. `m[(i, j)]` is the value to row policy `i` against column policy `j`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Matrix {
@@ -49,13 +70,20 @@ impl Matrix {
     }
 
     pub fn from_fn(n: usize, mut f: impl FnMut(usize, usize) -> f64) -> Self {
-        let mut m = Matrix::zeros(n);
+        let mut data = Vec::with_capacity(n * n);
         for i in 0..n {
             for j in 0..n {
-                m[(i, j)] = f(i, j);
+                data.push(f(i, j));
             }
         }
-        m
+        Matrix { n, data }
+    }
+
+    /// The n×n matrix whose rows are the consecutive runs of n entries of `values` (which
+    /// must hold n² of them).
+    pub(crate) fn from_row_major(n: usize, values: Vec<f64>) -> Self {
+        assert_eq!(values.len(), n * n, "an n×n matrix has n² entries");
+        Matrix { n, data: values }
     }
 
     pub fn n(&self) -> usize {
@@ -77,7 +105,7 @@ impl Matrix {
 
     /// `(M x)_i`.
     fn row_dot(&self, i: usize, x: &[f64]) -> f64 {
-        self.row(i).iter().zip(x).map(|(a, b)| a * b).sum()
+        dot(self.row(i), x)
     }
 
     /// `xᵀ M y`.
@@ -108,6 +136,20 @@ impl Matrix {
             data.extend(idx.iter().map(|&j| row[j]));
         }
         Matrix { n: idx.len(), data }
+    }
+
+    /// The principal sub-matrix without policy `c` (`sub` of every other index, in order),
+    /// copied in two runs per row.
+    pub fn without(&self, c: usize) -> Matrix {
+        assert!(c < self.n, "policy {c} of {}", self.n);
+        let n = self.n - 1;
+        let mut data = Vec::with_capacity(n * n);
+        for i in (0..self.n).filter(|&i| i != c) {
+            let row = self.row(i);
+            data.extend_from_slice(&row[..c]);
+            data.extend_from_slice(&row[c + 1..]);
+        }
+        Matrix { n, data }
     }
 
     /// (min, max) over all entries; (0, 0) for an empty matrix.
@@ -225,7 +267,36 @@ pub fn clean_simplex(mut p: Vec<f64>) -> Vec<f64> {
 
 #[cfg(test)]
 mod tests {
-    use super::Matrix;
+    use super::{dot, Matrix};
+
+    /// The four-lane dot product is the plain one up to rounding, at every length around its
+    /// lane width, and exact where every partial sum is (small integers).
+    #[test]
+    fn dot_is_the_sum_of_products() {
+        let mut r = crate::rng::SplitMix64::new(4);
+        for len in 0..13 {
+            let a: Vec<f64> = (0..len).map(|_| r.next_f64() - 0.5).collect();
+            let b: Vec<f64> = (0..len).map(|_| r.next_f64() - 0.5).collect();
+            let plain: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            assert!((dot(&a, &b) - plain).abs() <= 1e-15, "len {len}");
+            let ints: Vec<f64> = (0..len).map(|k| k as f64 - 3.0).collect();
+            let exact: f64 = (0..len).map(|k| (k as f64 - 3.0) * (k as f64 - 3.0)).sum();
+            assert_eq!(dot(&ints, &ints), exact, "len {len}");
+        }
+        // Extra entries of the longer slice are ignored.
+        assert_eq!(dot(&[1.0, 2.0, 3.0], &[1.0, 1.0]), 3.0);
+    }
+
+    /// `without(c)` is `sub` of every other index, for every c (first and last included).
+    #[test]
+    fn without_is_the_sub_matrix_of_the_others() {
+        let m = Matrix::from_fn(5, |i, j| (10 * i + j) as f64);
+        for c in 0..5 {
+            let others: Vec<usize> = (0..5).filter(|&k| k != c).collect();
+            assert_eq!(m.without(c), m.sub(&others), "c={c}");
+        }
+        assert_eq!(Matrix::from_fn(1, |_, _| 1.0).without(0).n(), 0);
+    }
 
     /// The laned `min_max` agrees with a plain fold on every size around its lane width, and
     /// `sub` and `normalized` with their definitions.

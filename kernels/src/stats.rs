@@ -295,16 +295,19 @@ impl GameMatrices {
             )));
         }
         let per = |f: fn(&CellStats) -> Option<f64>| {
-            let raw: Vec<Option<f64>> = cells.iter().map(f).collect();
-            impute(n, &raw, missing)
+            // A full table (the usual case in a league) has nothing to impute: one pass.
+            match cells.iter().map(f).collect::<Option<Vec<f64>>>() {
+                Some(full) => Matrix::from_row_major(n, full),
+                None => impute(n, &cells.iter().map(f).collect::<Vec<_>>(), missing),
+            }
         };
         Ok(GameMatrices {
             payoff: per(CellStats::mean),
-            counts: Matrix::from_fn(n, |i, j| cells[i * n + j].n as f64),
+            counts: Matrix::from_row_major(n, cells.iter().map(|c| c.n as f64).collect()),
             nw: per(CellStats::nw_mean),
             nw_plus: per(CellStats::nw_plus_mean),
             ef1: per(CellStats::ef1_rate),
-            score: Matrix::from_fn(n, |i, j| cells[i * n + j].score()),
+            score: Matrix::from_row_major(n, cells.iter().map(CellStats::score).collect()),
             known: cells.iter().map(|c| c.n > 0).collect(),
         })
     }

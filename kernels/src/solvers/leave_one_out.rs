@@ -145,14 +145,13 @@ impl LeaveOneOut {
             return Ok(known);
         }
         let n = self.m.n();
-        let keep: Vec<usize> = (0..n).filter(|&k| k != c).collect();
         let (sub, total) = if c != 0 && self.keeps_range[c] {
             // What normalising and checking would give, to the bit, without the two passes:
             // the same entries, and the sum check passes on a subset of the pairs this game
             // passed with the same reference entry M[0,0] and tolerance (range 1 both).
-            (self.m.sub(&keep), self.total)
+            (self.m.without(c), self.total)
         } else {
-            let sub = self.m.sub(&keep).normalized();
+            let sub = self.m.without(c).normalized();
             let Some(total) = sub.constant_sum(CONSTANT_SUM_TOL) else {
                 return mene(&sub);
             };
@@ -202,8 +201,9 @@ impl LeaveOneOut {
                 SolveOutcome::Interrupted(_) => return None,
             };
             Some(
-                keep.iter()
-                    .map(|&k| lp.var_value(b.x[k]))
+                (0..n)
+                    .filter(|&k| k != c)
+                    .map(|k| lp.var_value(b.x[k]))
                     .collect::<Vec<f64>>(),
             )
         });

@@ -213,7 +213,7 @@ pub(crate) fn unique_equilibrium_on(m: &Matrix, v: f64, support: &[usize]) -> Op
     let x = crate::matrix::clean_simplex(x);
     let mut next = support.iter().peekable();
     for k in 0..n {
-        let gap = m.row(k).iter().zip(&x).map(|(a, b)| a * b).sum::<f64>() - v;
+        let gap = crate::matrix::dot(m.row(k), &x) - v;
         let on = next.next_if_eq(&&k).is_some();
         if (on && gap.abs() > STRUCTURE_TOL) || (!on && gap > -HINT_MARGIN) {
             return None;
