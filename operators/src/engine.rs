@@ -546,7 +546,15 @@ pub fn run_stream(
             });
         let mut t = cfg.first_epoch;
         while let Ok(Some(epoch)) = rx.recv() {
-            for (seq, m) in epoch.iter() {
+            // The ledger's index is far larger than the caches: its bucket for a record is
+            // requested a few records ahead, so the misses overlap.
+            const AHEAD: usize = 8;
+            for (k, (seq, m)) in epoch.iter().enumerate() {
+                if let Some((_, next)) = epoch.get(k + AHEAD) {
+                    if owner(next, peers) == index {
+                        shard.prefetch(next);
+                    }
+                }
                 if owner(m, peers) == index {
                     shard.apply(*seq, m);
                 }

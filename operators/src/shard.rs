@@ -140,6 +140,12 @@ impl Shard {
         }
     }
 
+    /// Starts loading what applying `m` will read first (its ledger bucket): call it a few
+    /// records ahead. A hint only.
+    pub fn prefetch(&self, m: &Match) {
+        self.ledger.prefetch(m);
+    }
+
     /// Applies record `seq` (the shard must own it; records in arrival order).
     pub fn apply(&mut self, seq: u64, m: &Arc<Match>) {
         match self.ledger.apply(m.clone()) {

@@ -4,11 +4,11 @@
 //! worker (its share of the keys), so it agrees with this on every prefix.
 
 use std::borrow::Borrow;
-use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 
 use crate::error::RecordError;
+use crate::hash_index::HashIndex;
 use crate::record::{Layout, Match};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -34,7 +34,7 @@ pub struct Ledger<R = Box<Match>> {
     /// Each live key's slot, by the key's 64-bit hash (not the key itself: no copy of every
     /// id, and a quarter of the memory). A hit is confirmed against the slot's record, so two
     /// keys with one hash are told apart: the later one's slot goes to `collided`.
-    live: HashMap<u64, usize, foldhash::fast::RandomState>,
+    live: HashIndex,
     /// Live keys whose hash another live key already had, by the key itself. Empty unless two
     /// keys ever share a 64-bit hash.
     collided: HashMap<String, usize, foldhash::fast::RandomState>,
@@ -61,7 +61,7 @@ impl<R: Borrow<Match>> Ledger<R> {
     pub fn holding(layout: Layout) -> Self {
         Ledger {
             layout,
-            live: HashMap::default(),
+            live: HashIndex::default(),
             collided: HashMap::default(),
             slots: Vec::new(),
             hash_mask: u64::MAX,
@@ -101,7 +101,7 @@ impl<R: Borrow<Match>> Ledger<R> {
 
     /// The live slot holding `m`'s key, and where it is indexed.
     fn locate(&self, h: u64, m: &Match) -> Option<(Place, usize)> {
-        if let Some(&slot) = self.live.get(&h) {
+        if let Some(slot) = self.live.get(h) {
             let held = self.slots[slot]
                 .as_ref()
                 .expect("a live key has its record");
@@ -119,18 +119,19 @@ impl<R: Borrow<Match>> Ledger<R> {
 
     /// Indexes live slot `slot` of a record with key hash `h`.
     fn index(&mut self, h: u64, slot: usize) {
-        match self.live.entry(h) {
-            Entry::Vacant(v) => {
-                v.insert(slot);
-            }
-            Entry::Occupied(_) => {
-                let m: &Match = self.slots[slot]
-                    .as_ref()
-                    .expect("indexed slots are live")
-                    .borrow();
-                self.collided.insert(m.key(self.layout), slot);
-            }
+        if !self.live.insert_new(h, slot) {
+            let m: &Match = self.slots[slot]
+                .as_ref()
+                .expect("indexed slots are live")
+                .borrow();
+            self.collided.insert(m.key(self.layout), slot);
         }
+    }
+
+    /// Starts loading the index bucket that applying `m` will probe: called a few records
+    /// ahead, it overlaps that cache miss with the records in between. A hint only.
+    pub fn prefetch(&self, m: &Match) {
+        self.live.prefetch(self.hash(m));
     }
 
     pub fn apply(&mut self, record: impl Into<R>) -> Outcome<R> {
@@ -140,7 +141,7 @@ impl<R: Borrow<Match>> Ledger<R> {
         match (self.locate(h, m), m.retract) {
             (Some((place, slot)), true) => {
                 match place {
-                    Place::Hashed(h) => self.live.remove(&h),
+                    Place::Hashed(h) => self.live.remove(h),
                     Place::Collided(key) => self.collided.remove(&key),
                 };
                 let old = self.slots[slot].take().expect("a live key has its record");

@@ -4,6 +4,7 @@
 pub mod arrow_io;
 pub mod decode;
 pub mod error;
+mod hash_index;
 mod json_fields;
 pub mod ledger;
 pub mod read;
