@@ -1,37 +1,100 @@
-//! The ledger's index of live keys: 64-bit key hashes → record slots, in one open-addressing
-//! table of (hash, slot) pairs with linear probing.
+//! The ledger's index of live keys: 64-bit key hashes → record slots, in open-addressing
+//! tables of (hash, slot) pairs with linear probing.
 //!
 //! A general hash map keeps control bytes and entries apart, so inserting a new key (every
 //! fresh record) touches two cache lines of a table far larger than the caches. Here a probe
 //! reads one line, and [`HashIndex::prefetch`] can start loading it while earlier records
-//! are applied. The hashes are already uniform (the ledger's `foldhash`), so their low bits
-//! pick the bucket.
+//! are applied. The hashes are already uniform (the ledger's `foldhash`): their top bits
+//! pick one of [`PARTS`] tables, their low bits the bucket. Each table doubles on its own,
+//! so growing never rehashes the whole index at once (a single table of a million keys
+//! stalls its epoch for about 100 ms when it doubles).
 
 /// Marks an empty bucket (no record has this slot: slots index a `Vec`).
 const EMPTY: usize = usize::MAX;
 
+/// Tables in an index (a power of two), picked by a hash's top bits. Their sizes differ by a
+/// few percent, so their doublings spread over that many percent of the inserts.
+const PARTS: usize = 1024;
+
 #[derive(Debug, Clone)]
 pub(crate) struct HashIndex {
+    parts: Vec<Table>,
+}
+
+impl Default for HashIndex {
+    fn default() -> Self {
+        HashIndex {
+            parts: vec![Table::default(); PARTS],
+        }
+    }
+}
+
+impl HashIndex {
+    fn part(&self, hash: u64) -> usize {
+        (hash >> (64 - PARTS.trailing_zeros())) as usize
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.parts.iter().map(|t| t.len).sum()
+    }
+
+    pub(crate) fn get(&self, hash: u64) -> Option<usize> {
+        self.parts[self.part(hash)].get(hash)
+    }
+
+    /// Indexes `slot` under `hash` unless `hash` is already there: false then (nothing
+    /// changes).
+    pub(crate) fn insert_new(&mut self, hash: u64, slot: usize) -> bool {
+        let p = self.part(hash);
+        self.parts[p].insert_new(hash, slot)
+    }
+
+    /// Removes `hash`, returning its slot.
+    pub(crate) fn remove(&mut self, hash: u64) -> Option<usize> {
+        let p = self.part(hash);
+        self.parts[p].remove(hash)
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.parts.iter_mut().for_each(Table::clear);
+    }
+
+    /// Starts loading the bucket where a probe for `hash` begins (a hint: no effect but on
+    /// the caches).
+    pub(crate) fn prefetch(&self, hash: u64) {
+        let t = &self.parts[self.part(hash)];
+        let p = &t.buckets[t.home(hash)] as *const (u64, usize);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch never faults and changes nothing but the caches; SSE, which
+        // provides it, is part of the x86-64 baseline.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>());
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = p;
+    }
+}
+
+/// One open-addressing table.
+#[derive(Debug, Clone)]
+struct Table {
     /// (hash, slot); `slot == EMPTY` where the bucket is free. A power of two long, at most
     /// half full, so probe runs stay short.
     buckets: Vec<(u64, usize)>,
     len: usize,
 }
 
-impl Default for HashIndex {
+impl Default for Table {
     fn default() -> Self {
-        HashIndex {
-            buckets: vec![(0, EMPTY); 16],
+        Table {
+            buckets: vec![(0, EMPTY); 8],
             len: 0,
         }
     }
 }
 
-impl HashIndex {
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
+impl Table {
     fn mask(&self) -> usize {
         self.buckets.len() - 1
     }
@@ -52,14 +115,12 @@ impl HashIndex {
         }
     }
 
-    pub(crate) fn get(&self, hash: u64) -> Option<usize> {
+    fn get(&self, hash: u64) -> Option<usize> {
         let (_, slot) = self.buckets[self.find(hash)];
         (slot != EMPTY).then_some(slot)
     }
 
-    /// Indexes `slot` under `hash` unless `hash` is already there: false then (nothing
-    /// changes).
-    pub(crate) fn insert_new(&mut self, hash: u64, slot: usize) -> bool {
+    fn insert_new(&mut self, hash: u64, slot: usize) -> bool {
         debug_assert_ne!(slot, EMPTY);
         let b = self.find(hash);
         if self.buckets[b].1 != EMPTY {
@@ -75,7 +136,7 @@ impl HashIndex {
 
     /// Removes `hash`, returning its slot. The entries after it in its probe run move back
     /// into the gap where their own probe allows (backward-shift deletion: no tombstones).
-    pub(crate) fn remove(&mut self, hash: u64) -> Option<usize> {
+    fn remove(&mut self, hash: u64) -> Option<usize> {
         let mut gap = self.find(hash);
         let (_, slot) = self.buckets[gap];
         if slot == EMPTY {
@@ -105,7 +166,7 @@ impl HashIndex {
         }
     }
 
-    pub(crate) fn clear(&mut self) {
+    fn clear(&mut self) {
         self.buckets.fill((0, EMPTY));
         self.len = 0;
     }
@@ -117,21 +178,6 @@ impl HashIndex {
             let b = self.find(h);
             self.buckets[b] = (h, s);
         }
-    }
-
-    /// Starts loading the bucket where a probe for `hash` begins (a hint: no effect but on
-    /// the caches).
-    pub(crate) fn prefetch(&self, hash: u64) {
-        let p = &self.buckets[self.home(hash)] as *const (u64, usize);
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch never faults and changes nothing but the caches; SSE, which
-        // provides it, is part of the x86-64 baseline.
-        unsafe {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>());
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = p;
     }
 }
 
