@@ -8,10 +8,11 @@
 //!    the kernels' threads count (wall time is printed next to it). Also against the full
 //!    recomputation that dedupes by `match_id` first, as the stream's semantics require. On
 //!    two leagues: an even one (noise only) and a cyclic one (a mixed equilibrium with signal).
-//!    Each try runs both full passes over a prefix, then a few small epochs completing it,
-//!    and the ratios are the medians of these neighbours in time, so that the machine's drift
-//!    cancels. The epochs that follow the first of a try are the steady state of a live
-//!    engine; the first, whose caches the passes swept, is reported next to them.
+//!    Each try runs both full passes over a prefix, then four small epochs, the first of
+//!    which completes that prefix; the ratios are the medians of these neighbours in time,
+//!    so that the machine's drift cancels. The epochs that follow the first of a try are the
+//!    steady state of a live engine; the first, whose caches the passes swept, is reported
+//!    next to them.
 //! 3. Match-to-updated-metrics latency at 10k and 100k matches/s with 50 policies: with
 //!    100 ms wall-clock epochs an epoch carries rate/10 matches, and a match waits at most
 //!    the tick plus the epoch's processing time; the processing time's p50/p99 is reported.

@@ -19,12 +19,15 @@ const PARTS: usize = 1024;
 #[derive(Debug, Clone)]
 pub(crate) struct HashIndex {
     parts: Vec<Table>,
+    /// Keys in all parts (the ledger asks after every retraction).
+    len: usize,
 }
 
 impl Default for HashIndex {
     fn default() -> Self {
         HashIndex {
             parts: vec![Table::default(); PARTS],
+            len: 0,
         }
     }
 }
@@ -35,7 +38,7 @@ impl HashIndex {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.parts.iter().map(|t| t.len).sum()
+        self.len
     }
 
     pub(crate) fn get(&self, hash: u64) -> Option<usize> {
@@ -46,17 +49,22 @@ impl HashIndex {
     /// changes).
     pub(crate) fn insert_new(&mut self, hash: u64, slot: usize) -> bool {
         let p = self.part(hash);
-        self.parts[p].insert_new(hash, slot)
+        let inserted = self.parts[p].insert_new(hash, slot);
+        self.len += usize::from(inserted);
+        inserted
     }
 
     /// Removes `hash`, returning its slot.
     pub(crate) fn remove(&mut self, hash: u64) -> Option<usize> {
         let p = self.part(hash);
-        self.parts[p].remove(hash)
+        let removed = self.parts[p].remove(hash);
+        self.len -= usize::from(removed.is_some());
+        removed
     }
 
     pub(crate) fn clear(&mut self) {
         self.parts.iter_mut().for_each(Table::clear);
+        self.len = 0;
     }
 
     /// Starts loading the bucket where a probe for `hash` begins (a hint: no effect but on
