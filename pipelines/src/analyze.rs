@@ -50,6 +50,9 @@ pub fn run_analysis(args: &AnalyzeArgs) -> Result<Analysis> {
     if live.is_empty() {
         match &args.game {
             Some(g) => bail!("no valid matches for game `{g}` in the input"),
+            None if dead_letters.is_empty() => {
+                bail!("no live matches in the input: it has no data rows, or every match in it was retracted")
+            }
             None => bail!(
                 "no valid matches in the input ({} bad rows; see the messages above)",
                 dead_letters.len()

@@ -224,7 +224,11 @@ fn strict_mode_and_empty_input_fail_clearly() {
     std::fs::write(&empty, "\n").unwrap();
     let out = bin().arg("analyze").arg(&empty).output().unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no valid matches"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no live matches") && err.contains("no data rows"),
+        "{err}"
+    );
     let out = bin()
         .args(["analyze", "--solver", "nope"])
         .arg(&log)
