@@ -546,10 +546,17 @@ pub fn run_stream(
             });
         let mut t = cfg.first_epoch;
         while let Ok(Some(epoch)) = rx.recv() {
-            // The ledger's index is far larger than the caches: its bucket for a record is
-            // requested a few records ahead, so the misses overlap.
+            // A record's fields and names were just written on the feeder's core, and the
+            // ledger's index is far larger than the caches: each is requested ahead, in
+            // stages (a stage reads what the one before loaded), so the misses overlap.
             const AHEAD: usize = 8;
             for (k, (seq, m)) in epoch.iter().enumerate() {
+                if let Some((_, far)) = epoch.get(k + 3 * AHEAD) {
+                    nashflow_schemas::prefetch::record(far);
+                }
+                if let Some((_, mid)) = epoch.get(k + 2 * AHEAD) {
+                    nashflow_schemas::prefetch::names(mid);
+                }
                 if let Some((_, next)) = epoch.get(k + AHEAD) {
                     if owner(next, peers) == index {
                         shard.prefetch(next);

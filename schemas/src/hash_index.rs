@@ -71,16 +71,7 @@ impl HashIndex {
     /// the caches).
     pub(crate) fn prefetch(&self, hash: u64) {
         let t = &self.parts[self.part(hash)];
-        let p = &t.buckets[t.home(hash)] as *const (u64, usize);
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch never faults and changes nothing but the caches; SSE, which
-        // provides it, is part of the x86-64 baseline.
-        unsafe {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>());
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = p;
+        crate::prefetch::line(&t.buckets[t.home(hash)]);
     }
 }
 

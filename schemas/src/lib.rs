@@ -7,6 +7,7 @@ pub mod error;
 mod hash_index;
 mod json_fields;
 pub mod ledger;
+pub mod prefetch;
 pub mod read;
 pub mod record;
 
