@@ -201,18 +201,22 @@ impl Shard {
     /// The epoch's updates (non-zero cell sums), leaving the shard ready for the next epoch.
     pub fn drain(&mut self) -> Updates {
         let mut out = std::mem::take(&mut self.pending);
-        out.cells = self
-            .cells
-            .drain()
-            .filter(|(_, c)| !c.is_zero())
-            .map(|((g, a, b), c)| ((g, (a, b)), CellDiff(c)))
-            .collect();
-        out.replicates = self
-            .replicate_cells
-            .drain()
-            .filter(|(_, c)| !c.iter().all(CellStats::is_zero))
-            .map(|((g, a, b), c)| ((g, (a, b)), ReplicateDiff(c)))
-            .collect();
+        // Sized up front: a filtered iterator cannot say how much it yields, so collecting
+        // would grow the vector by doubling, copying its wide entries each time.
+        out.cells = Vec::with_capacity(self.cells.len());
+        out.cells.extend(
+            self.cells
+                .drain()
+                .filter(|(_, c)| !c.is_zero())
+                .map(|((g, a, b), c)| ((g, (a, b)), CellDiff(c))),
+        );
+        out.replicates = Vec::with_capacity(self.replicate_cells.len());
+        out.replicates.extend(
+            self.replicate_cells
+                .drain()
+                .filter(|(_, c)| !c.iter().all(CellStats::is_zero))
+                .map(|((g, a, b), c)| ((g, (a, b)), ReplicateDiff(c))),
+        );
         out
     }
 
