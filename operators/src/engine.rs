@@ -148,12 +148,14 @@ impl EngineOutput {
 /// bootstrap replicate. Hashed, not ordered: every epoch looks up each changed cell, and
 /// nothing reads the cells in key order (a snapshot places them by policy position).
 type Cells<S> = HashMap<(u32, u32), S, foldhash::fast::RandomState>;
+/// Per game id: every update looks its game up, so the hash is the fast one too.
+type Games<V> = HashMap<u32, V, foldhash::fast::RandomState>;
 
 /// Adds a change of one cell to a game's running cells, dropping cells (and games)
 /// that fall to zero. True when the game's set of cells changed (a cell appeared or vanished),
 /// which is when its policy list may have.
 fn accumulate<S: Semigroup + IsZero + Clone>(
-    games: &mut HashMap<u32, Cells<S>>,
+    games: &mut Games<Cells<S>>,
     game: u32,
     cell: (u32, u32),
     diff: &S,
@@ -190,10 +192,10 @@ fn mark_dirty(dirty: &mut Vec<u32>, game: u32) {
 /// Per-worker view of the games it owns, kept from each epoch's changes.
 /// Games by id: a worker's games are few, and ids come from the run's [`Interner`].
 struct GameStore {
-    tables: HashMap<u32, Cells<CellDiff>>,
+    tables: Games<Cells<CellDiff>>,
     /// Each game's policy order (`policy_order`), kept until its set of cells changes.
-    policies: HashMap<u32, PolicyOrder>,
-    replicates: HashMap<u32, Cells<ReplicateDiff>>,
+    policies: Games<PolicyOrder>,
+    replicates: Games<Cells<ReplicateDiff>>,
     bounds: BoundStore,
     dirty: Vec<u32>,
 }
@@ -468,9 +470,9 @@ pub fn run_stream(
         let done = done_tx.clone();
         let layout = cfg.layout;
         let store = Rc::new(RefCell::new(GameStore {
-            tables: HashMap::new(),
-            policies: HashMap::new(),
-            replicates: HashMap::new(),
+            tables: Games::default(),
+            policies: Games::default(),
+            replicates: Games::default(),
             bounds: BoundStore::default(),
             dirty: Vec::new(),
         }));
