@@ -88,9 +88,26 @@ impl Interner {
 struct Names {
     shared: Arc<Interner>,
     local: HashMap<String, u32, RandomState>,
+    /// The last game looked up and its id (`None` before the first): a stream's records
+    /// mostly share one, and comparing the name is cheaper than hashing it. The buffer is
+    /// reused, so a stream that alternates games costs a compare, not an allocation.
+    last_game: (String, Option<u32>),
 }
 
 impl Names {
+    fn game(&mut self, name: &str) -> u32 {
+        match self.last_game {
+            (ref last, Some(id)) if last == name => id,
+            _ => {
+                let id = self.id(name);
+                self.last_game.0.clear();
+                self.last_game.0.push_str(name);
+                self.last_game.1 = Some(id);
+                id
+            }
+        }
+    }
+
     fn id(&mut self, name: &str) -> u32 {
         if let Some(&id) = self.local.get(name) {
             return id;
@@ -133,6 +150,7 @@ impl Shard {
             names: Names {
                 shared: names,
                 local: HashMap::default(),
+                last_game: (String::new(), None),
             },
             cells: HashMap::default(),
             replicate_cells: HashMap::default(),
@@ -162,7 +180,7 @@ impl Shard {
 
     /// Adds (`sign` = 1) or cancels (−1) a live record's contributions.
     fn add(&mut self, m: &Match, sign: i64) {
-        let g = self.names.id(&m.game);
+        let g = self.names.game(&m.game);
         let i = self.names.id(&m.policy_i) as usize;
         let j = self.names.id(&m.policy_j) as usize;
         let weights =
