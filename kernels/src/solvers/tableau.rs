@@ -12,10 +12,10 @@
 //!
 //! A start basis from another game is in general neither primal nor dual feasible (the
 //! matrix moved), so it is optimised by the parametric self-dual simplex method (see
-//! [`Maximin::optimize`]). A subgame is derived from an optimal tableau so that each step keeps half of optimality:
-//! primal simplex after relaxing a constraint, dual simplex after fixing a variable.
-//! (Least-index criss-cross, which needs no feasible start, took thousands of pivots here.)
-//! Only the support is read off the result: the caller
+//! [`Maximin::optimize`]). A subgame is derived from an optimal tableau so that each step
+//! keeps half of optimality: primal simplex after relaxing a constraint, dual simplex after
+//! fixing a variable. (Least-index criss-cross, which needs no feasible start, took
+//! thousands of pivots here.) Only the support is read off the result: the caller
 //! verifies it and computes σ from it (`unique_equilibrium_on`), so a numerically poor pivot
 //! can cost a fallback to the cold LP, never a wrong or path-dependent answer.
 
