@@ -1,7 +1,9 @@
 //! Least squares `min ‖A y − b‖` for a small dense tall A of full column rank, by Householder
-//! QR on contiguous columns (Golub & Van Loan §5.3). It is the inner step of every support check of the `mene`
-//! kernels (about one per Level 2 subgame per epoch), where a general-purpose QR spent most
-//! of its time in generic strides and bounds.
+//! QR on contiguous columns (Golub & Van Loan §5.3). It is the inner step of every support
+//! check of the `mene` kernels (about one per Level 2 subgame per epoch), where a
+//! general-purpose QR spent most of its time in generic strides and bounds.
+
+use crate::matrix::dot;
 
 /// A tall `rows × cols` matrix stored column by column (`rows ≥ cols`).
 pub struct Columns {
@@ -88,26 +90,6 @@ impl Columns {
         }
         Some(y)
     }
-}
-
-#[inline(always)]
-/// In four interleaved partial sums, which the compiler can keep in vector registers (one
-/// running sum cannot be reordered); fixed order, so the result is deterministic.
-fn dot(x: &[f64], y: &[f64]) -> f64 {
-    let mut acc = [0.0; 4];
-    let (xc, yc) = (x.chunks_exact(4), y.chunks_exact(4));
-    let tail: f64 = xc
-        .remainder()
-        .iter()
-        .zip(yc.remainder())
-        .map(|(a, b)| a * b)
-        .sum();
-    for (a, b) in xc.zip(yc) {
-        for l in 0..4 {
-            acc[l] += a[l] * b[l];
-        }
-    }
-    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
 #[cfg(test)]

@@ -9,7 +9,10 @@ use crate::KernelError;
 /// `Σ a_k b_k` over the common length, in four interleaved partial sums (k mod 4) added
 /// pairwise, then the tail in order. A single running sum waits on each addition's latency;
 /// four independent ones vectorise. The order is fixed, so the result is the same on every
-/// machine and in every caller (no fused multiply-add: Rust does not contract).
+/// machine and in every caller (no fused multiply-add: Rust does not contract). Always
+/// inlined, so that a caller compiled for AVX2 (the least squares, the pivots) gets it in
+/// 4-wide vectors too.
+#[inline(always)]
 pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
     let len = a.len().min(b.len());
     let (a, b) = (&a[..len], &b[..len]);

@@ -468,8 +468,9 @@ pub struct RunArgs {
     pub epoch_records: usize,
     /// Timely worker threads (each owns the games whose id hashes to it). The solves inside
     /// one game's analysis (Level 2 subgames, bootstrap replicates; constant-sum Level 2
-    /// below 64 policies stays on the worker) run on a separate pool of all cores; `NASHFLOW_KERNEL_THREADS=N` caps it (1: on the worker's own thread). Results
-    /// do not depend on either.
+    /// below 64 policies stays on the worker) run on a separate pool of all cores;
+    /// `NASHFLOW_KERNEL_THREADS=N` caps it (1: on the worker's own thread). Results do not
+    /// depend on either.
     #[arg(short = 'w', long, default_value_t = 1)]
     pub workers: usize,
     /// Level 3 cadence: recompute attribution every N epochs (and when a game's policy set
