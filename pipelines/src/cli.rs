@@ -26,7 +26,11 @@ use nashflow_schemas::Layout;
         nashflow analyze examples/rps.csv\n  \
         nashflow analyze logs/*.jsonl --bootstrap 200 --seed 7 --out results/\n  \
         nashflow analyze egta.csv --layout perspective --format json\n  \
-        nashflow solve matrix.json --solver alpharank\n\n\
+        nashflow solve matrix.json --solver alpharank\n  \
+        nashflow simulate --game battle --policies strong,weak,rock,paper,scissors --out battle.jsonl\n  \
+        nashflow run -i battle.jsonl --exit-at-end --out snapshot/\n  \
+        nashflow run -i logs/ --watch --epoch-ms 100        (live; leaderboard on http://127.0.0.1:8650)\n  \
+        nashflow sql \"SELECT policy, mass, regret FROM policies ORDER BY mass DESC\" snapshot/\n\n\
         Environment: NASHFLOW_KERNEL_THREADS=N caps the threads a kernel's independent solves \
         use (default: all cores; results do not depend on it)."
 )]
@@ -59,11 +63,21 @@ pub enum SqlFormat {
     Json,
 }
 
-/// `nashflow sql "SELECT policy, mass FROM policies ORDER BY mass DESC" --data results/`
+/// `nashflow sql "SELECT policy, mass FROM policies ORDER BY mass DESC" results/`
 #[derive(Args, Debug, Clone)]
+#[command(after_help = "Examples:\n  \
+    nashflow sql \"SELECT policy, mass, regret FROM policies ORDER BY mass DESC\" results/\n  \
+    nashflow sql --archive archive/ \"SELECT epoch, exploitability FROM metrics_history ORDER BY epoch\"\n  \
+    nashflow sql --server http://127.0.0.1:8650 \"SELECT * FROM jobs\"\n\n\
+    Tables: policies, metrics, cells, equilibria, lifts, attribution, matches, dead_letters, \
+    jobs, bounds, certificates (those the run or analysis wrote).")]
 pub struct SqlArgs {
     /// One query: SELECT, WITH, VALUES or EXPLAIN (DDL, DML, COPY and SET are refused).
     pub query: String,
+    /// The directory of tables, as `--data DIR`. It may also come before the query
+    /// (`nashflow sql results/ "SELECT …"`).
+    #[arg(value_name = "DIR", conflicts_with_all = ["data", "archive", "server"])]
+    pub dir: Option<String>,
     /// A directory of tables (`NAME.parquet`, as written by `analyze --out` / `run --out`);
     /// each file is table NAME.
     #[arg(long)]
@@ -83,6 +97,22 @@ pub struct SqlArgs {
     /// Time limit of a query in seconds.
     #[arg(long, default_value_t = 30.0)]
     pub timeout_s: f64,
+}
+
+impl SqlArgs {
+    /// The query and the table directory, whichever order the two positionals came in: a
+    /// query is never an existing directory, so when the first one is and the second is not,
+    /// they were given directory first.
+    pub fn query_and_data(&self) -> (&str, Option<&std::path::Path>) {
+        use std::path::Path;
+        match self.dir.as_deref() {
+            Some(second) if Path::new(&self.query).is_dir() && !Path::new(second).is_dir() => {
+                (second, Some(Path::new(&self.query)))
+            }
+            Some(second) => (&self.query, Some(Path::new(second))),
+            None => (&self.query, self.data.as_deref()),
+        }
+    }
 }
 
 #[derive(Args, Debug, Clone)]

@@ -289,11 +289,12 @@ fn remote(url: &str, sql: &str) -> Result<QueryResult> {
 }
 
 pub fn run(args: &SqlArgs) -> Result<()> {
+    let (sql, data) = args.query_and_data();
     let result = if let Some(url) = &args.server {
-        remote(url, &args.query)?
+        remote(url, sql)?
     } else {
-        if args.data.is_none() && args.archive.is_none() {
-            bail!("give --data DIR (tables from `analyze --out` / `run --out`), --archive DIR or --server URL");
+        if data.is_none() && args.archive.is_none() {
+            bail!("give the tables' directory (`nashflow sql QUERY DIR`, tables from `analyze --out` / `run --out`), --archive DIR or --server URL");
         }
         let limits = Limits {
             max_rows: args.max_rows,
@@ -303,8 +304,8 @@ pub fn run(args: &SqlArgs) -> Result<()> {
             .enable_all()
             .build()?;
         rt.block_on(async {
-            let ctx = catalog(args.data.as_deref(), args.archive.as_deref()).await?;
-            query(&ctx, &args.query, limits).await
+            let ctx = catalog(data, args.archive.as_deref()).await?;
+            query(&ctx, sql, limits).await
         })?
     };
     match args.format {

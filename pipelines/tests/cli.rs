@@ -857,6 +857,16 @@ fn sql_over_written_tables() {
         assert_eq!(row["mass"], doc["sigma"][k], "mass of {}", policies[k]);
         assert_eq!(row["exploitability"], doc["exploitability"]);
     }
+    // The directory as a positional, after the query or before it, reads the same tables.
+    let mass = "SELECT policy, mass FROM policies ORDER BY policy";
+    let flagged = sql(mass, &[]);
+    for args in [
+        [mass, data.to_str().unwrap()],
+        [data.to_str().unwrap(), mass],
+    ] {
+        let out = run(bin().arg("sql").args(args).args(["--format", "json"]));
+        assert_eq!(out.stdout, flagged.stdout, "{args:?}");
+    }
     for bad in [
         "DROP TABLE policies",
         "INSERT INTO policies SELECT * FROM policies",
