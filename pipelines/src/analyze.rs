@@ -53,10 +53,15 @@ pub fn run_analysis(args: &AnalyzeArgs) -> Result<Analysis> {
             None if dead_letters.is_empty() => {
                 bail!("no live matches in the input: it has no data rows, or every match in it was retracted")
             }
-            None => bail!(
-                "no valid matches in the input ({} bad rows; see the messages above)",
-                dead_letters.len()
-            ),
+            None => {
+                // The caller lists bad rows only after a successful analysis.
+                eprintln!("bad rows:");
+                list_bad_rows(&dead_letters);
+                bail!(
+                    "no valid matches in the input ({} bad rows, listed above)",
+                    dead_letters.len()
+                )
+            }
         }
     }
     let cfg = args.model.analysis(args.bootstrap, args.ci_level);
@@ -108,7 +113,7 @@ pub fn write_out(a: &Analysis, dir: &std::path::Path) -> Result<()> {
 
 pub fn run(args: &AnalyzeArgs) -> Result<()> {
     let a = run_analysis(args)?;
-    report_dead_letters(&a.dead_letters);
+    report_dead_letters(&a.dead_letters, args.out.as_deref(), true);
     if let Some(dir) = &args.out {
         write_out(&a, dir)?;
         eprintln!("wrote Parquet tables to {}", dir.display());
@@ -127,15 +132,31 @@ pub fn run(args: &AnalyzeArgs) -> Result<()> {
     Ok(())
 }
 
-/// Bad rows are never silent: a summary and the first few reasons on stderr.
-pub fn report_dead_letters(errors: &[RecordError]) {
+/// Bad rows are never silent: a summary and the first few reasons on stderr. `kept` is the
+/// `--out` directory whose `dead_letters.parquet` holds them, if any; `strict`: the command
+/// has `--strict`.
+pub fn report_dead_letters(errors: &[RecordError], kept: Option<&std::path::Path>, strict: bool) {
     if errors.is_empty() {
         return;
     }
+    let kept = match kept {
+        Some(dir) => format!("kept in {}", dir.join("dead_letters.parquet").display()),
+        None => "--out DIR keeps them in DIR/dead_letters.parquet".to_string(),
+    };
+    let strict = if strict {
+        ", --strict stops at the first"
+    } else {
+        ""
+    };
     eprintln!(
-        "warning: {} bad row(s) skipped (use --out to keep them in dead_letters.parquet, --strict to stop):",
+        "warning: {} bad row(s) skipped ({kept}{strict}):",
         errors.len()
     );
+    list_bad_rows(errors);
+}
+
+/// The first ten bad rows' reasons on stderr, and how many more there are.
+pub fn list_bad_rows(errors: &[RecordError]) {
     for e in errors.iter().take(10) {
         eprintln!("  {e}");
     }

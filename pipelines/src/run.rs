@@ -19,7 +19,7 @@ use nashflow_operators::trigger::{Job, TriggerConfig};
 use nashflow_schemas::read::{decode_json, Format};
 use nashflow_schemas::{read_file, Ledger, Match, Outcome, RecordError};
 
-use crate::analyze::report_dead_letters;
+use crate::analyze::{list_bad_rows, report_dead_letters};
 use crate::cli::{OutputFormat, RunArgs};
 use crate::report::GameReport;
 use crate::serve::Shared;
@@ -738,7 +738,15 @@ pub fn run(args: &RunArgs) -> Result<()> {
         bail!("{fatal}");
     }
     if out.epochs == 0 {
-        bail!("no valid records in the input ({} bad rows)", log.bad.len());
+        if log.bad.is_empty() {
+            bail!("no records in the input: it has no data rows");
+        }
+        eprintln!("bad rows:");
+        list_bad_rows(&log.bad);
+        bail!(
+            "no valid records in the input ({} bad rows, listed above)",
+            log.bad.len()
+        );
     }
     if !args.quiet {
         let secs = started.elapsed().as_secs_f64();
@@ -753,7 +761,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     }
     let mut dead_letters = std::mem::take(&mut log.bad);
     dead_letters.extend(ledger_dead_letters(&out.dead_letters, &log.origin));
-    report_dead_letters(&dead_letters);
+    report_dead_letters(&dead_letters, args.out.as_deref(), false);
     let last = cfg.first_epoch + out.epochs - 1;
     let reports = game_reports(out.state, &cfg);
     if let Some(dir) = &args.out {

@@ -229,6 +229,22 @@ fn strict_mode_and_empty_input_fail_clearly() {
         err.contains("no live matches") && err.contains("no data rows"),
         "{err}"
     );
+    // When every row is bad, the error still names each row and field, in both commands.
+    let all_bad = dir.join("all_bad.jsonl");
+    std::fs::write(
+        &all_bad,
+        "{\"match_id\":\"1\",\"policy_i\":\"a\",\"policy_j\":\"b\",\"payoff_i\":\"x\",\"payoff_j\":0}\n",
+    )
+    .unwrap();
+    for command in [&["analyze"][..], &["run", "--exit-at-end", "-q", "-i"]] {
+        let out = bin().args(command).arg(&all_bad).output().unwrap();
+        assert!(!out.status.success(), "{command:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("row 1, field `payoff_i`") && err.contains("1 bad rows, listed above"),
+            "{command:?}: {err}"
+        );
+    }
     let out = bin()
         .args(["analyze", "--solver", "nope"])
         .arg(&log)

@@ -146,7 +146,13 @@ impl Ctx<'_> {
             return Err(self.err(field, format!("non-finite value {x}")));
         }
         if x.abs() >= MAX_MAGNITUDE && field != "ts" && field != "seed" {
-            return Err(self.err(field, format!("magnitude of {x} is not below 2^31")));
+            // `{}` would spell out every digit of a value like 1e300.
+            let shown = if x.abs() < 1e15 {
+                x.to_string()
+            } else {
+                format!("{x:e}")
+            };
+            return Err(self.err(field, format!("magnitude of {shown} is not below 2^31")));
         }
         Ok(Some(x))
     }

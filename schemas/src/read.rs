@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatchReader};
 use arrow::datatypes::{
     DataType, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, TimeUnit,
     UInt16Type, UInt32Type, UInt64Type, UInt8Type,
@@ -30,6 +30,23 @@ impl ReadOutcome {
         match r {
             Ok(m) => self.matches.push((row, m)),
             Err(e) => self.errors.push(e),
+        }
+    }
+
+    /// A file without one of the columns every match needs (a header mistake, not bad rows):
+    /// each row it fails says which column is absent and which the file has. Rows that need
+    /// no such column (retractions) still decode.
+    fn name_absent_columns(&mut self, columns: &[&str]) {
+        const NEEDED: [&str; 4] = ["policy_i", "policy_j", "payoff_i", "payoff_j"];
+        for e in &mut self.errors {
+            if let Some(f) = e.field.as_deref() {
+                if NEEDED.contains(&f) && !columns.contains(&f) {
+                    e.reason = format!(
+                        "the file has no `{f}` column (it has: {})",
+                        columns.join(", ")
+                    );
+                }
+            }
         }
     }
 }
@@ -126,6 +143,7 @@ pub fn read_csv(source: &str, input: impl Read) -> Result<ReadOutcome, String> {
             }),
         }
     }
+    out.name_absent_columns(&headers.iter().map(String::as_str).collect::<Vec<_>>());
     Ok(out)
 }
 
@@ -289,6 +307,12 @@ pub fn read_parquet(source: &str, file: File) -> Result<ReadOutcome, String> {
         .map_err(|e| e.to_string())?;
     let mut out = ReadOutcome::default();
     let mut row = 0u64;
+    let columns: Vec<String> = reader
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
     for batch in reader {
         let batch = batch.map_err(|e| format!("corrupt Parquet data: {e}"))?;
         let schema = batch.schema();
@@ -311,5 +335,6 @@ pub fn read_parquet(source: &str, file: File) -> Result<ReadOutcome, String> {
             );
         }
     }
+    out.name_absent_columns(&columns.iter().map(String::as_str).collect::<Vec<_>>());
     Ok(out)
 }

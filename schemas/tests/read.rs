@@ -131,6 +131,65 @@ not json
     assert!(out.errors[2].reason.contains("unknown column type array"));
 }
 
+/// A file without a column every match needs says so on each row it fails, naming the
+/// columns it has; a retraction, which needs none of them, still decodes.
+#[test]
+fn absent_columns_are_named() {
+    let text = "match_id,policy_i,policy_j,payoff_i,retract\n\
+                a,x,y,1,\n\
+                b,,,,true\n";
+    let out = read_csv("log.csv", text.as_bytes()).unwrap();
+    assert_eq!(out.matches.len(), 1);
+    assert!(out.matches[0].1.retract);
+    assert_eq!(out.errors.len(), 1);
+    assert_eq!(out.errors[0].field.as_deref(), Some("payoff_j"));
+    assert_eq!(
+        out.errors[0].reason,
+        "the file has no `payoff_j` column (it has: match_id, policy_i, policy_j, payoff_i, retract)"
+    );
+    let batch = RecordBatch::try_from_iter(vec![
+        (
+            "policy_i",
+            Arc::new(StringArray::from(vec!["a"])) as ArrayRef,
+        ),
+        (
+            "payoff_i",
+            Arc::new(Float32Array::from(vec![1.0])) as ArrayRef,
+        ),
+        (
+            "payoff_j",
+            Arc::new(Float32Array::from(vec![0.0])) as ArrayRef,
+        ),
+    ])
+    .unwrap();
+    let path = tmp("no_policy_j.parquet");
+    write_parquet(&path, &batch).unwrap();
+    let out = read_file(&path).unwrap();
+    assert_eq!(out.errors.len(), 1);
+    assert_eq!(
+        out.errors[0].reason,
+        "the file has no `policy_j` column (it has: policy_i, payoff_i, payoff_j)"
+    );
+}
+
+/// A payoff beyond the fixed-point range is named in its shortest form, not in all of its
+/// digits.
+#[test]
+fn oversized_payoffs_are_named_briefly() {
+    let text = r#"{"match_id":"1","policy_i":"a","policy_j":"b","payoff_i":1e300,"payoff_j":0}
+{"match_id":"2","policy_i":"a","policy_j":"b","payoff_i":0,"payoff_j":-3000000000}
+"#;
+    let out = read_json("s.jsonl", text.as_bytes()).unwrap();
+    let reasons: Vec<&str> = out.errors.iter().map(|e| e.reason.as_str()).collect();
+    assert_eq!(
+        reasons,
+        [
+            "magnitude of 1e300 is not below 2^31",
+            "magnitude of -3000000000 is not below 2^31"
+        ]
+    );
+}
+
 #[test]
 fn json_array_file() {
     let out = read_json(
