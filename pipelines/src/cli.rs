@@ -441,8 +441,11 @@ pub struct RunArgs {
     /// `-` reads JSON Lines from stdin until end of input. (`--config FILE.toml` supplies any
     /// of these flags from a file: keys are flag names, `[trigger] threshold` is
     /// `--trigger-threshold`; command-line flags win.)
-    #[arg(long = "input", short = 'i', required_unless_present_any = ["kafka", "simulate"], conflicts_with_all = ["kafka", "simulate"], num_args = 1..)]
+    #[arg(long = "input", short = 'i', required_unless_present_any = ["files", "kafka", "simulate"], conflicts_with_all = ["kafka", "simulate"], num_args = 1..)]
     pub input: Vec<PathBuf>,
+    /// Match logs or directories of them, as `--input` takes them (and `analyze` its files).
+    #[arg(value_name = "FILE", conflicts_with_all = ["input", "kafka", "simulate"])]
+    pub files: Vec<PathBuf>,
     /// Use the built-in simulator as the source: the flags of `nashflow simulate` in one
     /// string, e.g. "--game battle --policies strong,weak,rock,paper,scissors --matchmaker
     /// sigma --matches 100000". It plays one epoch (--epoch-records matches) at a time; with

@@ -367,7 +367,12 @@ fn start_sources(
             ..Default::default()
         });
     }
-    let (inputs, watch) = (args.input.clone(), args.watch);
+    let inputs = if args.files.is_empty() {
+        args.input.clone()
+    } else {
+        args.files.clone()
+    };
+    let watch = args.watch;
     std::thread::Builder::new()
         .name("file-source".into())
         .spawn(move || read_sources(inputs, watch, exit_at_end, tx))?;

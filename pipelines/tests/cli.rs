@@ -291,6 +291,7 @@ fn solve_json_and_csv() {
 
 #[test]
 fn run_matches_analyze_and_writes_the_same_tables() {
+    // The log as a positional, as `analyze` takes it (`-i` elsewhere).
     let dir = tmpdir("run");
     let log = write_log(&dir);
     let analyze_out = dir.join("a");
@@ -312,7 +313,6 @@ fn run_matches_analyze_and_writes_the_same_tables() {
             "--format",
             "json",
             "--exit-at-end",
-            "-i",
         ])
         .arg(&log)
         .arg("--out")
