@@ -22,6 +22,10 @@ pub struct AnalysisConfig {
     pub bootstrap: usize,
     pub seed: u64,
     pub ci_level: f64,
+    /// Level 1/2 (partner and ecosystem lifts, keystones: the leave-one-out solves) on/off.
+    /// Off leaves `GameAnalysis::lifts` empty; only the streaming engine's cadence turns it
+    /// off, and it fills them in from the game's last recomputation.
+    pub lifts: bool,
     /// Level 3 on/off.
     pub level3: bool,
     pub exact_max: usize,
@@ -38,6 +42,7 @@ impl Default for AnalysisConfig {
             bootstrap: 0,
             seed: 0,
             ci_level: 0.95,
+            lifts: true,
             level3: true,
             exact_max: 16,
             mc_samples: 200,
@@ -189,7 +194,14 @@ pub fn analyze_game_warm(
             (won + lost > 0.0).then(|| won / (won + lost))
         })
         .collect();
-    let lifts = lifts_hinted(&g, &sigma, &cfg.solver, &mut warm.subgames, progress)?;
+    let lifts = if cfg.lifts {
+        lifts_hinted(&g, &sigma, &cfg.solver, &mut warm.subgames, progress)?
+    } else {
+        Lifts {
+            level1: Vec::new(),
+            level2: Vec::new(),
+        }
+    };
     let attribution = if cfg.level3 && n > 0 {
         Some(attribution(
             &g,

@@ -27,6 +27,7 @@ use nashflow_kernels::analysis::{add_bounds, analyze_game_warm, AnalysisConfig, 
 use nashflow_kernels::attribution::Attribution;
 use nashflow_kernels::bootstrap::{summarize_hinted, BootstrapConfig};
 use nashflow_kernels::bounds::{BoundSample, CellSummary};
+use nashflow_kernels::lifts::Lifts;
 use nashflow_kernels::progress::Silent;
 use nashflow_kernels::solvers::WarmStart;
 use nashflow_kernels::stats::CellStats;
@@ -78,6 +79,9 @@ pub struct EngineConfig {
     /// Level 3 cadence: recomputed at epochs divisible by this (≥ 1), and whenever a game's
     /// policy set changed; in between a game keeps its last attribution.
     pub level3_every: u64,
+    /// Level 1/2 cadence (lifts and keystones): recomputed at epochs divisible by this (≥ 1),
+    /// and whenever a game's policy set changed; in between a game keeps its last lifts.
+    pub level2_every: u64,
     /// Number of the first epoch fed (a run restored from a durable state continues the
     /// numbering of the run it resumes; job ids and archives stay unique).
     pub first_epoch: u64,
@@ -88,7 +92,7 @@ pub struct EngineConfig {
 
 impl EngineConfig {
     /// `workers` workers on `layout` with `analysis`; no trigger, no streaming bootstrap,
-    /// Level 3 every epoch, a fresh run (epoch 0, no saved trigger state).
+    /// Levels 1–3 every epoch, a fresh run (epoch 0, no saved trigger state).
     pub fn new(workers: usize, layout: Layout, analysis: AnalysisConfig) -> EngineConfig {
         EngineConfig {
             workers,
@@ -97,6 +101,7 @@ impl EngineConfig {
             trigger: None,
             replicates: 0,
             level3_every: 1,
+            level2_every: 1,
             first_epoch: 0,
             triggers: BTreeMap::new(),
         }
@@ -295,13 +300,21 @@ fn policy_order(table: &Cells<CellDiff>, names: &Interner) -> PolicyOrder {
     }
 }
 
+/// Which of a game's cadenced analyses run this epoch.
+#[derive(Clone, Copy)]
+struct Due {
+    /// Level 1/2.
+    lifts: bool,
+    level3: bool,
+}
+
 fn snapshot(
     order: &PolicyOrder,
     table: &Cells<CellDiff>,
     replicates: Option<&Cells<ReplicateDiff>>,
     bounds: Option<&HashMap<(String, String), CellSummary>>,
     cfg: &EngineConfig,
-    level3: bool,
+    due: Due,
     warm: &mut WarmStart,
 ) -> Result<GameSnapshot, nashflow_kernels::KernelError> {
     let policies = order.names.clone();
@@ -319,7 +332,8 @@ fn snapshot(
     // The engine has no per-match units: the streaming bootstrap is separate (issue #3).
     let batch_bootstrap_off = AnalysisConfig {
         bootstrap: 0,
-        level3: cfg.analysis.level3 && level3,
+        lifts: cfg.analysis.lifts && due.lifts,
+        level3: cfg.analysis.level3 && due.level3,
         ..cfg.analysis.clone()
     };
     let mut analysis = analyze_game_warm(n, &cells, &[], &batch_bootstrap_off, &mut Silent, warm)?;
@@ -491,6 +505,8 @@ pub fn run_stream(
         // its last Level 3 attribution (with the policies it was computed for).
         let mut triggers: HashMap<String, Trigger> = cfg.triggers.clone().into_iter().collect();
         let mut attributions: HashMap<String, (Vec<String>, Attribution)> = HashMap::new();
+        // Likewise its last Level 1/2 lifts, for epochs off their cadence.
+        let mut kept_lifts: HashMap<String, (Vec<String>, Lifts)> = HashMap::new();
         // Each game's equilibrium supports from its last epoch: the next solves start there
         // (same results, fewer pivots; see `WarmStart`).
         let mut warm: HashMap<String, WarmStart> = HashMap::new();
@@ -596,6 +612,7 @@ pub fn run_stream(
             dirty.sort();
             dirty.dedup();
             let due = t.is_multiple_of(cfg.level3_every.max(1));
+            let lifts_due = t.is_multiple_of(cfg.level2_every.max(1));
             let kernels_started = std::time::Instant::now();
             for id in dirty {
                 let game = names.name(id).to_string();
@@ -606,12 +623,15 @@ pub fn run_stream(
                 };
                 let reps = st.replicates.get(&id);
                 let kept = attributions.get(&game).cloned();
+                let lifts_kept = kept_lifts.remove(&game);
                 let snap = match st.tables.get(&id).map(|table| {
                     let order = st
                         .policies
                         .entry(id)
                         .or_insert_with(|| policy_order(table, &names));
                     let same_policies = kept.as_ref().is_some_and(|(p, _)| *p == order.names);
+                    // Kept lifts stand only for the policies they were computed for.
+                    let lifts_kept = lifts_kept.filter(|(p, _)| *p == order.names);
                     let warm = warm.entry(game.clone()).or_default();
                     snapshot(
                         order,
@@ -619,10 +639,22 @@ pub fn run_stream(
                         reps,
                         bounds,
                         &cfg,
-                        due || !same_policies,
+                        Due {
+                            lifts: lifts_due || lifts_kept.is_none(),
+                            level3: due || !same_policies,
+                        },
                         warm,
                     )
                     .map(|mut s| {
+                        if let Some((_, l)) = lifts_kept.filter(|_| !lifts_due) {
+                            s.analysis.lifts = l;
+                        }
+                        if cfg.level2_every > 1 {
+                            kept_lifts.insert(
+                                game.clone(),
+                                (s.policies.clone(), s.analysis.lifts.clone()),
+                            );
+                        }
                         match (&s.analysis.attribution, &kept) {
                             (Some(a), _) => {
                                 attributions.insert(game.clone(), (s.policies.clone(), a.clone()));

@@ -372,6 +372,7 @@ impl ModelArgs {
             bootstrap,
             seed: self.seed,
             ci_level,
+            lifts: true,
             level3: !self.no_level3,
             exact_max: self.exact_max,
             mc_samples: self.mc_samples,
@@ -510,6 +511,11 @@ pub struct RunArgs {
     /// changes); in between, the last values stand.
     #[arg(long, default_value_t = 1)]
     pub level3_every: u64,
+    /// Level 1/2 cadence: recompute the partner and ecosystem lifts (one leave-one-out solve
+    /// per policy in σ's support, most of an epoch's kernel time in a large league) every N
+    /// epochs, and when a game's policy set changes; in between, the last values stand.
+    #[arg(long, default_value_t = 1)]
+    pub level2_every: u64,
     /// Streaming Poisson bootstrap replicates (each match weighted by Poisson(1) from
     /// hash(seed, replicate, match_id)); 0 turns it off.
     #[arg(long, default_value_t = 32)]

@@ -576,6 +576,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         trigger,
         replicates: args.bootstrap,
         level3_every: args.level3_every,
+        level2_every: args.level2_every,
         ..EngineConfig::new(
             args.workers,
             args.model.layout,

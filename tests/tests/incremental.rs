@@ -277,6 +277,65 @@ fn level3_cadence_keeps_the_last_attribution() {
     }
 }
 
+/// With a Level 1/2 cadence, the lifts are recomputed on due epochs and whenever the policy
+/// set changes, and in between are those of the last recomputation; everything else is
+/// recomputed every epoch.
+#[test]
+fn level2_cadence_keeps_the_last_lifts() {
+    let epochs = random_stream(37, 200);
+    let analysis = AnalysisConfig {
+        level3: false,
+        ..Default::default()
+    };
+    let cfg = EngineConfig {
+        level2_every: 3,
+        ..EngineConfig::new(1, Layout::Match, analysis.clone())
+    };
+    let out = run(epochs.clone(), &cfg);
+    let mut ledger = Ledger::new(Layout::Match);
+    // Per game: (policies, lifts) at its last recomputation.
+    let mut last: std::collections::HashMap<String, (Vec<String>, _)> = Default::default();
+    let (mut recomputed, mut kept) = (0, 0);
+    for (t, epoch) in epochs.iter().enumerate() {
+        for m in epoch {
+            ledger.apply(m.clone());
+        }
+        let state = out.state_at(t as u64);
+        let changed: Vec<&String> = out
+            .changes
+            .iter()
+            .filter(|c| c.0 == t as u64)
+            .map(|c| &c.1)
+            .collect();
+        for g in group(ledger.live(), Layout::Match) {
+            if !changed.contains(&&g.game) {
+                continue;
+            }
+            let got = &state[&g.game].analysis;
+            let fresh =
+                analyze_game(g.policies.len(), &g.cells, &[], &analysis, &mut Silent).unwrap();
+            assert_eq!(got.sigma, fresh.sigma, "epoch {t}: σ every epoch");
+            assert_eq!(got.eval, fresh.eval, "epoch {t}: regret every epoch");
+            let same_policies = last.get(&g.game).is_some_and(|(p, _)| *p == g.policies);
+            if (t as u64).is_multiple_of(3) || !same_policies {
+                assert_eq!(got.lifts, fresh.lifts, "epoch {t}: recomputed");
+                last.insert(g.game.clone(), (g.policies.clone(), fresh.lifts));
+                recomputed += 1;
+            } else {
+                assert_eq!(
+                    got.lifts, last[&g.game].1,
+                    "epoch {t}: kept from the last recomputation"
+                );
+                kept += 1;
+            }
+        }
+    }
+    assert!(
+        recomputed > 0 && kept > 0,
+        "{recomputed} recomputed, {kept} kept"
+    );
+}
+
 /// Memory under churn: each epoch inserts 40 new matches and retracts the previous epoch's.
 /// The live data size is fixed, so the records the engine holds must stay bounded (fully
 /// retracted histories are compacted away) while the tables keep equalling batch.
