@@ -316,6 +316,39 @@ impl GameMatrices {
         self.payoff.n()
     }
 
+    /// `Some(c)` when the cells with data form a constant-sum game (`M[i,j] + M[j,i] = c`
+    /// wherever both are known, `M[i,i] = c/2` where known) but the imputed payoff matrix is
+    /// not: the imputation turned a constant-sum game general-sum, which `mene` solves by a
+    /// budgeted search instead of one LP. `Missing::Prior(c/2)` would keep it constant-sum.
+    /// Tolerance as the solvers' (relative to the known entries' range).
+    pub fn imputation_breaks_constant_sum(&self) -> Option<f64> {
+        let (n, m) = (self.n(), &self.payoff);
+        let tol = crate::solvers::CONSTANT_SUM_TOL;
+        if self.known.iter().all(|&k| k) || m.constant_sum(tol).is_some() {
+            return None;
+        }
+        let known = |i: usize, j: usize| self.known[i * n + j];
+        let (lo, hi) = (0..n * n)
+            .filter(|&k| self.known[k])
+            .map(|k| m.as_slice()[k])
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+                (lo.min(x), hi.max(x))
+            });
+        let tol = tol * (hi - lo).max(f64::MIN_POSITIVE);
+        let mut c = None;
+        for i in 0..n {
+            for j in (i..n).filter(|&j| known(i, j) && known(j, i)) {
+                let sum = m[(i, j)] + m[(j, i)];
+                match c {
+                    None => c = Some(sum),
+                    Some(c) if (sum - c).abs() > tol => return None,
+                    Some(_) => {}
+                }
+            }
+        }
+        c
+    }
+
     /// The same matrices restricted to `idx`.
     pub fn sub(&self, idx: &[usize]) -> GameMatrices {
         let n = self.n();
@@ -367,7 +400,63 @@ pub fn aggregate(n: usize, obs: impl IntoIterator<Item = Observation>) -> Vec<Ce
 
 #[cfg(test)]
 mod tests {
-    use super::{round_to_i64, CellStats, FIXED_SCALE};
+    use super::{round_to_i64, CellStats, GameMatrices, Missing, Observation, FIXED_SCALE};
+
+    /// Cells of a 3-policy game from (row, col, payoff) observations.
+    fn cells(obs: &[(usize, usize, f64)]) -> Vec<CellStats> {
+        let mut cells = vec![CellStats::default(); 9];
+        for &(row, col, payoff) in obs {
+            cells[row * 3 + col].add(&Observation {
+                row,
+                col,
+                payoff,
+                nw: 0.0,
+                nw_plus: 0.0,
+                agreement: None,
+                ef1: None,
+                score: 0.0,
+            });
+        }
+        cells
+    }
+
+    /// Column means break a constant-sum table with a missing pair; the prior c/2 keeps it;
+    /// a full table, or known cells that are not constant-sum, report nothing.
+    #[test]
+    fn imputation_that_breaks_constant_sum_is_found() {
+        // Constant sum 1 on the known cells; (0, 2) and (2, 0) have no data.
+        let sparse = cells(&[
+            (0, 0, 0.5),
+            (1, 1, 0.5),
+            (2, 2, 0.5),
+            (0, 1, 0.9),
+            (1, 0, 0.1),
+            (1, 2, 0.75),
+            (2, 1, 0.25),
+        ]);
+        let at = |missing| GameMatrices::from_cells(3, &sparse, missing).unwrap();
+        assert_eq!(
+            at(Missing::ColumnMean).imputation_breaks_constant_sum(),
+            Some(1.0)
+        );
+        assert_eq!(
+            at(Missing::Zero).imputation_breaks_constant_sum(),
+            Some(1.0)
+        );
+        assert_eq!(
+            at(Missing::Prior(0.5)).imputation_breaks_constant_sum(),
+            None
+        );
+        let mut full = sparse.clone();
+        full[2] = cells(&[(0, 2, 0.3)])[2];
+        full[6] = cells(&[(2, 0, 0.7)])[6];
+        let full = GameMatrices::from_cells(3, &full, Missing::ColumnMean).unwrap();
+        assert_eq!(full.imputation_breaks_constant_sum(), None);
+        let mut general = sparse;
+        general[1] = cells(&[(0, 1, 0.95)])[1];
+        let general = GameMatrices::from_cells(3, &general, Missing::ColumnMean).unwrap();
+        assert_eq!(general.imputation_breaks_constant_sum(), None);
+    }
 
     /// The libm-free rounding is `f64::round` to the integer: halves (away from zero), values
     /// a hair either side of them, both sides of 2^52 and 2^53, and random payoffs at scale.

@@ -114,6 +114,12 @@ pub fn write_out(a: &Analysis, dir: &std::path::Path) -> Result<()> {
 pub fn run(args: &AnalyzeArgs) -> Result<()> {
     let a = run_analysis(args)?;
     report_dead_letters(&a.dead_letters, args.out.as_deref(), true);
+    for r in &a.reports {
+        let g = &r.analysis.matrices;
+        if let Some(hint) = crate::report::imputation_hint(&r.game, g, r.solver, r.missing) {
+            eprintln!("{hint}");
+        }
+    }
     if let Some(dir) = &args.out {
         write_out(&a, dir)?;
         eprintln!("wrote Parquet tables to {}", dir.display());

@@ -4,7 +4,7 @@
 use nashflow_kernels::analysis::GameAnalysis;
 use nashflow_kernels::bootstrap::Interval;
 use nashflow_kernels::metrics::WelfareKind;
-use nashflow_kernels::stats::{CellStats, Missing};
+use nashflow_kernels::stats::{CellStats, GameMatrices, Missing};
 use nashflow_kernels::{Matrix, SolverKind};
 use serde_json::{json, Map, Value};
 
@@ -20,6 +20,38 @@ pub struct GameReport {
     pub elo: Option<Vec<f64>>,
     /// Raw cell statistics (row-major), for per-cell confidence intervals.
     pub cells: Vec<CellStats>,
+}
+
+/// A hint on stderr's behalf when imputing a game's missing cells turned it from constant-sum
+/// into general-sum (the default, column means, rarely keeps the sum): `mene` is then a
+/// budgeted search rather than one LP, for σ and for every Level 2 subgame and bootstrap
+/// replicate, and `--missing prior=c/2` keeps the game constant-sum.
+pub fn imputation_hint(
+    game: &str,
+    g: &GameMatrices,
+    solver: SolverKind,
+    missing: Missing,
+) -> Option<String> {
+    if solver != SolverKind::Mene {
+        return None;
+    }
+    let c = g.imputation_breaks_constant_sum()?;
+    let absent = g.known.iter().filter(|&&k| !k).count();
+    // Six decimals: the sums carry the fixed-point means' last bits.
+    let short = |x: f64| {
+        let s = format!("{x:.6}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    };
+    Some(format!(
+        "hint: game `{game}`: {absent} of {} cells have no matches, and imputing them ({}) makes \
+         its constant-sum meta-game (M[i,j] + M[j,i] = {}) general-sum, which `mene` solves by a \
+         budgeted search rather than one LP: far slower, and inexact when the budget runs out. \
+         `--missing prior={}` keeps it constant-sum.",
+        g.known.len(),
+        missing,
+        short(c),
+        short(c / 2.0)
+    ))
 }
 
 /// A finite number, or null (JSON has no NaN/inf).

@@ -673,6 +673,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let terminal = std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut archive_error: Option<anyhow::Error> = None;
+    let mut hinted: std::collections::HashSet<String> = Default::default();
     let out = run_stream(epochs, &cfg, |r| {
         // The epoch rebuilt from `--state` is already durable, archived, and its jobs sent.
         let restoring = restored_epoch == Some(r.epoch);
@@ -694,6 +695,18 @@ pub fn run(args: &RunArgs) -> Result<()> {
                 eprint!("\r\x1b[2K{line}");
             } else {
                 eprintln!("{line}");
+            }
+        }
+        // Once per game: the epoch it first applies (the state it describes persists).
+        for (game, snap) in &r.changed {
+            let Some(s) = snap else { continue };
+            let (solver, missing) = (cfg.analysis.solver.kind, cfg.analysis.missing);
+            let g = &s.analysis.matrices;
+            if !hinted.contains(*game) {
+                if let Some(hint) = crate::report::imputation_hint(game, g, solver, missing) {
+                    eprintln!("\n{hint}");
+                    hinted.insert(game.to_string());
+                }
             }
         }
         for (epoch, game, reason) in r.errors {

@@ -253,6 +253,44 @@ fn strict_mode_and_empty_input_fail_clearly() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown solver `nope`"));
 }
 
+/// A constant-sum league with unplayed pairs: column-mean imputation makes it general-sum,
+/// and both commands say so once, with the prior that keeps it constant-sum; with that
+/// prior, no hint.
+#[test]
+fn sparse_constant_sum_logs_get_the_imputation_hint() {
+    let dir = tmpdir("sparse");
+    let log = dir.join("sparse.jsonl");
+    let pairs = [
+        ("a", "b", 0.9),
+        ("b", "c", 0.7),
+        ("c", "a", 0.6),
+        ("a", "a", 0.5),
+    ];
+    let text: String = (0..3)
+        .flat_map(|k| pairs.iter().map(move |p| (k, p)))
+        .enumerate()
+        .map(|(id, (_, (i, j, p)))| {
+            format!(
+                "{{\"match_id\":\"{id}\",\"policy_i\":\"{i}\",\"policy_j\":\"{j}\",\"payoff_i\":{p},\"payoff_j\":{}}}\n",
+                1.0 - p
+            )
+        })
+        .collect();
+    std::fs::write(&log, text).unwrap();
+    let hint = "`--missing prior=0.5` keeps it constant-sum";
+    for command in [&["analyze", "-q"][..], &["run", "--exit-at-end", "-q"]] {
+        let out = run(bin().args(command).arg(&log));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.matches(hint).count(), 1, "{command:?}: {err}");
+        assert!(err.contains("2 of 9 cells have no matches"), "{err}");
+        let out = run(bin()
+            .args(command)
+            .arg(&log)
+            .args(["--missing", "prior=0.5"]));
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("hint:"));
+    }
+}
+
 #[test]
 fn solve_json_and_csv() {
     let dir = tmpdir("solve");
