@@ -281,6 +281,43 @@ fn status_line(r: &EpochReport, started: Instant) -> String {
     line
 }
 
+/// A hint, given once per run, when an epoch's analyses took longer than the tick
+/// (`--epoch-ms`), or than a second without one: the settings that would make an epoch
+/// cheaper, among those still at their every-epoch defaults. `None` when none is left.
+fn slow_epoch_hint(kernel_seconds: f64, args: &RunArgs) -> Option<String> {
+    let budget = if args.epoch_ms > 0 {
+        args.epoch_ms as f64 / 1e3
+    } else {
+        1.0
+    };
+    if kernel_seconds <= budget {
+        return None;
+    }
+    let mut knobs = Vec::new();
+    if !args.model.no_level3 && args.level3_every == 1 {
+        knobs.push("--level3-every N or --no-level3 (attribution)");
+    }
+    if args.level2_every == 1 {
+        knobs.push("--level2-every N (lifts)");
+    }
+    if args.bootstrap > 0 {
+        knobs.push("--bootstrap B with fewer replicates, or 0");
+    }
+    if knobs.is_empty() {
+        return None;
+    }
+    let against = if args.epoch_ms > 0 {
+        format!("the {} ms tick", args.epoch_ms)
+    } else {
+        "a second".to_string()
+    };
+    Some(format!(
+        "hint: an epoch's analyses took {kernel_seconds:.2} s, longer than {against}. These \
+         trade freshness for latency: {}.",
+        knobs.join("; ")
+    ))
+}
+
 /// Starts the HTTP server unless it is off: `--no-serve`, or `--exit-at-end` without an
 /// explicit `--listen`. The default address falls back to no server when taken.
 fn serve(args: &RunArgs, tx: mpsc::Sender<Item>) -> Result<Option<Arc<Shared>>> {
@@ -674,6 +711,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let started = Instant::now();
     let mut archive_error: Option<anyhow::Error> = None;
     let mut hinted: std::collections::HashSet<String> = Default::default();
+    let mut slow_hinted = false;
     let out = run_stream(epochs, &cfg, |r| {
         // The epoch rebuilt from `--state` is already durable, archived, and its jobs sent.
         let restoring = restored_epoch == Some(r.epoch);
@@ -695,6 +733,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
                 eprint!("\r\x1b[2K{line}");
             } else {
                 eprintln!("{line}");
+            }
+        }
+        if !slow_hinted {
+            if let Some(hint) = slow_epoch_hint(r.kernel_seconds, args) {
+                eprintln!("\n{hint}");
+                slow_hinted = true;
             }
         }
         // Once per game: the epoch it first applies (the state it describes persists).
@@ -808,4 +852,42 @@ pub fn run(args: &RunArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slow_epoch_hint;
+    use crate::cli::{Cli, Command, RunArgs};
+    use clap::Parser;
+
+    fn args(flags: &[&str]) -> RunArgs {
+        let argv = ["nashflow", "run", "-i", "log.jsonl"].iter().chain(flags);
+        match Cli::parse_from(argv).command {
+            Command::Run(r) => *r,
+            _ => unreachable!("a run command"),
+        }
+    }
+
+    /// Slower than the tick (or a second without one) names the settings still at their
+    /// every-epoch defaults; faster, or with none left, says nothing.
+    #[test]
+    fn slow_epochs_name_the_settings_left_to_loosen() {
+        let hint = slow_epoch_hint(0.5, &args(&["--epoch-ms", "100"])).unwrap();
+        assert!(
+            hint.contains("0.50 s, longer than the 100 ms tick"),
+            "{hint}"
+        );
+        for knob in ["--level3-every", "--level2-every", "--bootstrap"] {
+            assert!(hint.contains(knob), "{hint}");
+        }
+        assert!(slow_epoch_hint(0.05, &args(&["--epoch-ms", "100"])).is_none());
+        assert!(
+            slow_epoch_hint(0.5, &args(&[])).is_none(),
+            "under a second, no tick"
+        );
+        let hint = slow_epoch_hint(2.0, &args(&["--no-level3", "--bootstrap", "0"])).unwrap();
+        assert!(hint.contains("--level2-every") && !hint.contains("--level3-every"));
+        let loosened = args(&["--no-level3", "--bootstrap", "0", "--level2-every", "5"]);
+        assert!(slow_epoch_hint(2.0, &loosened).is_none());
+    }
 }
