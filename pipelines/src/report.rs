@@ -22,8 +22,8 @@ pub struct GameReport {
     pub cells: Vec<CellStats>,
 }
 
-/// A hint on stderr's behalf when imputing a game's missing cells turned it from constant-sum
-/// into general-sum (the default, column means, rarely keeps the sum): `mene` is then a
+/// The hint to print when imputing a game's missing cells turned it from constant-sum into
+/// general-sum (the default, column means, rarely keeps the sum): `mene` is then a
 /// budgeted search rather than one LP, for σ and for every Level 2 subgame and bootstrap
 /// replicate, and `--missing prior=c/2` keeps the game constant-sum.
 pub fn imputation_hint(

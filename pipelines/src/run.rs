@@ -742,15 +742,15 @@ pub fn run(args: &RunArgs) -> Result<()> {
             }
         }
         // Once per game: the epoch it first applies (the state it describes persists).
+        let (solver, missing) = (cfg.analysis.solver.kind, cfg.analysis.missing);
         for (game, snap) in &r.changed {
-            let Some(s) = snap else { continue };
-            let (solver, missing) = (cfg.analysis.solver.kind, cfg.analysis.missing);
+            let Some(s) = snap.filter(|_| !hinted.contains(*game)) else {
+                continue;
+            };
             let g = &s.analysis.matrices;
-            if !hinted.contains(*game) {
-                if let Some(hint) = crate::report::imputation_hint(game, g, solver, missing) {
-                    eprintln!("\n{hint}");
-                    hinted.insert(game.to_string());
-                }
+            if let Some(hint) = crate::report::imputation_hint(game, g, solver, missing) {
+                eprintln!("\n{hint}");
+                hinted.insert(game.to_string());
             }
         }
         for (epoch, game, reason) in r.errors {
