@@ -172,9 +172,11 @@ fn main() {
 /// (this machine's speed drifts by tens of percent over seconds) and the median of the
 /// per-try ratios is reported. The passes read every record and sweep the engine's working
 /// set (its ledger index, its records) out of the caches; the epochs after them pay for it
-/// until it is back, which takes about five to ten epochs. So three medians are reported: the first
-/// epoch, epochs 1–3 after it, and the steady state of a live engine (whose epochs follow one
-/// another with no full pass between them), epochs `SETTLE`.. after it.
+/// until it is back, which takes about five to ten epochs. So three medians are reported:
+/// the first epoch, epochs 1–3 after it, and the steady state of a live engine (whose epochs
+/// follow one another with no full pass between them), epochs `SETTLE`.. after it. With a
+/// Level 1/2 cadence in `cfg` (it must be `TRY - SETTLE`), only the mean of the steady
+/// epochs is reported, one of which recomputes the lifts: the amortised cost.
 fn small_epochs(
     league: League,
     n: usize,
