@@ -100,17 +100,38 @@ pub struct SqlArgs {
 }
 
 impl SqlArgs {
-    /// The query and the table directory, whichever order the two positionals came in: a
-    /// query is never an existing directory, so when the first one is and the second is not,
-    /// they were given directory first.
-    pub fn query_and_data(&self) -> (&str, Option<&std::path::Path>) {
+    /// The query and the table directory, whichever order the two positionals came in. The
+    /// directory is the one that exists as a directory, or else the one that does not read
+    /// as a query (SELECT, WITH, VALUES or EXPLAIN); a lone directory is a missing query.
+    pub fn query_and_data(&self) -> Result<(&str, Option<&std::path::Path>), String> {
         use std::path::Path;
+        let is_dir = |s: &str| Path::new(s).is_dir();
+        let reads_as_query = |s: &str| {
+            let word = s
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_uppercase();
+            ["SELECT", "WITH", "VALUES", "EXPLAIN"].contains(&word.as_str())
+        };
+        let first = self.query.as_str();
         match self.dir.as_deref() {
-            Some(second) if Path::new(&self.query).is_dir() && !Path::new(second).is_dir() => {
-                (second, Some(Path::new(&self.query)))
+            Some(second) => {
+                let swapped = if is_dir(first) != is_dir(second) {
+                    is_dir(first)
+                } else {
+                    !reads_as_query(first) && reads_as_query(second)
+                };
+                Ok(if swapped {
+                    (second, Some(Path::new(first)))
+                } else {
+                    (first, Some(Path::new(second)))
+                })
             }
-            Some(second) => (&self.query, Some(Path::new(second))),
-            None => (&self.query, self.data.as_deref()),
+            None if is_dir(first) && self.data.is_none() && self.archive.is_none() => Err(format!(
+                "`{first}` is a directory: give the query too, `nashflow sql \"SELECT …\" {first}`"
+            )),
+            None => Ok((first, self.data.as_deref())),
         }
     }
 }

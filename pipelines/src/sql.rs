@@ -64,7 +64,9 @@ pub async fn catalog(data: Option<&Path>, archive: Option<&Path>) -> Result<Sess
     let ctx = SessionContext::new();
     if let Some(dir) = data {
         let mut found = 0;
-        for entry in std::fs::read_dir(dir).with_context(|| format!("--data {}", dir.display()))? {
+        for entry in std::fs::read_dir(dir)
+            .with_context(|| format!("the tables' directory {}", dir.display()))?
+        {
             let path = entry?.path();
             if path.extension().is_some_and(|e| e == "parquet") {
                 let name = path
@@ -84,7 +86,7 @@ pub async fn catalog(data: Option<&Path>, archive: Option<&Path>) -> Result<Sess
         }
         if found == 0 {
             bail!(
-                "--data {}: no .parquet tables (write them with `analyze --out` or `run --out`)",
+                "{}: no .parquet tables (write them with `analyze --out` or `run --out`)",
                 dir.display()
             );
         }
@@ -289,7 +291,7 @@ fn remote(url: &str, sql: &str) -> Result<QueryResult> {
 }
 
 pub fn run(args: &SqlArgs) -> Result<()> {
-    let (sql, data) = args.query_and_data();
+    let (sql, data) = args.query_and_data().map_err(anyhow::Error::msg)?;
     let result = if let Some(url) = &args.server {
         remote(url, sql)?
     } else {

@@ -921,6 +921,27 @@ fn sql_over_written_tables() {
         let out = run(bin().arg("sql").args(args).args(["--format", "json"]));
         assert_eq!(out.stdout, flagged.stdout, "{args:?}");
     }
+    // A directory that does not exist is named as such in either order; a lone directory
+    // asks for the query.
+    let absent = dir.join("absent");
+    for args in [
+        [mass, absent.to_str().unwrap()],
+        [absent.to_str().unwrap(), mass],
+    ] {
+        let out = bin().arg("sql").args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("absent"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("SELECT"), "{args:?}: {err}");
+    }
+    let out = bin().arg("sql").arg(&data).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("give the query too"),
+        "{err}"
+    );
     for bad in [
         "DROP TABLE policies",
         "INSERT INTO policies SELECT * FROM policies",
