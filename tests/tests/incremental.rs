@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use nashflow_kernels::analysis::{analyze_game, AnalysisConfig, GameAnalysis};
 use nashflow_kernels::progress::Silent;
 use nashflow_kernels::rng::SplitMix64;
-use nashflow_operators::batch::group;
+use nashflow_operators::batch::{group, GameInput};
 use nashflow_operators::engine::{run, EngineConfig};
 use nashflow_schemas::{Layout, Ledger, Match, Outcome};
 
@@ -222,59 +222,103 @@ fn streaming_bootstrap_equals_batch() {
     }
 }
 
+/// Runs the engine and walks its epochs, calling `f(t, game, engine's analysis, analyze's on
+/// the same prefix)` for every game whose snapshot changed in epoch t.
+fn each_changed_game(
+    epochs: &[Vec<Match>],
+    cfg: &EngineConfig,
+    mut f: impl FnMut(u64, &GameInput, &GameAnalysis, GameAnalysis),
+) {
+    let out = run(epochs.to_vec(), cfg);
+    let mut ledger = Ledger::new(Layout::Match);
+    for (t, epoch) in (0u64..).zip(epochs) {
+        for m in epoch {
+            ledger.apply(m.clone());
+        }
+        let state = out.state_at(t);
+        let changed: BTreeSet<&String> = out
+            .changes
+            .iter()
+            .filter(|c| c.0 == t)
+            .map(|c| &c.1)
+            .collect();
+        for g in group(ledger.live(), Layout::Match) {
+            // Every live game has a snapshot; one that did not change keeps its last, which
+            // was checked in the epoch it changed.
+            assert!(state.contains_key(&g.game), "epoch {t}: {} missing", g.game);
+            if changed.contains(&g.game) {
+                let fresh =
+                    analyze_game(g.policies.len(), &g.cells, &[], &cfg.analysis, &mut Silent)
+                        .unwrap();
+                f(t, &g, &state[&g.game].analysis, fresh);
+            }
+        }
+    }
+}
+
+/// A cadenced value's expectation: recomputed (equal to `analyze`'s) on due epochs and
+/// whenever the game's policy set changed since its last recomputation, else that
+/// recomputation's value. Counts both kinds, so a test can insist it saw each.
+struct Cadence<T> {
+    every: u64,
+    last: std::collections::HashMap<String, (Vec<String>, T)>,
+    recomputed: usize,
+    kept: usize,
+}
+
+impl<T: PartialEq + std::fmt::Debug> Cadence<T> {
+    fn new(every: u64) -> Self {
+        Cadence {
+            every,
+            last: Default::default(),
+            recomputed: 0,
+            kept: 0,
+        }
+    }
+
+    fn check(&mut self, t: u64, g: &GameInput, got: T, fresh: T) {
+        let same_policies = self
+            .last
+            .get(&g.game)
+            .is_some_and(|(p, _)| *p == g.policies);
+        if t.is_multiple_of(self.every) || !same_policies {
+            assert_eq!(got, fresh, "epoch {t}: recomputed");
+            self.last
+                .insert(g.game.clone(), (g.policies.clone(), fresh));
+            self.recomputed += 1;
+        } else {
+            assert_eq!(
+                got, self.last[&g.game].1,
+                "epoch {t}: kept from the last recomputation"
+            );
+            self.kept += 1;
+        }
+    }
+}
+
 /// With a Level 3 cadence, attribution is recomputed on due epochs and whenever the policy set
 /// changes; in between it is the value computed at the last due epoch.
 #[test]
 fn level3_cadence_keeps_the_last_attribution() {
-    let epochs = random_stream(31, 200);
     let analysis = AnalysisConfig {
         exact_max: 5,
         ..Default::default()
     };
     let cfg = EngineConfig {
         level3_every: 3,
-        ..EngineConfig::new(1, Layout::Match, analysis.clone())
+        ..EngineConfig::new(1, Layout::Match, analysis)
     };
-    let out = run(epochs.clone(), &cfg);
-    let mut ledger = Ledger::new(Layout::Match);
-    // Per game: (policies, attribution) at its last recomputation.
-    let mut last: std::collections::HashMap<String, (Vec<String>, _)> = Default::default();
-    for (t, epoch) in epochs.iter().enumerate() {
-        for m in epoch {
-            ledger.apply(m.clone());
-        }
-        let state = out.state_at(t as u64);
-        let changed: Vec<&String> = out
-            .changes
-            .iter()
-            .filter(|c| c.0 == t as u64)
-            .map(|c| &c.1)
-            .collect();
-        for g in group(ledger.live(), Layout::Match) {
-            let got = state[&g.game]
-                .analysis
-                .attribution
-                .clone()
-                .expect("level 3 on");
-            if !changed.contains(&&g.game) {
-                continue;
-            }
-            let fresh = analyze_game(g.policies.len(), &g.cells, &[], &analysis, &mut Silent)
-                .unwrap()
-                .attribution
-                .unwrap();
-            let same_policies = last.get(&g.game).is_some_and(|(p, _)| *p == g.policies);
-            if (t as u64).is_multiple_of(3) || !same_policies {
-                assert_eq!(got, fresh, "epoch {t}: recomputed");
-                last.insert(g.game.clone(), (g.policies.clone(), fresh));
-            } else {
-                assert_eq!(
-                    got, last[&g.game].1,
-                    "epoch {t}: kept from the last recomputation"
-                );
-            }
-        }
-    }
+    let mut cadence = Cadence::new(3);
+    each_changed_game(&random_stream(31, 200), &cfg, |t, g, got, fresh| {
+        let got = got.attribution.clone().expect("level 3 on");
+        cadence.check(t, g, got, fresh.attribution.unwrap());
+    });
+    assert!(
+        cadence.recomputed > 0 && cadence.kept > 0,
+        "{} recomputed, {} kept",
+        cadence.recomputed,
+        cadence.kept
+    );
 }
 
 /// With a Level 1/2 cadence, the lifts are recomputed on due epochs and whenever the policy
@@ -282,57 +326,25 @@ fn level3_cadence_keeps_the_last_attribution() {
 /// recomputed every epoch.
 #[test]
 fn level2_cadence_keeps_the_last_lifts() {
-    let epochs = random_stream(37, 200);
     let analysis = AnalysisConfig {
         level3: false,
         ..Default::default()
     };
     let cfg = EngineConfig {
         level2_every: 3,
-        ..EngineConfig::new(1, Layout::Match, analysis.clone())
+        ..EngineConfig::new(1, Layout::Match, analysis)
     };
-    let out = run(epochs.clone(), &cfg);
-    let mut ledger = Ledger::new(Layout::Match);
-    // Per game: (policies, lifts) at its last recomputation.
-    let mut last: std::collections::HashMap<String, (Vec<String>, _)> = Default::default();
-    let (mut recomputed, mut kept) = (0, 0);
-    for (t, epoch) in epochs.iter().enumerate() {
-        for m in epoch {
-            ledger.apply(m.clone());
-        }
-        let state = out.state_at(t as u64);
-        let changed: Vec<&String> = out
-            .changes
-            .iter()
-            .filter(|c| c.0 == t as u64)
-            .map(|c| &c.1)
-            .collect();
-        for g in group(ledger.live(), Layout::Match) {
-            if !changed.contains(&&g.game) {
-                continue;
-            }
-            let got = &state[&g.game].analysis;
-            let fresh =
-                analyze_game(g.policies.len(), &g.cells, &[], &analysis, &mut Silent).unwrap();
-            assert_eq!(got.sigma, fresh.sigma, "epoch {t}: σ every epoch");
-            assert_eq!(got.eval, fresh.eval, "epoch {t}: regret every epoch");
-            let same_policies = last.get(&g.game).is_some_and(|(p, _)| *p == g.policies);
-            if (t as u64).is_multiple_of(3) || !same_policies {
-                assert_eq!(got.lifts, fresh.lifts, "epoch {t}: recomputed");
-                last.insert(g.game.clone(), (g.policies.clone(), fresh.lifts));
-                recomputed += 1;
-            } else {
-                assert_eq!(
-                    got.lifts, last[&g.game].1,
-                    "epoch {t}: kept from the last recomputation"
-                );
-                kept += 1;
-            }
-        }
-    }
+    let mut cadence = Cadence::new(3);
+    each_changed_game(&random_stream(37, 200), &cfg, |t, g, got, fresh| {
+        assert_eq!(got.sigma, fresh.sigma, "epoch {t}: σ every epoch");
+        assert_eq!(got.eval, fresh.eval, "epoch {t}: regret every epoch");
+        cadence.check(t, g, got.lifts.clone(), fresh.lifts);
+    });
     assert!(
-        recomputed > 0 && kept > 0,
-        "{recomputed} recomputed, {kept} kept"
+        cadence.recomputed > 0 && cadence.kept > 0,
+        "{} recomputed, {} kept",
+        cadence.recomputed,
+        cadence.kept
     );
 }
 
