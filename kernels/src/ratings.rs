@@ -242,17 +242,23 @@ impl Fit {
 
 /// Sequential Elo over `(i, j, score_i)` results in the given order, K = 32, start 1500.
 pub fn elo(n: usize, results: impl IntoIterator<Item = (usize, usize, f64)>) -> Vec<f64> {
-    const K: f64 = 32.0;
     let mut r = vec![ELO_BASE; n];
     for (i, j, s) in results {
-        if i == j {
-            continue;
-        }
-        let expected = 1.0 / (1.0 + 10f64.powf((r[j] - r[i]) / 400.0));
-        r[i] += K * (s - expected);
-        r[j] -= K * (s - expected);
+        elo_step(&mut r, i, j, s);
     }
     r
+}
+
+/// One result of [`elo`]: i scored `s` against j (self-play changes nothing). The one
+/// definition of the update, so that the engine's incremental ratings equal the batch's.
+pub fn elo_step(r: &mut [f64], i: usize, j: usize, s: f64) {
+    const K: f64 = 32.0;
+    if i == j {
+        return;
+    }
+    let expected = 1.0 / (1.0 + 10f64.powf((r[j] - r[i]) / 400.0));
+    r[i] += K * (s - expected);
+    r[j] -= K * (s - expected);
 }
 
 /// Nash averaging (Balduzzi et al. 2018): `A p*` with `A = M − Mᵀ` and `p*` its max-entropy NE.

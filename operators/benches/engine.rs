@@ -4,10 +4,11 @@
 //! 1. Ingest + cell statistics, matches/s per worker, against a hand-written `HashMap`
 //!    aggregation over the same records (the practical limit).
 //! 2. CPU of one small epoch on top of a large state, against a full recomputation
-//!    (re-aggregate every match, then solve) of the same prefix: the process CPU clock, so
-//!    the kernels' threads count (wall time is printed next to it). Also against the full
-//!    recomputation that dedupes by `match_id` first, as the stream's semantics require. On
-//!    two leagues: an even one (noise only) and a cyclic one (a mixed equilibrium with signal).
+//!    (re-aggregate every match and replay Elo over them, then solve) of the same prefix:
+//!    the process CPU clock, so the kernels' threads count (wall time is printed next to
+//!    it). Also against the full recomputation that dedupes by `match_id` first, as the
+//!    stream's semantics require. On two leagues: an even one (noise only) and a cyclic one
+//!    (a mixed equilibrium with signal).
 //!    Each try runs both full passes over a prefix, then 16 small epochs, the first of which
 //!    completes that prefix; the ratios are the medians of these neighbours in time, so that
 //!    the machine's drift cancels. The passes sweep the engine's working set out of the
@@ -29,6 +30,7 @@ use std::time::Instant;
 
 use nashflow_kernels::analysis::{analyze_game, AnalysisConfig};
 use nashflow_kernels::progress::Silent;
+use nashflow_kernels::ratings::{elo_step, ELO_BASE};
 use nashflow_kernels::rng::SplitMix64;
 use nashflow_kernels::stats::{aggregate, CellStats};
 use nashflow_kernels::{SolverConfig, SolverKind};
@@ -206,19 +208,21 @@ fn small_epochs(
         .enumerate()
         .map(|(k, p)| (p.clone(), k))
         .collect();
+    // Elo is sequential over the live matches in arrival order, so the pass applies each
+    // match's result as it aggregates it (the engine's tables hold Elo too).
     let dense = move |live: &mut dyn Iterator<Item = &Match>| {
+        let mut ratings = vec![ELO_BASE; policies];
         let cells = aggregate(
             policies,
             live.flat_map(|m| {
-                observations(
-                    m,
-                    Layout::Match,
-                    index[m.policy_i.as_str()],
-                    index[m.policy_j.as_str()],
-                )
+                let (i, j) = (index[m.policy_i.as_str()], index[m.policy_j.as_str()]);
+                let obs = observations(m, Layout::Match, i, j);
+                elo_step(&mut ratings, i, j, obs[0].score);
+                obs
             }),
         );
         analyze_game(policies, &cells, &[], analysis, &mut Silent).expect("analysis");
+        std::hint::black_box(ratings);
     };
     // One pass on the wall clock and on the process CPU clock.
     let timed = |pass: &mut dyn FnMut()| {
@@ -303,17 +307,17 @@ fn small_epochs(
     let last = start + (tries - 1) * TRY * small + small;
     println!("\n{league:?} league (support {support} of {policies}): epochs of {small} matches on top of {start}–{last}, {tries} tries of a full recomputation then {TRY} epochs (medians; ratios are medians of each try's; CPU = every thread of the process)");
     println!(
-        "  full recomputation (re-aggregate + solve): {:>7.2} ms CPU  {:>7.2} ms wall",
+        "  full recomputation (re-aggregate, Elo, solve): {:>7.2} ms CPU  {:>7.2} ms wall",
         median(pass(0, 1)) * 1e3,
         median(pass(0, 0)) * 1e3
     );
     println!(
-        "  the same with dedupe by match_id first:    {:>7.2} ms CPU  {:>7.2} ms wall",
+        "  the same with dedupe by match_id first:        {:>7.2} ms CPU  {:>7.2} ms wall",
         median(pass(1, 1)) * 1e3,
         median(pass(1, 0)) * 1e3,
     );
     println!(
-        "  incremental epoch, steady ({SETTLE}–{} after):  {:>7.2} ms CPU  {:>7.2} ms wall  ({:.1}× less CPU than the full pass, {:.1}× than the deduping one; {:.1}× less wall; kernels {:.2} ms wall)",
+        "  incremental epoch, steady ({SETTLE}–{} after):      {:>7.2} ms CPU  {:>7.2} ms wall  ({:.1}× less CPU than the full pass, {:.1}× than the deduping one; {:.1}× less wall; kernels {:.2} ms wall)",
         TRY - 1,
         median(cpu.clone()) * 1e3,
         median(wall.clone()) * 1e3,
@@ -323,14 +327,14 @@ fn small_epochs(
         median(kernels) * 1e3
     );
     println!(
-        "  the epoch right after the full passes:     {:>7.2} ms CPU  {:>7.2} ms wall  ({:.1}× / {:.1}× less CPU; caches swept by the passes)",
+        "  the epoch right after the full passes:         {:>7.2} ms CPU  {:>7.2} ms wall  ({:.1}× / {:.1}× less CPU; caches swept by the passes)",
         median(first_cpu.clone()) * 1e3,
         median(first_wall) * 1e3,
         ratio(&pass(0, 1), &first_cpu),
         ratio(&pass(1, 1), &first_cpu),
     );
     println!(
-        "  the three epochs after that one:           {:>7.2} ms CPU                 ({:.1}× / {:.1}× less CPU; caches still refilling)",
+        "  the three epochs after that one:               {:>7.2} ms CPU                 ({:.1}× / {:.1}× less CPU; caches still refilling)",
         median(after_cpu.clone()) * 1e3,
         ratio(&pass(0, 1), &after_cpu),
         ratio(&pass(1, 1), &after_cpu),

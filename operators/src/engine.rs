@@ -13,7 +13,11 @@
 //!   exact fixed-point sums, so a retraction cancels its match exactly. A shard sums its
 //!   epoch's contributions per cell first, so the dataflow's work grows with the cells an
 //!   epoch touches, not with its matches.
-//! * A game's analysis is recomputed only in epochs where its cell table changed.
+//! * A game's analysis is recomputed only in epochs where its cell table (or its Elo
+//!   sequence) changed.
+//! * Elo is order-dependent: each live record's result goes to its game's worker keyed by
+//!   its arrival number, where the game's [`EloLog`] applies new results on top of the
+//!   ratings so far and replays from a checkpoint after a retraction.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -29,12 +33,14 @@ use nashflow_kernels::bootstrap::{summarize_hinted, BootstrapConfig};
 use nashflow_kernels::bounds::{BoundSample, CellSummary};
 use nashflow_kernels::lifts::Lifts;
 use nashflow_kernels::progress::Silent;
+use nashflow_kernels::ratings::ELO_BASE;
 use nashflow_kernels::solvers::WarmStart;
 use nashflow_kernels::stats::CellStats;
 use nashflow_schemas::{Layout, Match};
 use timely::dataflow::operators::{Exchange, Inspect, Probe};
 
 pub use crate::diffs::{CellDiff, ReplicateDiff};
+use crate::elo::{EloChanges, EloLog};
 pub use crate::shard::DeadLetter;
 use crate::shard::{owner, BoundValue, CellKey, Interner, Shard};
 use crate::trigger::{Job, Trigger, TriggerConfig};
@@ -46,6 +52,9 @@ pub struct GameSnapshot {
     /// Row-major n×n.
     pub cells: Vec<CellStats>,
     pub analysis: GameAnalysis,
+    /// Sequential Elo of each policy over the game's live results in arrival order
+    /// (`nashflow_kernels::ratings::elo`, as `analyze` computes it).
+    pub elo: Vec<f64>,
     /// Records that fed the game (matches, or seat rows in perspective layout).
     pub records: usize,
 }
@@ -129,6 +138,9 @@ pub struct EngineOutput {
     /// Input records held by the dataflow after each epoch (fully retracted histories are
     /// compacted away one epoch later).
     pub held_records: Vec<u64>,
+    /// Elo results the games' logs hold after each epoch (live, or cancelled awaiting
+    /// compaction).
+    pub held_results: Vec<u64>,
     /// (epoch, game, reason) for analyses that failed; such a game keeps its last snapshot.
     pub errors: Vec<(u64, String, String)>,
 }
@@ -202,6 +214,7 @@ struct GameStore {
     policies: Games<PolicyOrder>,
     replicates: Games<Cells<ReplicateDiff>>,
     bounds: BoundStore,
+    elo: Games<EloLog>,
     dirty: Vec<u32>,
 }
 
@@ -278,6 +291,17 @@ impl BoundStore {
 struct PolicyOrder {
     names: Vec<String>,
     index: HashMap<u32, usize, foldhash::fast::RandomState>,
+}
+
+impl PolicyOrder {
+    /// The policy ids in matrix order.
+    fn ids(&self) -> Vec<u32> {
+        let mut ids = vec![0; self.names.len()];
+        for (&id, &k) in &self.index {
+            ids[k] = id;
+        }
+        ids
+    }
 }
 
 /// The policy order of a game's cell table.
@@ -378,6 +402,8 @@ fn snapshot(
         policies,
         cells,
         analysis,
+        // The game's Elo log fills it in.
+        elo: Vec::new(),
         records,
     })
 }
@@ -454,6 +480,9 @@ pub fn run_stream(
     // Records the workers' ledgers hold (live, or retracted awaiting reclamation).
     let held = Arc::new(AtomicI64::new(0));
     let out_held = held.clone();
+    // Elo results the workers' game logs hold.
+    let held_results = Arc::new(AtomicI64::new(0));
+    let out_held_results = held_results.clone();
     let changes = Arc::new(Mutex::new(Vec::new()));
     // The slowest worker's kernel time in the current epoch, in nanoseconds.
     let kernel_nanos = Arc::new(AtomicU64::new(0));
@@ -488,6 +517,7 @@ pub fn run_stream(
             policies: Games::default(),
             replicates: Games::default(),
             bounds: BoundStore::default(),
+            elo: Games::default(),
             dirty: Vec::new(),
         }));
         let bounds_on = cfg.analysis.bounds.is_some();
@@ -501,6 +531,8 @@ pub fn run_stream(
         );
         let mut shard_held = 0i64;
         let held = held.clone();
+        let mut results_held = 0i64;
+        let held_results = held_results.clone();
         // Each game's table lives on one worker, so its trigger state does too, and so does
         // its last Level 3 attribution (with the policies it was computed for).
         let mut triggers: HashMap<String, Trigger> = cfg.triggers.clone().into_iter().collect();
@@ -511,9 +543,10 @@ pub fn run_stream(
         // (same results, fewer pivots; see `WarmStart`).
         let mut warm: HashMap<String, WarmStart> = HashMap::new();
         let dead = dead.clone();
-        let (mut cells_in, mut replicates_in, mut bounds_in, probe) =
-            worker.dataflow::<u64, _, _>(|scope| {
+        let (mut cells_in, mut replicates_in, mut bounds_in, mut results_in, probe) = worker
+            .dataflow::<u64, _, _>(|scope| {
                 let (cells_in, cells) = scope.new_collection::<CellKey, CellDiff>();
+                let (results_in, results) = scope.new_collection::<(u32, EloChanges), isize>();
                 let (replicates_in, replicate_cells) =
                     scope.new_collection::<CellKey, ReplicateDiff>();
                 let (bounds_in, samples) = scope.new_collection::<(u32, BoundValue), isize>();
@@ -560,7 +593,21 @@ pub fn run_stream(
                         mark_dirty(&mut st.dirty, game);
                     })
                     .probe_with(&probe);
-                (cells_in, replicates_in, bounds_in, probe)
+                // Elo results too: the game's log orders them by arrival number.
+                let st = store.clone();
+                results
+                    .inner
+                    .exchange(|((game, _), _, _)| u64::from(*game))
+                    .inspect(move |((game, changes), _t, _)| {
+                        let mut st = st.borrow_mut();
+                        st.elo
+                            .entry(*game)
+                            .or_default()
+                            .update(changes.iter().copied());
+                        mark_dirty(&mut st.dirty, *game);
+                    })
+                    .probe_with(&probe);
+                (cells_in, replicates_in, bounds_in, results_in, probe)
             });
         let mut t = cfg.first_epoch;
         while let Ok(Some(epoch)) = rx.recv() {
@@ -594,6 +641,9 @@ pub fn run_stream(
             for (sample, d) in updates.bounds {
                 bounds_in.update(sample, d);
             }
+            for changes in updates.results {
+                results_in.update(changes, 1);
+            }
             dead.lock().expect("dead-letter lock").extend(updates.dead);
             let now_held = shard.held() as i64;
             held.fetch_add(now_held - shard_held, Ordering::Relaxed);
@@ -601,9 +651,11 @@ pub fn run_stream(
             cells_in.advance_to(t + 1);
             replicates_in.advance_to(t + 1);
             bounds_in.advance_to(t + 1);
+            results_in.advance_to(t + 1);
             cells_in.flush();
             replicates_in.flush();
             bounds_in.flush();
+            results_in.flush();
             worker.step_while(|| probe.less_than(cells_in.time()));
             let mut store_now = store.borrow_mut();
             // A plain `&mut` so that fields borrow separately.
@@ -633,6 +685,10 @@ pub fn run_stream(
                     // Kept lifts stand only for the policies they were computed for.
                     let lifts_kept = lifts_kept.filter(|(p, _)| *p == order.names);
                     let warm = warm.entry(game.clone()).or_default();
+                    let elo = match st.elo.get_mut(&id) {
+                        Some(log) => log.ratings(order.ids()),
+                        None => vec![ELO_BASE; order.names.len()],
+                    };
                     snapshot(
                         order,
                         table,
@@ -646,6 +702,7 @@ pub fn run_stream(
                         warm,
                     )
                     .map(|mut s| {
+                        s.elo = elo;
                         if let Some((_, l)) = lifts_kept.filter(|_| !lifts_due) {
                             s.analysis.lifts = l;
                         }
@@ -677,6 +734,7 @@ pub fn run_stream(
                     Some(Ok(s)) => Some(s),
                     None => {
                         warm.remove(&game);
+                        st.elo.remove(&id);
                         None
                     }
                 };
@@ -698,6 +756,9 @@ pub fn run_stream(
                 }
                 changes.lock().expect("changes lock").push((t, game, snap));
             }
+            let now_held: i64 = st.elo.values().map(|log| log.held() as i64).sum();
+            held_results.fetch_add(now_held - results_held, Ordering::Relaxed);
+            results_held = now_held;
             drop(store_now);
             kernel_nanos.fetch_max(
                 kernels_started.elapsed().as_nanos() as u64,
@@ -719,6 +780,7 @@ pub fn run_stream(
     let mut all_dead: Vec<DeadLetter> = Vec::new();
     let mut kernel_seconds = Vec::new();
     let mut held_records = Vec::new();
+    let mut held_results = Vec::new();
     let mut t = first_epoch;
     for epoch in epochs {
         let started = std::time::Instant::now();
@@ -777,6 +839,7 @@ pub fn run_stream(
         epoch_cpu_seconds.push(cpu_seconds);
         kernel_seconds.push(kernels);
         held_records.push(out_held.load(Ordering::Relaxed).max(0) as u64);
+        held_results.push(out_held_results.load(Ordering::Relaxed).max(0) as u64);
         all_jobs.extend(jobs_now);
         all_errors.extend(errors_now);
         t += 1;
@@ -801,6 +864,7 @@ pub fn run_stream(
         epoch_cpu_seconds,
         kernel_seconds,
         held_records,
+        held_results,
         errors: all_errors,
     }
 }

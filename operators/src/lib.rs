@@ -6,6 +6,7 @@
 pub mod batch;
 pub mod cpu;
 pub mod diffs;
+pub mod elo;
 pub mod engine;
 pub mod observe;
 pub mod shard;

@@ -8,6 +8,7 @@
 //! and epoch instead of one per match; names are interned ([`Interner`], shared by a run's
 //! workers) so the per-record work hashes small integers and the dataflow carries them.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::{Arc, RwLock};
@@ -18,6 +19,7 @@ use nashflow_kernels::stats::CellStats;
 use nashflow_schemas::{Layout, Ledger, Match, Outcome};
 
 use crate::diffs::{CellDiff, ReplicateDiff};
+use crate::elo::EloChanges;
 use crate::observe::{bound_samples, observations};
 
 /// A cell as dataflow data: (game, (row policy, column policy)) as [`Interner`] ids.
@@ -50,6 +52,10 @@ pub struct Updates {
     /// ((game id, sample), ±1) when bounds are on. Keyed by the game's id, as cells are, so
     /// that a game's samples reach the worker that holds its cells.
     pub bounds: Vec<((u32, BoundValue), isize)>,
+    /// Per game id, the epoch's Elo changes: each live record's result, keyed by its
+    /// arrival number, so that the game's worker applies them in arrival order (Elo is
+    /// order-dependent).
+    pub results: Vec<(u32, EloChanges)>,
     pub dead: Vec<DeadLetter>,
 }
 
@@ -118,16 +124,32 @@ impl Names {
     }
 }
 
+/// A record as the ledger holds it: shared with the epoch's batch (applying it copies
+/// nothing), with its arrival number, which names its Elo result when it is retracted.
+struct Held {
+    seq: u64,
+    record: Arc<Match>,
+}
+
+impl Borrow<Match> for Held {
+    fn borrow(&self) -> &Match {
+        &self.record
+    }
+}
+
 pub struct Shard {
     layout: Layout,
     replicates: u32,
     seed: u64,
     bounds: bool,
-    /// Shares the records with the epoch's batch: applying one copies nothing.
-    ledger: Ledger<Arc<Match>>,
+    ledger: Ledger<Held>,
     names: Names,
     cells: HashMap<(u32, u32, u32), CellStats, RandomState>,
     replicate_cells: HashMap<(u32, u32, u32), Vec<CellStats>, RandomState>,
+    /// The epoch's Elo changes per game, and each game's place in it: a stream's records
+    /// mostly share one game, so the last place is tried first.
+    elo: Vec<(u32, EloChanges)>,
+    elo_place: HashMap<u32, usize, RandomState>,
     pending: Updates,
 }
 
@@ -154,6 +176,8 @@ impl Shard {
             },
             cells: HashMap::default(),
             replicate_cells: HashMap::default(),
+            elo: Vec::new(),
+            elo_place: HashMap::default(),
             pending: Updates::default(),
         }
     }
@@ -166,9 +190,13 @@ impl Shard {
 
     /// Applies record `seq` (the shard must own it; records in arrival order).
     pub fn apply(&mut self, seq: u64, m: &Arc<Match>) {
-        match self.ledger.apply(m.clone()) {
-            Outcome::Inserted => self.add(m, 1),
-            Outcome::Retracted(old) => self.add(&old, -1),
+        let held = Held {
+            seq,
+            record: m.clone(),
+        };
+        match self.ledger.apply(held) {
+            Outcome::Inserted => self.add(seq, m, 1),
+            Outcome::Retracted(old) => self.add(old.seq, &old.record, -1),
             Outcome::Duplicate => {}
             Outcome::Rejected(reason) => self.pending.dead.push(DeadLetter {
                 seq,
@@ -178,14 +206,32 @@ impl Shard {
         }
     }
 
-    /// Adds (`sign` = 1) or cancels (−1) a live record's contributions.
-    fn add(&mut self, m: &Match, sign: i64) {
+    /// Adds (`sign` = 1) or cancels (−1) the contributions of live record `seq`.
+    fn add(&mut self, seq: u64, m: &Match, sign: i64) {
         let g = self.names.game(&m.game);
         let i = self.names.id(&m.policy_i) as usize;
         let j = self.names.id(&m.policy_j) as usize;
         let weights =
             (self.replicates > 0).then(|| poisson_weights(self.seed, &m.match_id, self.replicates));
-        for o in observations(m, self.layout, i, j) {
+        let obs = observations(m, self.layout, i, j);
+        // Elo counts a match once, from seat i (as the batch grouping does): in perspective
+        // layout only the row with policy_i < policy_j, whose first observation is seat i's.
+        if i != j && (self.layout == Layout::Match || m.policy_i < m.policy_j) {
+            let score2 = (obs[0].score * 2.0) as u8;
+            let change = ((seq, i as u32, j as u32, score2), sign as isize);
+            match self.elo.last_mut() {
+                Some((last, changes)) if *last == g => changes.push(change),
+                _ => {
+                    let next = self.elo.len();
+                    let place = *self.elo_place.entry(g).or_insert(next);
+                    if place == next {
+                        self.elo.push((g, Vec::new()));
+                    }
+                    self.elo[place].1.push(change);
+                }
+            }
+        }
+        for o in obs {
             let key = (g, o.row as u32, o.col as u32);
             let c = CellStats::of(&o);
             self.cells.entry(key).or_default().plus(&c.scaled(sign));
@@ -228,6 +274,8 @@ impl Shard {
                 .filter(|(_, c)| !c.is_zero())
                 .map(|((g, a, b), c)| ((g, (a, b)), CellDiff(c))),
         );
+        out.results = std::mem::take(&mut self.elo);
+        self.elo_place.clear();
         out.replicates = Vec::with_capacity(self.replicate_cells.len());
         out.replicates.extend(
             self.replicate_cells

@@ -588,7 +588,7 @@ fn game_reports(
             solver: cfg.analysis.solver.kind,
             missing: cfg.analysis.missing,
             analysis: s.analysis,
-            elo: None,
+            elo: Some(s.elo),
             cells: s.cells,
         })
         .collect()

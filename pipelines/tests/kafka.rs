@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::broker::Broker;
-use common::{bin, comparable, ok};
+use common::{bin, ok};
 use nashflow_connectors::kafka::{header, Writer, HEADER_ERROR, HEADER_FIELD, HEADER_SOURCE};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -45,6 +45,15 @@ fn simulate(dir: &Path, matches: u32, seed: u64, kafka: Option<&str>) -> PathBuf
     }
     ok(cmd.output().unwrap());
     path
+}
+
+/// [`common::comparable`] without Elo: the topics have three partitions, so nashflow's
+/// arrival order interleaves them and differs from the file's, and sequential Elo depends
+/// on the order (every order-free table must still be equal).
+fn comparable(stdout: &[u8]) -> Value {
+    let mut doc = common::comparable(stdout);
+    doc["ratings"].as_object_mut().unwrap().remove("elo");
+    doc
 }
 
 fn analyze(log: &Path) -> Value {

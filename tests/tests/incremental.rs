@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use nashflow_kernels::analysis::{analyze_game, AnalysisConfig, GameAnalysis};
 use nashflow_kernels::progress::Silent;
+use nashflow_kernels::ratings::elo;
 use nashflow_kernels::rng::SplitMix64;
 use nashflow_operators::batch::{group, GameInput};
 use nashflow_operators::engine::{run, EngineConfig};
@@ -123,6 +124,14 @@ fn check(seed: u64, workers: usize) {
             assert!(
                 same_analysis(&snap.analysis, &batch),
                 "seed {seed}, epoch {t}, game {}",
+                g.game
+            );
+            // Sequential Elo over the live results in arrival order, to the bit: the
+            // stream's retractions of old records make the engine replay.
+            assert_eq!(
+                snap.elo,
+                elo(g.policies.len(), g.results.iter().copied()),
+                "seed {seed}, epoch {t}, game {}: Elo",
                 g.game
             );
         }
@@ -388,6 +397,12 @@ fn churn_with_fixed_live_size_holds_bounded_records() {
         "{:?}",
         out.held_records
     );
+    // The games' Elo logs likewise drop cancelled results (at most 40 live).
+    assert!(
+        out.held_results[10..].iter().all(|&h| h <= 2 * 40 + 2 * 16),
+        "{:?}",
+        out.held_results
+    );
     assert!(out.dead_letters.is_empty());
     let mut ledger = Ledger::new(Layout::Match);
     for epoch in &epochs {
@@ -398,6 +413,10 @@ fn churn_with_fixed_live_size_holds_bounded_records() {
     let state = out.state_at(epochs.len() as u64 - 1);
     for g in group(ledger.live(), Layout::Match) {
         assert_eq!(state[&g.game].cells, g.cells);
+        assert_eq!(
+            state[&g.game].elo,
+            elo(g.policies.len(), g.results.iter().copied())
+        );
     }
 }
 
@@ -624,7 +643,7 @@ fn one_and_two_workers_agree_with_everything_on() {
                     .map(|(game, s)| {
                         let mut a = s.analysis.clone();
                         a.solve_seconds = 0.0;
-                        format!("{game} {:?} {:?} {a:?}", s.policies, s.cells)
+                        format!("{game} {:?} {:?} {a:?} {:?}", s.policies, s.cells, s.elo)
                     })
                     .collect();
                 games.join("\n")

@@ -90,3 +90,39 @@ fn decode_bound_matches_fixed_point_bound() {
         nashflow_kernels::stats::MAX_MAGNITUDE
     );
 }
+
+/// The engine on per-seat rows: Elo counts each match once (from the row with
+/// policy_i < policy_j), in arrival order, as the batch grouping does, for 1 and 2 workers;
+/// and it agrees with the match-layout log's Elo up to rounding (the update from the other
+/// seat's side is the same arithmetic mirrored).
+#[test]
+fn engine_elo_in_perspective_layout_equals_batch() {
+    use nashflow_kernels::ratings::elo;
+    use nashflow_operators::engine::{run, EngineConfig};
+    let ms = random_matches(300, 11);
+    let rows = perspective_rows(&ms);
+    let by_seat = group(&rows, Layout::Perspective);
+    let by_match = group(&ms, Layout::Match);
+    let epochs: Vec<Vec<Match>> = rows.chunks(37).map(|c| c.to_vec()).collect();
+    let cfg = AnalysisConfig {
+        level3: false,
+        lifts: false,
+        ..Default::default()
+    };
+    for workers in [1, 2] {
+        let out = run(
+            epochs.clone(),
+            &EngineConfig::new(workers, Layout::Perspective, cfg.clone()),
+        );
+        for (seat, whole) in by_seat.iter().zip(&by_match) {
+            let snap = &out.state[&seat.game];
+            let n = seat.policies.len();
+            assert_eq!(snap.elo, elo(n, seat.results.iter().copied()));
+            let want = elo(n, whole.results.iter().copied());
+            assert!(snap.elo.iter().any(|&r| r != 1500.0));
+            for (a, b) in snap.elo.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-9, "{:?} vs {want:?}", snap.elo);
+            }
+        }
+    }
+}
