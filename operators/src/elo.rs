@@ -3,8 +3,8 @@
 //! Sequential Elo is a function of a game's live results in arrival order, and a new
 //! record always arrives last: an epoch without retractions applies only its own results,
 //! in arrival order, on top of the ratings so far. A retraction cancels a result in the
-//! middle, so the ratings are replayed from the last checkpoint before it (one every
-//! [`CHECKPOINT_EVERY`] results): the cost is the results since then, not the whole history.
+//! middle, so the ratings are replayed from the last checkpoint before it (one every 4,096
+//! results): the cost is the results since then, not the whole history.
 //! Each result goes through [`elo_step`], the batch's own update, in the batch's order, so
 //! the ratings equal `analyze`'s to the bit.
 
