@@ -12,6 +12,7 @@ use std::collections::HashMap;
 
 use foldhash::fast::RandomState;
 use nashflow_kernels::ratings::{elo_step, ELO_BASE};
+use nashflow_schemas::chunked::Chunked;
 
 /// One result as dataflow data: (arrival number of its record, row policy id, column policy
 /// id, the row's score in half points: win 2, draw 1, loss 0). Self-play is never one.
@@ -46,84 +47,11 @@ impl Entry {
     }
 }
 
-/// Entries per chunk of the log.
-const CHUNK: usize = 1 << 14;
-
-/// The results in arrival order, in chunks of a fixed size (all full but the last), so a
-/// position is still O(1) to find and growing never copies the log: a doubling `Vec` of a
-/// million results would move tens of megabytes in one epoch.
-struct Chunks {
-    chunk: usize,
-    chunks: Vec<Vec<Entry>>,
-}
-
-impl Chunks {
-    fn new(chunk: usize) -> Chunks {
-        Chunks {
-            chunk,
-            chunks: Vec::new(),
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.chunks
-            .last()
-            .map_or(0, |last| (self.chunks.len() - 1) * self.chunk + last.len())
-    }
-
-    fn last(&self) -> Option<&Entry> {
-        self.chunks.last().and_then(|c| c.last())
-    }
-
-    fn push(&mut self, e: Entry) {
-        if self.chunks.last().is_none_or(|c| c.len() == self.chunk) {
-            self.chunks.push(Vec::with_capacity(self.chunk));
-        }
-        self.chunks.last_mut().expect("a chunk with room").push(e);
-    }
-
-    fn get_mut(&mut self, k: usize) -> &mut Entry {
-        &mut self.chunks[k / self.chunk][k % self.chunk]
-    }
-
-    /// The first position whose arrival number is at least `seq`.
-    fn position(&self, seq: u64) -> usize {
-        let (mut lo, mut hi) = (0, self.len());
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            if self.chunks[mid / self.chunk][mid % self.chunk].seq < seq {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        lo
-    }
-
-    /// The entries from position `k` on.
-    fn from(&self, k: usize) -> impl Iterator<Item = &Entry> {
-        let (first, offset) = (k / self.chunk, k % self.chunk);
-        self.chunks
-            .get(first..)
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-            .flat_map(move |(c, chunk)| &chunk[if c == 0 { offset } else { 0 }..])
-    }
-
-    /// Keeps the live entries only.
-    fn compact(&mut self) {
-        let old = std::mem::take(&mut self.chunks);
-        for e in old.into_iter().flatten().filter(Entry::is_live) {
-            self.push(e);
-        }
-    }
-}
-
 pub struct EloLog {
     /// Live results between checkpoints: [`CHECKPOINT_EVERY`] (fewer in tests).
     every: usize,
-    results: Chunks,
+    /// In arrival order; in chunks, so that growing never copies the log.
+    results: Chunked<Entry>,
     live: usize,
     /// Each policy id's position in `ratings`.
     position: HashMap<u32, usize, RandomState>,
@@ -146,7 +74,7 @@ impl Default for EloLog {
     fn default() -> Self {
         EloLog {
             every: CHECKPOINT_EVERY,
-            results: Chunks::new(CHUNK),
+            results: Chunked::default(),
             live: 0,
             position: HashMap::default(),
             ratings: Vec::new(),
@@ -210,12 +138,12 @@ impl EloLog {
         pending.retain(|(_, d)| *d < 0);
         let mut replay_from: Option<u64> = None;
         for &((seq, ..), _) in &pending {
-            let k = self.results.position(seq);
-            if k == self.results.len() || self.results.get_mut(k).seq != seq {
+            let k = self.results.partition_point(|e| e.seq < seq);
+            if k == self.results.len() || self.results[k].seq != seq {
                 debug_assert!(false, "a cancelled result is held");
                 continue;
             }
-            let e = self.results.get_mut(k);
+            let e = &mut self.results[k];
             if e.is_live() {
                 e.score2 = CANCELLED;
                 self.live -= 1;
@@ -252,13 +180,13 @@ impl EloLog {
             None => (0, Vec::new()),
         };
         self.ratings = ratings;
-        self.applied = self.results.position(from);
+        self.applied = self.results.partition_point(|e| e.seq < from);
         self.since_checkpoint = 0;
     }
 
     fn apply_rest(&mut self) {
         self.ratings.resize(self.position.len(), ELO_BASE);
-        for e in self.results.from(self.applied).filter(|e| e.is_live()) {
+        for e in self.results.iter_from(self.applied).filter(|e| e.is_live()) {
             if self.since_checkpoint >= self.every {
                 self.checkpoints.push((e.seq, self.ratings.clone()));
                 self.since_checkpoint = 0;
@@ -278,7 +206,7 @@ impl EloLog {
         let mut kept: Vec<(u64, Vec<f64>)> = Vec::new();
         let mut live_since = 0usize;
         let mut checkpoints = std::mem::take(&mut self.checkpoints).into_iter().peekable();
-        for e in self.results.from(0) {
+        for e in self.results.iter() {
             while let Some(c) = checkpoints.next_if(|(a, _)| *a <= e.seq) {
                 if kept.is_empty() || live_since >= self.every {
                     kept.push(c);
@@ -288,11 +216,11 @@ impl EloLog {
             live_since += usize::from(e.is_live());
         }
         self.checkpoints = kept;
-        self.results.compact();
+        self.results.retain(Entry::is_live);
         self.applied = self.results.len();
         // Live results after the last checkpoint: where the next one is due.
         let last = self.checkpoints.last().map_or(0, |(a, _)| *a);
-        let after = self.results.position(last);
+        let after = self.results.partition_point(|e| e.seq < last);
         self.since_checkpoint = self.results.len() - after;
     }
 }
@@ -311,7 +239,7 @@ mod tests {
         let mut r = SplitMix64::new(3);
         let mut log = EloLog {
             every: 64,
-            results: Chunks::new(100),
+            results: Chunked::with_chunk_bits(6),
             ..EloLog::default()
         };
         // (seq, i, j, score2) of the live results, in arrival order.

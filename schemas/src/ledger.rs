@@ -7,6 +7,7 @@ use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 
+use crate::chunked::Chunked;
 use crate::error::RecordError;
 use crate::hash_index::HashIndex;
 use crate::record::{Layout, Match};
@@ -38,8 +39,9 @@ pub struct Ledger<R = Box<Match>> {
     /// Live keys whose hash another live key already had, by the key itself. Empty unless two
     /// keys ever share a 64-bit hash.
     collided: HashMap<String, usize, foldhash::fast::RandomState>,
-    /// Records in arrival order; `None` where one was retracted (until compaction).
-    slots: Vec<Option<R>>,
+    /// Records in arrival order; `None` where one was retracted (until compaction). In
+    /// chunks, so that growing never copies the records held.
+    slots: Chunked<Option<R>>,
     /// Bits of the key hash used: all of them, except in tests that force collisions.
     hash_mask: u64,
 }
@@ -63,7 +65,7 @@ impl<R: Borrow<Match>> Ledger<R> {
             layout,
             live: HashIndex::default(),
             collided: HashMap::default(),
-            slots: Vec::new(),
+            slots: Chunked::default(),
             hash_mask: u64::MAX,
         }
     }

@@ -2,6 +2,7 @@
 //! JSON Lines and Parquet, the dedupe/retraction ledger, and Arrow/Parquet codecs.
 
 pub mod arrow_io;
+pub mod chunked;
 pub mod decode;
 pub mod error;
 mod hash_index;
