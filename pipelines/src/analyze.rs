@@ -53,15 +53,8 @@ pub fn run_analysis(args: &AnalyzeArgs) -> Result<Analysis> {
             None if dead_letters.is_empty() => {
                 bail!("no live matches in the input: it has no data rows, or every match in it was retracted")
             }
-            None => {
-                // The caller lists bad rows only after a successful analysis.
-                eprintln!("bad rows:");
-                list_bad_rows(&dead_letters);
-                bail!(
-                    "no valid matches in the input ({} bad rows, listed above)",
-                    dead_letters.len()
-                )
-            }
+            // The caller lists bad rows only after a successful analysis.
+            None => return Err(every_row_bad(&dead_letters, args.out.as_deref(), 0)),
         }
     }
     let cfg = args.model.analysis(args.bootstrap, args.ci_level);
@@ -159,6 +152,32 @@ pub fn report_dead_letters(errors: &[RecordError], kept: Option<&std::path::Path
         errors.len()
     );
     list_bad_rows(errors);
+}
+
+/// The error of a run in which every row was bad, after listing them on stderr. With
+/// `--out DIR` the rows are kept in DIR/dead_letters.parquet first (the other tables empty),
+/// so that bad input never vanishes, not even when nothing else is left.
+pub fn every_row_bad(
+    errors: &[RecordError],
+    out: Option<&std::path::Path>,
+    epoch: u64,
+) -> anyhow::Error {
+    eprintln!("bad rows:");
+    list_bad_rows(errors);
+    let kept = match out {
+        Some(dir) => {
+            if let Err(e) = tables::write_snapshot(dir, &[], epoch, std::iter::empty(), errors, &[])
+            {
+                return e.context("writing the dead letters");
+            }
+            format!("; kept in {}", dir.join("dead_letters.parquet").display())
+        }
+        None => String::new(),
+    };
+    anyhow::anyhow!(
+        "no valid records in the input ({} bad rows, listed above{kept})",
+        errors.len()
+    )
 }
 
 /// The first ten bad rows' reasons on stderr, and how many more there are.

@@ -19,7 +19,7 @@ use nashflow_operators::trigger::{Job, TriggerConfig};
 use nashflow_schemas::read::{decode_json, Format};
 use nashflow_schemas::{read_file, Ledger, Match, Outcome, RecordError};
 
-use crate::analyze::{list_bad_rows, report_dead_letters};
+use crate::analyze::{every_row_bad, report_dead_letters};
 use crate::cli::{OutputFormat, RunArgs};
 use crate::report::GameReport;
 use crate::serve::Shared;
@@ -804,12 +804,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
         if log.bad.is_empty() {
             bail!("no records in the input: it has no data rows");
         }
-        eprintln!("bad rows:");
-        list_bad_rows(&log.bad);
-        bail!(
-            "no valid records in the input ({} bad rows, listed above)",
-            log.bad.len()
-        );
+        return Err(every_row_bad(
+            &log.bad,
+            args.out.as_deref(),
+            cfg.first_epoch,
+        ));
     }
     if !args.quiet {
         let secs = started.elapsed().as_secs_f64();

@@ -244,6 +244,22 @@ fn strict_mode_and_empty_input_fail_clearly() {
             err.contains("row 1, field `payoff_i`") && err.contains("1 bad rows, listed above"),
             "{command:?}: {err}"
         );
+        // With --out the bad rows do not vanish: they are kept as the dead-letter table.
+        let kept = dir.join(format!("kept-{}", command[0]));
+        let out = bin()
+            .args(command)
+            .arg(&all_bad)
+            .arg("--out")
+            .arg(&kept)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{command:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("kept in"), "{command:?}: {err}");
+        let dead = &read_parquet_batches(&kept.join("dead_letters.parquet")).unwrap()[0];
+        assert_eq!(dead.num_rows(), 1, "{command:?}");
+        let policies = read_parquet_batches(&kept.join("policies.parquet")).unwrap();
+        assert_eq!(policies.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
     }
     let out = bin()
         .args(["analyze", "--solver", "nope"])
