@@ -47,14 +47,11 @@ impl<T> Chunked<T> {
     }
 
     pub fn push(&mut self, x: T) {
-        let full = 1 << self.bits;
+        // A chunk grows by doubling up to its full size (a power of two, so no slack): a
+        // short list (one small game's Elo log) holds no more than a `Vec` would.
         match self.chunks.last_mut() {
-            Some(c) if c.len() < full => c.push(x),
-            _ => {
-                let mut c = Vec::with_capacity(full);
-                c.push(x);
-                self.chunks.push(c);
-            }
+            Some(c) if c.len() < 1 << self.bits => c.push(x),
+            _ => self.chunks.push(vec![x]),
         }
     }
 
@@ -142,5 +139,22 @@ mod tests {
         v.retain(|x| x % 2 == 0);
         assert_eq!(c.iter().copied().collect::<Vec<_>>(), v);
         assert_eq!((c.len(), c[4]), (v.len(), v[4]));
+    }
+
+    /// A short list allocates for what it holds, not a whole chunk; a long one fills its
+    /// chunks exactly.
+    #[test]
+    fn allocates_as_it_grows() {
+        let mut c = Chunked::default();
+        for x in 0..3u64 {
+            c.push(x);
+        }
+        assert!(c.chunks[0].capacity() < 16);
+        for x in 3..(1u64 << 15) + 1 {
+            c.push(x);
+        }
+        assert_eq!(c.chunks.len(), 3);
+        assert_eq!(c.chunks[0].capacity(), 1 << 14);
+        assert_eq!(c.chunks[1].capacity(), 1 << 14);
     }
 }
