@@ -417,6 +417,8 @@ fn trigger_state_survives_a_restart() {
     broker.create_topic("matches", 1);
     let writer = Writer::new(&broker.brokers(), "matches", &[]).unwrap();
     let mut k = 0;
+    // Everything sent, in order: the topic has one partition, so this is the arrival order.
+    let mut sent = String::new();
     let mut send = |a: &str, b: &str, pa: f64| {
         k += 1;
         let line = format!(
@@ -424,6 +426,8 @@ fn trigger_state_survives_a_restart() {
             1.0 - pa
         );
         writer.send(None, line.as_bytes(), None).unwrap();
+        sent.push_str(&line);
+        sent.push('\n');
     };
     for (a, b, pa) in rps_then_newcomer() {
         send(a, b, pa);
@@ -463,6 +467,21 @@ fn trigger_state_survives_a_restart() {
         }
     }
     writer.flush().unwrap();
-    run();
+    let resumed: Value = serde_json::from_slice(&run().stdout).unwrap();
     assert_eq!(count(), 1, "the restored cool-down holds");
+    // Elo, order-dependent, continues across the restart as if uninterrupted: the restored
+    // records are replayed in arrival order.
+    let log = dir.join("sent.jsonl");
+    std::fs::write(&log, &sent).unwrap();
+    let whole: Value = serde_json::from_slice(
+        &ok(bin()
+            .args(["analyze", "--format", "json", "-q"])
+            .arg(&log)
+            .output()
+            .unwrap())
+        .stdout,
+    )
+    .unwrap();
+    assert!(resumed["ratings"]["elo"]["newcomer2"].is_number());
+    assert_eq!(resumed["ratings"]["elo"], whole["ratings"]["elo"]);
 }
