@@ -13,14 +13,21 @@ use std::collections::HashMap;
 use foldhash::fast::RandomState;
 use nashflow_kernels::ratings::{elo_step, ELO_BASE};
 use nashflow_schemas::chunked::Chunked;
+use serde::{Deserialize, Serialize};
 
 /// One result as dataflow data: (arrival number of its record, row policy id, column policy
 /// id, the row's score in half points: win 2, draw 1, loss 0). Self-play is never one.
 pub type EloResult = (u64, u32, u32, u8);
 
-/// A shard's Elo changes of one game in one epoch: (result, +1 added / −1 cancelled). One
-/// dataflow record per game and epoch rather than one per match.
-pub type EloChanges = Vec<(EloResult, isize)>;
+/// A shard's Elo changes of one game in one epoch: one dataflow record per game and epoch
+/// rather than one per match.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct EloChanges {
+    /// New results, in arrival order.
+    pub added: Vec<EloResult>,
+    /// The arrival numbers of cancelled results (their records were retracted).
+    pub cancelled: Vec<u64>,
+}
 
 /// Results between replay checkpoints: a retraction replays at most this many results
 /// plus those after it.
@@ -64,7 +71,7 @@ pub struct EloLog {
     /// Live results applied since the last checkpoint.
     since_checkpoint: usize,
     /// This epoch's changes, applied by [`EloLog::ratings`].
-    pending: Vec<(EloResult, isize)>,
+    pending: EloChanges,
     /// Replays that started at a checkpoint, and compactions (what the tests must reach).
     replays_from_checkpoint: usize,
     compactions: usize,
@@ -81,7 +88,7 @@ impl Default for EloLog {
             applied: 0,
             checkpoints: Vec::new(),
             since_checkpoint: 0,
-            pending: Vec::new(),
+            pending: EloChanges::default(),
             replays_from_checkpoint: 0,
             compactions: 0,
         }
@@ -89,9 +96,10 @@ impl Default for EloLog {
 }
 
 impl EloLog {
-    /// Records changes: +1 adds a result, −1 cancels it.
-    pub fn update(&mut self, changes: impl IntoIterator<Item = (EloResult, isize)>) {
-        self.pending.extend(changes);
+    /// Records changes, applied at the next [`EloLog::ratings`].
+    pub fn update(&mut self, changes: &EloChanges) {
+        self.pending.added.extend_from_slice(&changes.added);
+        self.pending.cancelled.extend_from_slice(&changes.cancelled);
     }
 
     /// Results held (live, or cancelled awaiting compaction).
@@ -113,17 +121,15 @@ impl EloLog {
     }
 
     fn settle(&mut self) {
-        let mut pending = std::mem::take(&mut self.pending);
-        if pending.is_empty() {
+        let EloChanges {
+            mut added,
+            cancelled,
+        } = std::mem::take(&mut self.pending);
+        if added.is_empty() && cancelled.is_empty() {
             return;
         }
         // New results first: they arrived after every held one. Each shard's come in
         // arrival order, so only several shards' need sorting.
-        let mut added: Vec<EloResult> = pending
-            .iter()
-            .filter(|(_, d)| *d > 0)
-            .map(|&(r, _)| r)
-            .collect();
         if !added.is_sorted_by_key(|r| r.0) {
             added.sort_unstable_by_key(|r| r.0);
         }
@@ -135,9 +141,8 @@ impl EloLog {
         }
         // Then cancellations, of held results or of results added just now (a record
         // inserted and retracted within the epoch), which need no replay.
-        pending.retain(|(_, d)| *d < 0);
         let mut replay_from: Option<u64> = None;
-        for &((seq, ..), _) in &pending {
+        for seq in cancelled {
             let k = self.results.partition_point(|e| e.seq < seq);
             if k == self.results.len() || self.results[k].seq != seq {
                 debug_assert!(false, "a cancelled result is held");
@@ -256,7 +261,10 @@ mod tests {
                     j = ids[(ids.iter().position(|&x| x == i).unwrap() + 1) % 5];
                 }
                 let res = (seq, i, j, r.below(3) as u8);
-                log.update([(res, 1)]);
+                log.update(&EloChanges {
+                    added: vec![res],
+                    cancelled: vec![],
+                });
                 live.push(res);
             }
             // Cancel a few: recent ones, old ones, and one added this very step.
@@ -269,13 +277,19 @@ mod tests {
                 } else {
                     live.len() - 1 - r.below(live.len().min(10))
                 };
-                log.update([(live.remove(k), -1)]);
+                log.update(&EloChanges {
+                    added: vec![],
+                    cancelled: vec![live.remove(k).0],
+                });
             }
             if step % 7 == 3 {
                 // Retract most of the history: compaction.
                 while live.len() > 50 {
                     let k = r.below(live.len());
-                    log.update([(live.remove(k), -1)]);
+                    log.update(&EloChanges {
+                        added: vec![],
+                        cancelled: vec![live.remove(k).0],
+                    });
                 }
             }
             let mut names: Vec<u32> = ids.to_vec();

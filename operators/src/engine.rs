@@ -600,10 +600,7 @@ pub fn run_stream(
                     .exchange(|((game, _), _, _)| u64::from(*game))
                     .inspect(move |((game, changes), _t, _)| {
                         let mut st = st.borrow_mut();
-                        st.elo
-                            .entry(*game)
-                            .or_default()
-                            .update(changes.iter().copied());
+                        st.elo.entry(*game).or_default().update(changes);
                         mark_dirty(&mut st.dirty, *game);
                     })
                     .probe_with(&probe);

@@ -218,17 +218,21 @@ impl Shard {
         // layout only the row with policy_i < policy_j, whose first observation is seat i's.
         if i != j && (self.layout == Layout::Match || m.policy_i < m.policy_j) {
             let score2 = (obs[0].score * 2.0) as u8;
-            let change = ((seq, i as u32, j as u32, score2), sign as isize);
-            match self.elo.last_mut() {
-                Some((last, changes)) if *last == g => changes.push(change),
+            let changes = match self.elo.last_mut() {
+                Some((last, changes)) if *last == g => changes,
                 _ => {
                     let next = self.elo.len();
                     let place = *self.elo_place.entry(g).or_insert(next);
                     if place == next {
-                        self.elo.push((g, Vec::new()));
+                        self.elo.push((g, EloChanges::default()));
                     }
-                    self.elo[place].1.push(change);
+                    &mut self.elo[place].1
                 }
+            };
+            if sign > 0 {
+                changes.added.push((seq, i as u32, j as u32, score2));
+            } else {
+                changes.cancelled.push(seq);
             }
         }
         for o in obs {
