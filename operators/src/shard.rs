@@ -280,6 +280,13 @@ impl Shard {
         );
         out.results = std::mem::take(&mut self.elo);
         self.elo_place.clear();
+        // A record inserted and retracted within the epoch changes no game's Elo sequence:
+        // both go, so the game is not re-analysed for nothing (as its cells are not).
+        for (_, changes) in &mut out.results {
+            changes.cancel_within();
+        }
+        out.results
+            .retain(|(_, c)| !c.added.is_empty() || !c.cancelled.is_empty());
         out.replicates = Vec::with_capacity(self.replicate_cells.len());
         out.replicates.extend(
             self.replicate_cells

@@ -666,3 +666,30 @@ fn one_and_two_workers_agree_with_everything_on() {
         assert_eq!(two.dead_letters, one.dead_letters, "run {run_no}");
     }
 }
+
+/// An epoch whose only record is inserted and retracted within it changes nothing: no
+/// game is re-analysed (its cells and its Elo sequence are as before).
+#[test]
+fn an_epoch_that_cancels_itself_changes_no_game() {
+    let mut r = SplitMix64::new(5);
+    let first: Vec<Match> = (0..30).map(|k| base(format!("m{k}"), &mut r)).collect();
+    let fresh = Match {
+        game: "g1".into(),
+        ..base("fresh".into(), &mut r)
+    };
+    let gone = Match {
+        retract: true,
+        ..fresh.clone()
+    };
+    let epochs = vec![first.clone(), vec![fresh, gone], first[..3].to_vec()];
+    let out = run(
+        epochs,
+        &EngineConfig::new(1, Layout::Match, AnalysisConfig::default()),
+    );
+    assert!(out.changes.iter().any(|c| c.0 == 0));
+    assert!(
+        out.changes.iter().all(|c| c.0 != 1),
+        "{:?}",
+        out.changes.iter().map(|c| (c.0, &c.1)).collect::<Vec<_>>()
+    );
+}
