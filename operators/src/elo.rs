@@ -32,15 +32,16 @@ pub struct EloChanges {
 impl EloChanges {
     /// Drops the results both added and cancelled here (added ones are in arrival order).
     pub fn cancel_within(&mut self) {
-        let Some(first) = self.added.first().map(|r| r.0) else {
-            return;
-        };
         let added = &self.added;
-        let within = |seq: &u64| *seq >= first && added.binary_search_by_key(seq, |r| r.0).is_ok();
-        if !self.cancelled.iter().any(within) {
+        let mut gone: Vec<u64> = self
+            .cancelled
+            .iter()
+            .copied()
+            .filter(|seq| added.binary_search_by_key(seq, |r| r.0).is_ok())
+            .collect();
+        if gone.is_empty() {
             return;
         }
-        let mut gone: Vec<u64> = self.cancelled.iter().copied().filter(within).collect();
         gone.sort_unstable();
         let kept = |seq: &u64| gone.binary_search(seq).is_err();
         self.cancelled.retain(kept);

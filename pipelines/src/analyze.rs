@@ -53,7 +53,6 @@ pub fn run_analysis(args: &AnalyzeArgs) -> Result<Analysis> {
             None if dead_letters.is_empty() => {
                 bail!("no live matches in the input: it has no data rows, or every match in it was retracted")
             }
-            // The caller lists bad rows only after a successful analysis.
             None => return Err(every_row_bad(&dead_letters, args.out.as_deref(), 0)),
         }
     }

@@ -85,13 +85,35 @@ impl<T> Chunked<T> {
         lo
     }
 
-    /// Keeps the entries for which `keep` is true, in order.
+    /// Keeps the entries for which `keep` is true, in order, in place (as `Vec::retain`: a
+    /// compaction needs no second copy of what it keeps).
     pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
-        let old = std::mem::take(&mut self.chunks);
-        for x in old.into_iter().flatten() {
-            if keep(&x) {
-                self.push(x);
+        let mut kept = 0;
+        for k in 0..self.len() {
+            if keep(&self[k]) {
+                self.swap_back(kept, k);
+                kept += 1;
             }
+        }
+        // The entries from `kept` on are the dropped ones; whole chunks go with them.
+        let (chunk, offset) = self.split(kept);
+        self.chunks.truncate(chunk + 1);
+        if let Some(last) = self.chunks.get_mut(chunk) {
+            last.truncate(offset);
+            if last.is_empty() {
+                self.chunks.pop();
+            }
+        }
+    }
+
+    /// Swaps entries `a` ≤ `b`.
+    fn swap_back(&mut self, a: usize, b: usize) {
+        let ((ca, ia), (cb, ib)) = (self.split(a), self.split(b));
+        if ca == cb {
+            self.chunks[ca].swap(ia, ib);
+        } else {
+            let (front, back) = self.chunks.split_at_mut(cb);
+            std::mem::swap(&mut front[ca][ia], &mut back[0][ib]);
         }
     }
 }
@@ -139,6 +161,22 @@ mod tests {
         v.retain(|x| x % 2 == 0);
         assert_eq!(c.iter().copied().collect::<Vec<_>>(), v);
         assert_eq!((c.len(), c[4]), (v.len(), v[4]));
+        // Down to a chunk boundary (8 entries), to part of the first chunk, and to nothing.
+        for (keep, len) in [(7, 8), (3, 3), (0, 0)] {
+            c.retain(|&x| (x as usize) < 6 * keep);
+            v.retain(|&x| (x as usize) < 6 * keep);
+            assert_eq!(v.len(), len);
+            assert_eq!(c.iter().copied().collect::<Vec<_>>(), v);
+            assert_eq!(
+                (c.len(), c.is_empty(), c.last()),
+                (v.len(), v.is_empty(), v.last())
+            );
+            c.push(1000);
+            v.push(1000);
+            assert_eq!(c.iter().copied().collect::<Vec<_>>(), v);
+            c.retain(|&x| x != 1000);
+            v.retain(|&x| x != 1000);
+        }
     }
 
     /// A short list allocates for what it holds, not a whole chunk; a long one fills its

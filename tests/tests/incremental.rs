@@ -285,6 +285,16 @@ impl<T: PartialEq + std::fmt::Debug> Cadence<T> {
         }
     }
 
+    /// The walk met both kinds of epoch, so both branches of [`Cadence::check`] ran.
+    fn assert_saw_both(&self) {
+        assert!(
+            self.recomputed > 0 && self.kept > 0,
+            "{} recomputed, {} kept",
+            self.recomputed,
+            self.kept
+        );
+    }
+
     fn check(&mut self, t: u64, g: &GameInput, got: T, fresh: T) {
         let same_policies = self
             .last
@@ -322,12 +332,7 @@ fn level3_cadence_keeps_the_last_attribution() {
         let got = got.attribution.clone().expect("level 3 on");
         cadence.check(t, g, got, fresh.attribution.unwrap());
     });
-    assert!(
-        cadence.recomputed > 0 && cadence.kept > 0,
-        "{} recomputed, {} kept",
-        cadence.recomputed,
-        cadence.kept
-    );
+    cadence.assert_saw_both();
 }
 
 /// With a Level 1/2 cadence, the lifts are recomputed on due epochs and whenever the policy
@@ -349,12 +354,7 @@ fn level2_cadence_keeps_the_last_lifts() {
         assert_eq!(got.eval, fresh.eval, "epoch {t}: regret every epoch");
         cadence.check(t, g, got.lifts.clone(), fresh.lifts);
     });
-    assert!(
-        cadence.recomputed > 0 && cadence.kept > 0,
-        "{} recomputed, {} kept",
-        cadence.recomputed,
-        cadence.kept
-    );
+    cadence.assert_saw_both();
 }
 
 /// Memory under churn: each epoch inserts 40 new matches and retracts the previous epoch's.
