@@ -29,7 +29,7 @@ pub fn run_analysis(args: &AnalyzeArgs) -> Result<Analysis> {
         let outcome = read_file(path)?;
         if args.strict {
             if let Some(e) = outcome.errors.first() {
-                bail!("bad row (--strict): {e}");
+                bail!("bad input (--strict): {e}");
             }
         }
         dead_letters.extend(outcome.errors);
@@ -146,11 +146,18 @@ pub fn report_dead_letters(errors: &[RecordError], kept: Option<&std::path::Path
     } else {
         ""
     };
-    eprintln!(
-        "warning: {} bad row(s) skipped ({kept}{strict}):",
-        errors.len()
-    );
+    eprintln!("warning: {} skipped ({kept}{strict}):", bad_input(errors));
     list_bad_rows(errors);
+}
+
+/// "N bad row(s)", and the unreadable files (or parts of files) among them.
+fn bad_input(errors: &[RecordError]) -> String {
+    let files = errors.iter().filter(|e| e.row == 0).count();
+    let rows = errors.len() - files;
+    match files {
+        0 => format!("{rows} bad row(s)"),
+        _ => format!("{rows} bad row(s) and {files} unreadable file(s)"),
+    }
 }
 
 /// The error of a run in which every row was bad, after listing them on stderr. With
@@ -174,8 +181,8 @@ pub fn every_row_bad(
         None => String::new(),
     };
     anyhow::anyhow!(
-        "no valid records in the input ({} bad rows, listed above{kept})",
-        errors.len()
+        "no valid records in the input ({}, listed above{kept})",
+        bad_input(errors)
     )
 }
 

@@ -510,7 +510,9 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 64)]
     pub state_compact_every: u64,
     /// Keep watching input directories for new files (polled every 500 ms) until interrupted,
-    /// or, with --exit-at-end, until the files present have been read.
+    /// or, with --exit-at-end, until the files present have been read. A new file is read
+    /// once, when its size and time held for one poll; names starting with `.` or `_` are
+    /// skipped (write `.x.part`, then rename it to `x.jsonl`).
     #[arg(long)]
     pub watch: bool,
     /// Also close an epoch after this many milliseconds of wall-clock time (0: count only).

@@ -6,6 +6,7 @@ pub mod causal;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod file_source;
 pub mod kafka;
 pub mod progress;
 pub mod report;

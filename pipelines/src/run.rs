@@ -3,9 +3,9 @@
 //! every epoch is made durable before its Kafka offsets are committed, and a restart resumes
 //! from the state directory.
 
-use std::collections::{HashSet, VecDeque};
-use std::io::{BufRead, IsTerminal};
-use std::path::{Path, PathBuf};
+use std::collections::VecDeque;
+use std::io::IsTerminal;
+use std::path::Path;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,8 +16,7 @@ use nashflow_connectors::kafka::{Committer, Offsets, Source};
 use nashflow_connectors::state::{Progress, Restored, StateDir};
 use nashflow_operators::engine::{run_stream, EngineConfig, EpochReport, GameSnapshot};
 use nashflow_operators::trigger::{Job, TriggerConfig};
-use nashflow_schemas::read::{decode_json, Format};
-use nashflow_schemas::{read_file, Ledger, Match, Outcome, RecordError};
+use nashflow_schemas::{Ledger, Match, Outcome, RecordError};
 
 use crate::analyze::{every_row_bad, report_dead_letters};
 use crate::cli::{OutputFormat, RunArgs};
@@ -36,84 +35,6 @@ pub enum Item {
     Fatal(String),
     /// Several items in order, sent at once (a fast source saves a channel hand-off each).
     Batch(Vec<Item>),
-}
-
-/// Reads every input in order into `tx`: files, directories (watched with `watch`), stdin.
-fn read_sources(inputs: Vec<PathBuf>, watch: bool, exit_at_end: bool, tx: mpsc::Sender<Item>) {
-    let send_file = |path: &Path, tx: &mpsc::Sender<Item>| -> bool {
-        match read_file(path) {
-            Ok(out) => {
-                let source: Arc<str> = path.display().to_string().into();
-                for e in out.errors {
-                    if tx.send(Item::Bad(e)).is_err() {
-                        return false;
-                    }
-                }
-                for (row, m) in out.matches {
-                    if tx.send(Item::Record(m, source.clone(), row)).is_err() {
-                        return false;
-                    }
-                }
-                true
-            }
-            Err(e) => tx.send(Item::Fatal(e.to_string())).is_ok(),
-        }
-    };
-    let listing = |dir: &Path| -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|f| f.is_file() && Format::from_path(f).is_some())
-                    .collect()
-            })
-            .unwrap_or_default();
-        files.sort();
-        files
-    };
-    let mut seen: HashSet<PathBuf> = HashSet::new();
-    let mut dirs = Vec::new();
-    for input in &inputs {
-        if input.as_os_str() == "-" {
-            let stdin = std::io::stdin();
-            let source: Arc<str> = "stdin".into();
-            for (k, line) in stdin.lock().lines().enumerate() {
-                let Ok(line) = line else { break };
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let row = k as u64 + 1;
-                let item = match decode_json("stdin", row, &line, || format!("stdin:{row}")) {
-                    Ok(m) => Item::Record(m, source.clone(), row),
-                    Err(e) => Item::Bad(e),
-                };
-                if tx.send(item).is_err() {
-                    return;
-                }
-            }
-        } else if input.is_dir() {
-            dirs.push(input.clone());
-            for f in listing(input) {
-                seen.insert(f.clone());
-                if !send_file(&f, &tx) {
-                    return;
-                }
-            }
-        } else if !send_file(input, &tx) {
-            return;
-        }
-    }
-    if watch && !exit_at_end {
-        loop {
-            std::thread::sleep(Duration::from_millis(500));
-            for dir in &dirs {
-                for f in listing(dir) {
-                    if seen.insert(f.clone()) && !send_file(&f, &tx) {
-                        return;
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// Cuts the record stream into epochs: `max_records` records, or `tick` after an epoch's
@@ -412,7 +333,7 @@ fn start_sources(
     let watch = args.watch;
     std::thread::Builder::new()
         .name("file-source".into())
-        .spawn(move || read_sources(inputs, watch, exit_at_end, tx))?;
+        .spawn(move || crate::file_source::read_sources(inputs, watch, exit_at_end, tx))?;
     Ok(Sources::default())
 }
 

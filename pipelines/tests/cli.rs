@@ -241,7 +241,7 @@ fn strict_mode_and_empty_input_fail_clearly() {
         assert!(!out.status.success(), "{command:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
-            err.contains("row 1, field `payoff_i`") && err.contains("1 bad rows, listed above"),
+            err.contains("row 1, field `payoff_i`") && err.contains("1 bad row(s), listed above"),
             "{command:?}: {err}"
         );
         // With --out the bad rows do not vanish: they are kept as the dead-letter table.
@@ -267,6 +267,90 @@ fn strict_mode_and_empty_input_fail_clearly() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown solver `nope`"));
+}
+
+/// A file whose content cannot be read (a corrupt Parquet file next to a good log) is one
+/// dead letter, row 0, in both commands, and the good log is analysed as if it were alone;
+/// `--strict` stops at it. Only a named file that cannot be opened at all is fatal.
+#[test]
+fn unreadable_files_are_dead_letters_and_the_rest_is_kept() {
+    let dir = tmpdir("unreadable");
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let log = write_log(&logs);
+    let broken = logs.join("z_broken.parquet");
+    std::fs::write(&broken, b"PAR1 not really a Parquet file").unwrap();
+    let json = |out: &Output| {
+        let mut doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let o = doc.as_object_mut().unwrap();
+        o.remove("epoch");
+        o.remove("solve_seconds");
+        let dead = o.remove("dead_letters").unwrap();
+        (doc, dead)
+    };
+    let (alone, _) = json(&run(bin()
+        .args(["analyze", "--format", "json", "-q"])
+        .arg(&log)));
+    let analyze: Vec<&std::ffi::OsStr> = vec!["analyze".as_ref(), log.as_ref(), broken.as_ref()];
+    let over_dir: Vec<&std::ffi::OsStr> = vec![
+        "run".as_ref(),
+        "--exit-at-end".as_ref(),
+        "--bootstrap".as_ref(),
+        "0".as_ref(),
+        logs.as_ref(),
+    ];
+    for (k, command) in [analyze, over_dir].iter().enumerate() {
+        let out_dir = dir.join(format!("out{k}"));
+        let out = run(bin()
+            .args(command)
+            .args(["--format", "json", "-q", "--out"])
+            .arg(&out_dir));
+        let (doc, dead) = json(&out);
+        assert_eq!(doc, alone, "{command:?}");
+        assert_eq!(
+            dead, 2,
+            "{command:?}: the log's own bad row and the broken file"
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("1 bad row(s) and 1 unreadable file(s) skipped")
+                && err.contains(&format!(
+                    "{}: not a readable Parquet file",
+                    broken.display()
+                )),
+            "{command:?}: {err}"
+        );
+        let dead = &read_parquet_batches(&out_dir.join("dead_letters.parquet")).unwrap()[0];
+        let sources = dead.column_by_name("source").unwrap().as_string::<i32>();
+        let rows = dead
+            .column_by_name("row")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::UInt64Type>();
+        let file_rows: Vec<(&str, u64)> = (0..dead.num_rows())
+            .filter(|&i| sources.value(i).ends_with("z_broken.parquet"))
+            .map(|i| (sources.value(i), rows.value(i)))
+            .collect();
+        assert_eq!(file_rows.len(), 1, "{command:?}");
+        assert_eq!(file_rows[0].1, 0, "the file as a whole");
+        assert_eq!(dead.num_rows(), 2, "and the log's own bad row");
+    }
+    let out = bin()
+        .args(["analyze", "--strict", "-q"])
+        .arg(&broken)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--strict") && err.contains("z_broken.parquet"),
+        "{err}"
+    );
+    let out = bin()
+        .args(["run", "--exit-at-end", "-q"])
+        .arg(dir.join("missing.csv"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a named file that is not there");
 }
 
 /// A constant-sum league with unplayed pairs: column-mean imputation makes it general-sum,
@@ -496,15 +580,19 @@ fn run_emits_one_job_when_an_exploiter_arrives() {
 #[test]
 fn run_reads_json_lines_from_stdin() {
     use std::io::Write;
-    let mut text = String::new();
+    // A line that is not UTF-8 in the middle is one bad row; the lines after it still count.
+    let mut text = Vec::new();
     for k in 0..30 {
+        if k == 15 {
+            text.extend_from_slice(b"{\"match_id\":\"\xff\"}\n");
+        }
         let (a, b) = if k % 2 == 0 { ("x", "y") } else { ("y", "x") };
-        text.push_str(&format!(
+        text.extend_from_slice(format!(
             "{{\"match_id\":\"s{k}\",\"policy_i\":\"{a}\",\"policy_j\":\"{b}\",\"payoff_i\":{},\"payoff_j\":0.5}}\n",
             if a == "x" { 0.75 } else { 0.25 }
-        ));
+        ).as_bytes());
     }
-    text.push_str("not json\n");
+    text.extend_from_slice(b"not json\n");
     let mut child = bin()
         .args([
             "run",
@@ -521,12 +609,7 @@ fn run_reads_json_lines_from_stdin() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(&text).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -537,8 +620,10 @@ fn run_reads_json_lines_from_stdin() {
     assert_eq!(v["epoch"], 2);
     assert_eq!(v["policies"], serde_json::json!(["x", "y"]));
     assert_eq!(v["matches"], 30);
-    assert_eq!(v["dead_letters"], 1);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("stdin: row 31"));
+    assert_eq!(v["dead_letters"], 2);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("stdin: row 16: not valid UTF-8"), "{err}");
+    assert!(err.contains("stdin: row 32"), "{err}");
 }
 
 /// `--bounds` on a confounded log (contexts and logged propensities): `analyze` and `run`

@@ -3,11 +3,17 @@
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, thiserror::Error)]
-#[error("{source_name}: row {row}{}: {reason}", field.as_ref().map(|f| format!(", field `{f}`")).unwrap_or_default())]
+#[error("{source_name}: {}{reason}", match (row, field) {
+    (0, _) => String::new(),
+    (r, None) => format!("row {r}: "),
+    (r, Some(f)) => format!("row {r}, field `{f}`: "),
+})]
 pub struct RecordError {
     /// File path (or topic/partition, stream name).
     pub source_name: String,
-    /// 1-based data row (header excluded); for JSONL, the line number.
+    /// 1-based data row (header excluded); for JSONL, the line number. 0: the file as a
+    /// whole, or what is left of it after a point it could not be read past (see
+    /// [`RecordError::file`]).
     pub row: u64,
     pub field: Option<String>,
     pub reason: String,
@@ -15,7 +21,23 @@ pub struct RecordError {
     pub raw: String,
 }
 
-/// A whole file could not be read (missing, unknown format, unreadable header…).
+impl RecordError {
+    /// A file whose content cannot be read, as a whole or past some point (a corrupt
+    /// Parquet footer, an unreadable CSV header): row 0, no field. The rows read before
+    /// that point are kept.
+    pub fn file(source: &str, reason: impl Into<String>) -> RecordError {
+        RecordError {
+            source_name: source.into(),
+            row: 0,
+            field: None,
+            reason: reason.into(),
+            raw: String::new(),
+        }
+    }
+}
+
+/// A file could not be opened at all: missing, unknown format, no permission. (Content it
+/// cannot read is a [`RecordError::file`] instead.)
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
     #[error("{path}: {reason}")]

@@ -77,7 +77,10 @@ fn unreadable(path: &Path, reason: impl ToString) -> FileError {
     }
 }
 
-/// Reads a match log. Rows without `match_id` get `FILE:ROW` (FILE as given).
+/// Reads a match log. Rows without `match_id` get `FILE:ROW` (FILE as given). Only a file
+/// that cannot be opened (missing, unknown type, no permission) is an `Err`: content that
+/// cannot be read, as a whole or past some point, is one [`RecordError::file`] among the
+/// outcome's errors, after the rows read before it.
 pub fn read_file(path: &Path) -> Result<ReadOutcome, FileError> {
     let format = Format::from_path(path).ok_or_else(|| {
         unreadable(
@@ -87,24 +90,39 @@ pub fn read_file(path: &Path) -> Result<ReadOutcome, FileError> {
     })?;
     let file = File::open(path).map_err(|e| unreadable(path, e))?;
     let name = path.display().to_string();
-    match format {
-        Format::Csv => read_csv(&name, file).map_err(|e| unreadable(path, e)),
-        Format::JsonLines => {
-            read_json(&name, BufReader::new(file)).map_err(|e| unreadable(path, e))
-        }
-        Format::Parquet => read_parquet(&name, file).map_err(|e| unreadable(path, e)),
+    let (mut out, broke) = match format {
+        Format::Csv => csv_rows(&name, file),
+        Format::JsonLines => json_rows(&name, BufReader::new(file)),
+        Format::Parquet => parquet_rows(&name, file),
+    };
+    if let Some(reason) = broke {
+        out.errors.push(RecordError::file(&name, reason));
+    }
+    Ok(out)
+}
+
+/// A reader's rows, and why it stopped early (`None`: it read the whole input).
+type Rows = (ReadOutcome, Option<String>);
+
+/// The strict form of a reader: any part of the input it could not read fails it.
+fn whole((out, broke): Rows) -> Result<ReadOutcome, String> {
+    match broke {
+        None => Ok(out),
+        Some(reason) => Err(reason),
     }
 }
 
 pub fn read_csv(source: &str, input: impl Read) -> Result<ReadOutcome, String> {
-    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(input);
-    let headers: Vec<String> = rdr
-        .headers()
-        .map_err(|e| format!("cannot read CSV header: {e}"))?
-        .iter()
-        .map(|h| h.trim().to_string())
-        .collect();
+    whole(csv_rows(source, input))
+}
+
+fn csv_rows(source: &str, input: impl Read) -> Rows {
     let mut out = ReadOutcome::default();
+    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(input);
+    let headers: Vec<String> = match rdr.headers() {
+        Ok(h) => h.iter().map(|h| h.trim().to_string()).collect(),
+        Err(e) => return (out, Some(format!("cannot read CSV header: {e}"))),
+    };
     for (k, rec) in rdr.records().enumerate() {
         let row = k as u64 + 1;
         match rec {
@@ -144,7 +162,7 @@ pub fn read_csv(source: &str, input: impl Read) -> Result<ReadOutcome, String> {
         }
     }
     out.name_absent_columns(&headers.iter().map(String::as_str).collect::<Vec<_>>());
-    Ok(out)
+    (out, None)
 }
 
 pub(crate) fn json_raw(v: &serde_json::Value) -> RawValue {
@@ -219,18 +237,30 @@ fn decode_json_value(
 }
 
 /// JSON Lines (one object per line; blank lines skipped), or a single JSON array of objects.
-pub fn read_json(source: &str, mut input: impl BufRead) -> Result<ReadOutcome, String> {
+/// A line that is not UTF-8 is a bad row; the lines around it are kept.
+pub fn read_json(source: &str, input: impl BufRead) -> Result<ReadOutcome, String> {
+    whole(json_rows(source, input))
+}
+
+fn json_rows(source: &str, mut input: impl BufRead) -> Rows {
     let mut out = ReadOutcome::default();
-    let first = input.fill_buf().map_err(|e| e.to_string())?;
+    let first = match input.fill_buf() {
+        Ok(b) => b,
+        Err(e) => return (out, Some(format!("read failed: {e}"))),
+    };
     let is_array = first
         .iter()
         .find(|b| !b.is_ascii_whitespace())
         .is_some_and(|&b| b == b'[');
     if is_array {
         let mut text = String::new();
-        input.read_to_string(&mut text).map_err(|e| e.to_string())?;
-        let values: Vec<serde_json::Value> =
-            serde_json::from_str(&text).map_err(|e| format!("invalid JSON array: {e}"))?;
+        if let Err(e) = input.read_to_string(&mut text) {
+            return (out, Some(format!("read failed: {e}")));
+        }
+        let values: Vec<serde_json::Value> = match serde_json::from_str(&text) {
+            Ok(v) => v,
+            Err(e) => return (out, Some(format!("invalid JSON array: {e}"))),
+        };
         for (k, v) in values.iter().enumerate() {
             let row = k as u64 + 1;
             out.push(
@@ -238,20 +268,44 @@ pub fn read_json(source: &str, mut input: impl BufRead) -> Result<ReadOutcome, S
                 decode_json_value(source, row, v, || format!("{source}:{row}")),
             );
         }
-        return Ok(out);
+        return (out, None);
     }
-    for (k, line) in input.lines().enumerate() {
-        let line = line.map_err(|e| e.to_string())?;
+    for (k, line) in input.split(b'\n').enumerate() {
         let row = k as u64 + 1;
+        let mut bytes = match line {
+            Ok(b) => b,
+            Err(e) => return (out, Some(format!("read failed after line {k}: {e}"))),
+        };
+        if bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
+        let line = match std::str::from_utf8(&bytes) {
+            Ok(l) => l,
+            Err(e) => {
+                out.errors.push(not_utf8(source, row, &bytes, e));
+                continue;
+            }
+        };
         if line.trim().is_empty() {
             continue;
         }
         out.push(
             row,
-            decode_json(source, row, &line, || format!("{source}:{row}")),
+            decode_json(source, row, line, || format!("{source}:{row}")),
         );
     }
-    Ok(out)
+    (out, None)
+}
+
+/// A line whose bytes are not UTF-8, kept (lossily) for the dead-letter output.
+pub fn not_utf8(source: &str, row: u64, bytes: &[u8], e: std::str::Utf8Error) -> RecordError {
+    RecordError {
+        source_name: source.into(),
+        row,
+        field: None,
+        reason: format!("not valid UTF-8 (byte {})", e.valid_up_to()),
+        raw: String::from_utf8_lossy(bytes).into_owned(),
+    }
 }
 
 /// Arrow column → per-row raw values, after casting the types we can read exactly.
@@ -301,11 +355,15 @@ fn raw_at(col: &dyn Array, i: usize) -> RawValue {
 }
 
 pub fn read_parquet(source: &str, file: File) -> Result<ReadOutcome, String> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| format!("not a readable Parquet file: {e}"))?
-        .build()
-        .map_err(|e| e.to_string())?;
+    whole(parquet_rows(source, file))
+}
+
+fn parquet_rows(source: &str, file: File) -> Rows {
     let mut out = ReadOutcome::default();
+    let reader = match ParquetRecordBatchReaderBuilder::try_new(file).and_then(|b| b.build()) {
+        Ok(r) => r,
+        Err(e) => return (out, Some(format!("not a readable Parquet file: {e}"))),
+    };
     let mut row = 0u64;
     let columns: Vec<String> = reader
         .schema()
@@ -314,7 +372,16 @@ pub fn read_parquet(source: &str, file: File) -> Result<ReadOutcome, String> {
         .map(|f| f.name().clone())
         .collect();
     for batch in reader {
-        let batch = batch.map_err(|e| format!("corrupt Parquet data: {e}"))?;
+        let batch = match batch {
+            Ok(b) => b,
+            Err(e) => {
+                out.name_absent_columns(&columns.iter().map(String::as_str).collect::<Vec<_>>());
+                return (
+                    out,
+                    Some(format!("corrupt Parquet data after row {row}: {e}")),
+                );
+            }
+        };
         let schema = batch.schema();
         let cols: Vec<(&str, ArrayRef)> = schema
             .fields()
@@ -336,5 +403,5 @@ pub fn read_parquet(source: &str, file: File) -> Result<ReadOutcome, String> {
         }
     }
     out.name_absent_columns(&columns.iter().map(String::as_str).collect::<Vec<_>>());
-    Ok(out)
+    (out, None)
 }

@@ -284,7 +284,7 @@ fn parquet_round_trip_and_foreign_types() {
 }
 
 #[test]
-fn unreadable_files_are_errors_naming_the_path() {
+fn files_that_cannot_be_opened_are_errors_naming_the_path() {
     let e = read_file(std::path::Path::new("/nonexistent/x.csv"))
         .unwrap_err()
         .to_string();
@@ -298,15 +298,62 @@ fn unreadable_files_are_errors_naming_the_path() {
         .unwrap_err()
         .to_string()
         .contains("unknown file type"));
-    let path = tmp("garbage.parquet");
-    std::fs::File::create(&path)
-        .unwrap()
-        .write_all(b"not parquet")
-        .unwrap();
-    assert!(read_file(&path)
-        .unwrap_err()
-        .to_string()
-        .contains("Parquet"));
+}
+
+/// Content that cannot be read is one error for the file (row 0, no field), not a failure
+/// of the read: a caller keeps going, and the strict readers still refuse it.
+#[test]
+fn unreadable_content_is_one_dead_letter_for_the_file() {
+    let garbage = tmp("garbage.parquet");
+    std::fs::write(&garbage, b"not parquet").unwrap();
+    // A good file cut short loses its footer.
+    let cut = tmp("cut.parquet");
+    write_parquet(&cut, &matches_batch([&mk("1", 1.0)])).unwrap();
+    let bytes = std::fs::read(&cut).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() - 10]).unwrap();
+    let header = tmp("bad_header.csv");
+    std::fs::write(&header, b"match_id,\xff\xfe\n1,2\n").unwrap();
+    for path in [&garbage, &cut, &header] {
+        let out = read_file(path).unwrap();
+        assert!(out.matches.is_empty());
+        assert_eq!(out.errors.len(), 1, "{:?}", out.errors);
+        let e = &out.errors[0];
+        assert_eq!((e.row, e.field.as_deref()), (0, None));
+        assert_eq!(e.source_name, path.display().to_string());
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with(&format!("{}: ", path.display())) && !shown.contains("row 0"),
+            "{shown}"
+        );
+    }
+    assert!(read_file(&garbage).unwrap().errors[0]
+        .reason
+        .contains("not a readable Parquet file"));
+    assert!(read_csv("h.csv", &b"match_id,\xff\n"[..]).is_err());
+}
+
+/// A JSON Lines file with a line that is not UTF-8 keeps the lines around it (it used to
+/// lose the whole file).
+#[test]
+fn a_line_that_is_not_utf8_is_one_bad_row() {
+    let mut text = b"{\"match_id\":\"1\",\"policy_i\":\"a\",\"policy_j\":\"b\",\"payoff_i\":1,\"payoff_j\":0}\r\n".to_vec();
+    text.extend_from_slice(b"{\"match_id\":\"2\",\"policy_i\":\"\xff\"}\n");
+    text.extend_from_slice(b"{\"match_id\":\"3\",\"policy_i\":\"b\",\"policy_j\":\"a\",\"payoff_i\":1,\"payoff_j\":0}\n");
+    let out = read_json("s.jsonl", &text[..]).unwrap();
+    let ids: Vec<&str> = out
+        .matches
+        .iter()
+        .map(|(_, m)| m.match_id.as_str())
+        .collect();
+    assert_eq!(ids, ["1", "3"]);
+    assert_eq!(out.errors.len(), 1);
+    assert_eq!(out.errors[0].row, 2);
+    assert!(
+        out.errors[0].reason.contains("UTF-8"),
+        "{:?}",
+        out.errors[0]
+    );
+    assert!(out.errors[0].raw.contains("match_id"));
 }
 
 fn mk(id: &str, pi: f64) -> Match {

@@ -1,0 +1,228 @@
+//! The file sources of `nashflow run`: files, directories (optionally watched for new files)
+//! and stdin, read in order into the run's channel.
+//!
+//! Bad input never stops a run: a bad row, a line that is not UTF-8 and a file whose content
+//! cannot be read (a corrupt Parquet footer, an unreadable CSV header) are dead letters, and
+//! the rows around them are kept. Only a path named on the command line that cannot be opened
+//! at all is fatal (a usage error).
+//!
+//! A watched directory follows the usual convention of directory sources: a new file is read
+//! once, when it has stopped changing (the same size and modification time at two polls in a
+//! row), and names starting with `.` or `_` are skipped, so a writer can write `.part` files
+//! and rename them into place. A file is never re-read: append by writing new files.
+
+use std::collections::{HashMap, HashSet};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use nashflow_schemas::read::{decode_json, not_utf8, Format};
+use nashflow_schemas::{read_file, RecordError};
+
+use crate::run::Item;
+
+/// How often a watched directory is listed.
+const POLL: Duration = Duration::from_millis(500);
+
+/// Reads every input in order into `tx`: files, directories (watched with `watch`), stdin.
+/// Returns when the inputs are exhausted (never, while watching without `exit_at_end`) or
+/// the receiver is gone.
+pub fn read_sources(inputs: Vec<PathBuf>, watch: bool, exit_at_end: bool, tx: mpsc::Sender<Item>) {
+    let mut seen: HashSet<PathBuf> = HashSet::new();
+    let mut dirs = Vec::new();
+    for input in &inputs {
+        let sent = if input.as_os_str() == "-" {
+            read_stdin(&tx)
+        } else if input.is_dir() {
+            dirs.push(input.clone());
+            listing(input).into_iter().all(|f| {
+                seen.insert(f.clone());
+                send_file(&f, false, &tx)
+            })
+        } else {
+            send_file(input, true, &tx)
+        };
+        if !sent {
+            return;
+        }
+    }
+    if !watch || exit_at_end {
+        return;
+    }
+    let mut settling = Settling::default();
+    loop {
+        std::thread::sleep(POLL);
+        let new: Vec<(PathBuf, Stamp)> = dirs
+            .iter()
+            .flat_map(|d| listing(d))
+            .filter(|f| !seen.contains(f))
+            .filter_map(|f| stamp(&f).map(|s| (f, s)))
+            .collect();
+        for f in settling.poll(new) {
+            seen.insert(f.clone());
+            if !send_file(&f, false, &tx) {
+                return;
+            }
+        }
+    }
+}
+
+/// Sends a file's rows and bad rows. A file that cannot be opened is fatal when it was named
+/// on the command line (`named`), else (found in a directory) a dead letter. False when the
+/// receiver is gone.
+fn send_file(path: &Path, named: bool, tx: &mpsc::Sender<Item>) -> bool {
+    let out = match read_file(path) {
+        Ok(out) => out,
+        Err(e) if named => return tx.send(Item::Fatal(e.to_string())).is_ok(),
+        Err(e) => {
+            let reason = e.to_string();
+            let source = path.display().to_string();
+            let reason = reason
+                .strip_prefix(&format!("{source}: "))
+                .unwrap_or(&reason)
+                .to_string();
+            return tx
+                .send(Item::Bad(RecordError::file(&source, reason)))
+                .is_ok();
+        }
+    };
+    let source: Arc<str> = path.display().to_string().into();
+    let items = out
+        .errors
+        .into_iter()
+        .map(Item::Bad)
+        .chain(
+            out.matches
+                .into_iter()
+                .map(|(row, m)| Item::Record(m, source.clone(), row)),
+        )
+        .collect();
+    tx.send(Item::Batch(items)).is_ok()
+}
+
+/// JSON Lines from stdin until end of input. A line that is not UTF-8 or not a record is a
+/// dead letter; a failed read is fatal (it is not the end of the input).
+fn read_stdin(tx: &mpsc::Sender<Item>) -> bool {
+    let source: Arc<str> = "stdin".into();
+    for (k, line) in std::io::stdin().lock().split(b'\n').enumerate() {
+        let row = k as u64 + 1;
+        let mut bytes = match line {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = tx.send(Item::Fatal(format!(
+                    "stdin: read failed after line {k}: {e}"
+                )));
+                return false;
+            }
+        };
+        if bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
+        let item = match std::str::from_utf8(&bytes) {
+            Err(e) => Item::Bad(not_utf8("stdin", row, &bytes, e)),
+            Ok(line) if line.trim().is_empty() => continue,
+            Ok(line) => match decode_json("stdin", row, line, || format!("stdin:{row}")) {
+                Ok(m) => Item::Record(m, source.clone(), row),
+                Err(e) => Item::Bad(e),
+            },
+        };
+        if tx.send(item).is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// The match logs in `dir`, in name order: files of a known type whose names do not start
+/// with `.` or `_` (files being written, by convention).
+fn listing(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.is_file() && Format::from_path(f).is_some() && !hidden(f))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+fn hidden(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.') || n.starts_with('_'))
+}
+
+/// What a poll sees of a file: its size and modification time.
+type Stamp = (u64, Option<SystemTime>);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()))
+}
+
+/// New files of a watched directory, until they stop changing.
+#[derive(Default)]
+struct Settling {
+    last: HashMap<PathBuf, Stamp>,
+}
+
+impl Settling {
+    /// Given this poll's new files, the ones unchanged since the previous poll (in the order
+    /// given), which are forgotten here; the others wait for the next poll. A file that
+    /// disappeared is forgotten.
+    fn poll(&mut self, now: Vec<(PathBuf, Stamp)>) -> Vec<PathBuf> {
+        let mut ready = Vec::new();
+        let mut waiting = HashMap::new();
+        for (f, s) in now {
+            if self.last.get(&f) == Some(&s) {
+                ready.push(f);
+            } else {
+                waiting.insert(f, s);
+            }
+        }
+        self.last = waiting;
+        ready
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file is ready at the first poll that sees it unchanged; one still growing waits,
+    /// and one that vanished is dropped.
+    #[test]
+    fn new_files_are_read_once_they_stop_changing() {
+        let t = |s: u64| Some(SystemTime::UNIX_EPOCH + Duration::from_secs(s));
+        let (a, b, c) = (PathBuf::from("a"), PathBuf::from("b"), PathBuf::from("c"));
+        let mut s = Settling::default();
+        assert!(s
+            .poll(vec![(a.clone(), (10, t(1))), (b.clone(), (5, t(1)))])
+            .is_empty());
+        // a unchanged: ready; b grew; c is new.
+        let ready = s.poll(vec![
+            (a.clone(), (10, t(1))),
+            (b.clone(), (7, t(2))),
+            (c.clone(), (1, t(2))),
+        ]);
+        assert_eq!(ready, vec![a]);
+        // b's size held but its time moved: still waiting; c vanished.
+        assert!(s.poll(vec![(b.clone(), (7, t(3)))]).is_empty());
+        assert_eq!(s.poll(vec![(b.clone(), (7, t(3)))]), vec![b]);
+        assert!(
+            s.poll(vec![(c.clone(), (1, t(2)))]).is_empty(),
+            "c was forgotten"
+        );
+    }
+
+    #[test]
+    fn dot_and_underscore_files_are_skipped() {
+        assert!(hidden(Path::new("dir/.part.csv")));
+        assert!(hidden(Path::new("dir/_tmp.jsonl")));
+        assert!(!hidden(Path::new("dir/matches_1.csv")));
+        assert!(!hidden(Path::new("_dir/matches.csv")));
+    }
+}
