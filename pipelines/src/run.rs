@@ -330,6 +330,13 @@ fn start_sources(
     } else {
         args.files.clone()
     };
+    // A named input that is not there is a usage error: say so before reading the others.
+    if let Some(p) = inputs
+        .iter()
+        .find(|p| p.as_os_str() != "-" && !p.exists())
+    {
+        bail!("{}: no such file or directory", p.display());
+    }
     let watch = args.watch;
     std::thread::Builder::new()
         .name("file-source".into())

@@ -345,12 +345,17 @@ fn unreadable_files_are_dead_letters_and_the_rest_is_kept() {
         err.contains("--strict") && err.contains("z_broken.parquet"),
         "{err}"
     );
+    // A named file that is not there fails the run before the files before it are read.
     let out = bin()
-        .args(["run", "--exit-at-end", "-q"])
+        .args(["run", "--exit-at-end", "-q", "--format", "json"])
+        .arg(&log)
         .arg(dir.join("missing.csv"))
         .output()
         .unwrap();
-    assert!(!out.status.success(), "a named file that is not there");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("missing.csv: no such file"), "{err}");
+    assert!(out.stdout.is_empty(), "nothing was analysed");
 }
 
 /// A constant-sum league with unplayed pairs: column-mean imputation makes it general-sum,
