@@ -28,6 +28,26 @@ pub struct TriggerConfig {
     pub cooldown: u64,
 }
 
+impl TriggerConfig {
+    /// θ finite and ≥ 0 (exploitability is never negative, so a negative θ would fire on every
+    /// epoch), and hysteresis in [0, 1].
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.threshold.is_finite() && self.threshold >= 0.0) {
+            return Err(format!(
+                "the trigger threshold must be a finite number ≥ 0, got {}",
+                self.threshold
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.hysteresis) {
+            return Err(format!(
+                "the trigger hysteresis must be in [0, 1], got {}",
+                self.hysteresis
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A best-response training request.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Job {
@@ -126,6 +146,33 @@ mod tests {
 
     fn names(n: usize) -> Vec<String> {
         (0..n).map(|k| format!("p{k}")).collect()
+    }
+
+    #[test]
+    fn settings_that_cannot_mean_anything_are_refused() {
+        assert!(cfg().validate().is_ok());
+        let zero = TriggerConfig {
+            threshold: 0.0,
+            hysteresis: 1.0,
+            ..cfg()
+        };
+        assert!(zero.validate().is_ok());
+        for bad in [
+            TriggerConfig {
+                threshold: -0.1,
+                ..cfg()
+            },
+            TriggerConfig {
+                threshold: f64::NAN,
+                ..cfg()
+            },
+            TriggerConfig {
+                hysteresis: 1.5,
+                ..cfg()
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

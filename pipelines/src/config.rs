@@ -1,9 +1,11 @@
 //! `nashflow run --config FILE.toml`: every key is a flag name, so the file and the command
 //! line describe the same settings. Nested tables prefix their keys (`[trigger] threshold = 0.1`
 //! is `--trigger-threshold 0.1`), `true` switches a flag on, arrays repeat a flag. Flags given
-//! on the command line come after the file's and win.
+//! on the command line come after the file's and win. A key that names no flag of `run` is an
+//! error naming the key.
 
 use anyhow::{bail, Context, Result};
+use clap::CommandFactory;
 use toml::Value;
 
 /// Splices the flags from `--config FILE` into `argv` just after the subcommand.
@@ -29,6 +31,20 @@ pub fn expand(argv: Vec<String>) -> Result<Vec<String>> {
         .with_context(|| format!("parsing config {path}"))?;
     let mut flags = Vec::new();
     to_flags("", &table, &mut flags).with_context(|| format!("config {path}"))?;
+    let cli = crate::cli::Cli::command();
+    let run = cli
+        .find_subcommand("run")
+        .expect("the CLI has a run subcommand");
+    for flag in &flags {
+        let name = flag.trim_start_matches("--");
+        let name = name.split_once('=').map_or(name, |(n, _)| n);
+        if !run.get_arguments().any(|a| a.get_long() == Some(name)) {
+            bail!(
+                "config {path}: no `run` flag --{name} (key `{}`); keys are the flag names",
+                name.replace('-', "_")
+            );
+        }
+    }
     let mut out: Vec<String> = argv[..pos].to_vec();
     // Config flags go right after the subcommand so that later command-line flags win.
     let sub = out
@@ -51,16 +67,13 @@ fn to_flags(prefix: &str, table: &toml::Table, out: &mut Vec<String>) -> Result<
             Value::Table(t) => to_flags(&name, t, out)?,
             Value::Boolean(true) => out.push(format!("--{name}")),
             Value::Boolean(false) => {}
+            // `--name=value`, so that a value starting with `-` stays a value.
             Value::Array(items) => {
                 for item in items {
-                    out.push(format!("--{name}"));
-                    out.push(scalar(&name, item)?);
+                    out.push(format!("--{name}={}", scalar(&name, item)?));
                 }
             }
-            other => {
-                out.push(format!("--{name}"));
-                out.push(scalar(&name, other)?);
-            }
+            other => out.push(format!("--{name}={}", scalar(&name, other)?)),
         }
     }
     Ok(())
@@ -87,7 +100,7 @@ mod tests {
         let path = dir.join("nashflow.toml");
         std::fs::write(
             &path,
-            "input = [\"a.csv\", \"b.csv\"]\nepoch_records = 500\nwatch = true\nno-level3 = false\n\n[trigger]\nthreshold = 0.1\nmode = \"absolute\"\n",
+            "input = [\"a.csv\", \"b.csv\"]\nepoch_records = 500\nwatch = true\nno-level3 = false\n\n[trigger]\nthreshold = -0.1\nmode = \"absolute\"\n",
         )
         .unwrap();
         let argv: Vec<String> = [
@@ -107,20 +120,37 @@ mod tests {
             [
                 "nashflow",
                 "run",
-                "--epoch-records",
-                "500",
-                "--input",
-                "a.csv",
-                "--input",
-                "b.csv",
-                "--trigger-mode",
-                "absolute",
-                "--trigger-threshold",
-                "0.1",
+                "--epoch-records=500",
+                "--input=a.csv",
+                "--input=b.csv",
+                "--trigger-mode=absolute",
+                "--trigger-threshold=-0.1",
                 "--watch",
                 "--epoch-records",
                 "7"
             ]
+        );
+        // The negative value parses as a value, and the command line wins.
+        let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(&got).unwrap();
+        let crate::cli::Command::Run(r) = cli.command else {
+            panic!("run")
+        };
+        assert_eq!((r.epoch_records, r.trigger_threshold), (7, -0.1));
+        assert_eq!(r.input.len(), 2);
+    }
+
+    #[test]
+    fn a_key_that_names_no_flag_is_an_error_naming_it() {
+        let dir = std::env::temp_dir().join(format!("nashflow-config-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("nashflow.toml");
+        std::fs::write(&path, "epoch_records = 5\n[trigger]\nthreshhold = 0.1\n").unwrap();
+        let argv = ["nashflow", "run", "--config", path.to_str().unwrap()];
+        let e = expand(argv.iter().map(|s| s.to_string()).collect()).unwrap_err();
+        let e = format!("{e:#}");
+        assert!(
+            e.contains("--trigger-threshhold") && e.contains("trigger_threshhold"),
+            "{e}"
         );
     }
 }

@@ -134,13 +134,15 @@ pub fn run(args: &DemoArgs) -> Result<Vec<Iteration>> {
         }
     };
     queue.borrow_mut().push_back(schedule(0));
+    let trigger = TriggerConfig {
+        threshold: args.trigger_threshold,
+        relative: true,
+        hysteresis: 0.5,
+        cooldown: 1,
+    };
+    trigger.validate().map_err(anyhow::Error::msg)?;
     let cfg = EngineConfig {
-        trigger: Some(TriggerConfig {
-            threshold: args.trigger_threshold,
-            relative: true,
-            hysteresis: 0.5,
-            cooldown: 1,
-        }),
+        trigger: Some(trigger),
         ..EngineConfig::new(
             1,
             Layout::Match,

@@ -331,10 +331,7 @@ fn start_sources(
         args.files.clone()
     };
     // A named input that is not there is a usage error: say so before reading the others.
-    if let Some(p) = inputs
-        .iter()
-        .find(|p| p.as_os_str() != "-" && !p.exists())
-    {
+    if let Some(p) = inputs.iter().find(|p| p.as_os_str() != "-" && !p.exists()) {
         bail!("{}: no such file or directory", p.display());
     }
     let watch = args.watch;
@@ -531,12 +528,18 @@ pub fn run(args: &RunArgs) -> Result<()> {
         .iter()
         .map(|s| s.parse::<JobSink>().map_err(anyhow::Error::msg))
         .collect::<Result<_>>()?;
+    if !(args.ci_level > 0.0 && args.ci_level < 1.0) {
+        bail!("--ci-level must be in (0, 1), got {}", args.ci_level);
+    }
     let trigger = (!args.no_trigger).then(|| TriggerConfig {
         threshold: args.trigger_threshold,
         relative: args.trigger_mode == "relative",
         hysteresis: args.trigger_hysteresis,
         cooldown: args.trigger_cooldown,
     });
+    if let Some(t) = &trigger {
+        t.validate().map_err(anyhow::Error::msg)?;
+    }
     let cfg = EngineConfig {
         trigger,
         replicates: args.bootstrap,
