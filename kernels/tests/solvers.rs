@@ -390,3 +390,28 @@ fn hinted_mene_equals_cold_mene_bit_for_bit() {
     let hinted = mene_hinted(&general, DEFAULT_NODE_LIMIT, Some(&[0, 2, 4])).unwrap();
     assert_eq!(hinted.sigma, cold);
 }
+
+/// An empty game, and payoffs whose range overflows a double (every solver works on the
+/// range-normalised matrix), are input errors for every solver, not a panic or a NaN σ.
+#[test]
+fn games_without_a_finite_range_or_policies_are_input_errors() {
+    let huge = Matrix::from_rows(&[vec![1e308, -1e308], vec![-1e308, 1e308]]).unwrap();
+    let empty = Matrix::from_rows(&[]).unwrap();
+    for kind in [
+        SolverKind::Mene,
+        SolverKind::NashLp,
+        SolverKind::Uniform,
+        SolverKind::Prd,
+        SolverKind::Alpharank,
+        SolverKind::Cce,
+        SolverKind::Lle,
+    ] {
+        for m in [&huge, &empty] {
+            let e = SolverConfig::new(kind).solve(m).unwrap_err();
+            assert!(
+                matches!(e, nashflow_kernels::KernelError::InvalidInput(_)),
+                "{kind:?}: {e}"
+            );
+        }
+    }
+}

@@ -205,6 +205,16 @@ impl SolverConfig {
     /// As [`SolverConfig::solve_detailed`], trying the support `hint` first (`mene` only;
     /// the result does not depend on it, see [`mene_hinted`]).
     pub fn solve_hinted(&self, m: &Matrix, hint: Option<&[usize]>) -> Result<Solved, KernelError> {
+        if m.n() == 0 {
+            return Err(KernelError::InvalidInput("the game has no policies".into()));
+        }
+        // Solvers work on the range-normalised matrix: its range must be a number.
+        if !m.range().is_finite() {
+            return Err(KernelError::InvalidInput(format!(
+                "the payoffs span more than a double can hold ({:?})",
+                m.min_max()
+            )));
+        }
         if self.kind == SolverKind::Mene {
             let o = mene_hinted(m, self.mene_node_limit, hint)?;
             return Ok(Solved {
