@@ -31,13 +31,14 @@ const POLL: Duration = Duration::from_millis(500);
 /// the receiver is gone.
 pub fn read_sources(inputs: Vec<PathBuf>, watch: bool, exit_at_end: bool, tx: mpsc::Sender<Item>) {
     let mut seen: HashSet<PathBuf> = HashSet::new();
+    let mut skipped: HashSet<PathBuf> = HashSet::new();
     let mut dirs = Vec::new();
     for input in &inputs {
         let sent = if input.as_os_str() == "-" {
             read_stdin(&tx)
         } else if input.is_dir() {
             dirs.push(input.clone());
-            listing(input).into_iter().all(|f| {
+            listing(input, &mut skipped).into_iter().all(|f| {
                 seen.insert(f.clone());
                 send_file(&f, false, &tx)
             })
@@ -56,7 +57,7 @@ pub fn read_sources(inputs: Vec<PathBuf>, watch: bool, exit_at_end: bool, tx: mp
         std::thread::sleep(POLL);
         let new: Vec<(PathBuf, Stamp)> = dirs
             .iter()
-            .flat_map(|d| listing(d))
+            .flat_map(|d| listing(d, &mut skipped))
             .filter(|f| !seen.contains(f))
             .filter_map(|f| stamp(&f).map(|s| (f, s)))
             .collect();
@@ -136,15 +137,27 @@ fn read_stdin(tx: &mpsc::Sender<Item>) -> bool {
 }
 
 /// The match logs in `dir`, in name order: files of a known type whose names do not start
-/// with `.` or `_` (files being written, by convention).
-fn listing(dir: &Path) -> Vec<PathBuf> {
+/// with `.` or `_` (files being written, by convention). Another file is named on stderr
+/// once (`skipped` remembers it), so that a log in an unsupported form does not vanish
+/// unnoticed.
+fn listing(dir: &Path, skipped: &mut HashSet<PathBuf>) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.is_file() && Format::from_path(f).is_some() && !hidden(f))
+                .filter(|f| f.is_file() && !hidden(f))
                 .collect()
         })
         .unwrap_or_default();
+    files.retain(|f| {
+        let known = Format::from_path(f).is_some();
+        if !known && skipped.insert(f.clone()) {
+            eprintln!(
+                "note: skipping {} (not .csv, .jsonl/.ndjson/.json or .parquet)",
+                f.display()
+            );
+        }
+        known
+    });
     files.sort();
     files
 }

@@ -280,6 +280,8 @@ fn unreadable_files_are_dead_letters_and_the_rest_is_kept() {
     let log = write_log(&logs);
     let broken = logs.join("z_broken.parquet");
     std::fs::write(&broken, b"PAR1 not really a Parquet file").unwrap();
+    // Not a match log: named on stderr by `run`, which lists the directory.
+    std::fs::write(logs.join("log.csv.gz"), b"\x1f\x8b").unwrap();
     let json = |out: &Output| {
         let mut doc: Value = serde_json::from_slice(&out.stdout).unwrap();
         let o = doc.as_object_mut().unwrap();
@@ -320,6 +322,12 @@ fn unreadable_files_are_dead_letters_and_the_rest_is_kept() {
                 )),
             "{command:?}: {err}"
         );
+        if k == 1 {
+            assert!(
+                err.contains("note: skipping") && err.contains("log.csv.gz"),
+                "{err}"
+            );
+        }
         let dead = &read_parquet_batches(&out_dir.join("dead_letters.parquet")).unwrap()[0];
         let sources = dead.column_by_name("source").unwrap().as_string::<i32>();
         let rows = dead
