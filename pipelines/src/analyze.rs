@@ -4,10 +4,11 @@ use anyhow::{bail, Context, Result};
 use nashflow_kernels::analysis::{add_bounds, analyze_game};
 use nashflow_kernels::ratings::elo;
 use nashflow_operators::batch::{bound_cells, group};
-use nashflow_schemas::{read_file, Ledger, RecordError};
+use nashflow_schemas::{read_file, Ledger, ReadOutcome, RecordError};
 use serde_json::Value;
 
 use crate::cli::{AnalyzeArgs, OutputFormat};
+use crate::file_source::{listing, not_opened};
 use crate::progress::Bar;
 use crate::report::GameReport;
 use crate::tables;
@@ -25,8 +26,28 @@ pub fn run_analysis(args: &AnalyzeArgs) -> Result<Analysis> {
     }
     let mut ledger = Ledger::new(args.model.layout);
     let mut dead_letters = Vec::new();
-    for path in &args.files {
-        let outcome = read_file(path)?;
+    let mut skipped = std::collections::HashSet::new();
+    // A directory means its match logs, as `run` reads it; a file in it that cannot be opened
+    // is a dead letter, a named one an error.
+    let files = args.files.iter().flat_map(|path| {
+        if path.is_dir() {
+            listing(path, &mut skipped)
+                .into_iter()
+                .map(|f| (f, false))
+                .collect()
+        } else {
+            vec![(path.clone(), true)]
+        }
+    });
+    for (path, named) in files.collect::<Vec<_>>() {
+        let outcome = match read_file(&path) {
+            Ok(o) => o,
+            Err(e) if named => return Err(e.into()),
+            Err(e) => ReadOutcome {
+                matches: Vec::new(),
+                errors: vec![not_opened(&path, e)],
+            },
+        };
         if args.strict {
             if let Some(e) = outcome.errors.first() {
                 bail!("bad input (--strict): {e}");

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use nashflow_schemas::read::{decode_json, not_utf8, Format};
-use nashflow_schemas::{read_file, RecordError};
+use nashflow_schemas::{read_file, FileError, RecordError};
 
 use crate::run::Item;
 
@@ -77,17 +77,7 @@ fn send_file(path: &Path, named: bool, tx: &mpsc::Sender<Item>) -> bool {
     let out = match read_file(path) {
         Ok(out) => out,
         Err(e) if named => return tx.send(Item::Fatal(e.to_string())).is_ok(),
-        Err(e) => {
-            let reason = e.to_string();
-            let source = path.display().to_string();
-            let reason = reason
-                .strip_prefix(&format!("{source}: "))
-                .unwrap_or(&reason)
-                .to_string();
-            return tx
-                .send(Item::Bad(RecordError::file(&source, reason)))
-                .is_ok();
-        }
+        Err(e) => return tx.send(Item::Bad(not_opened(path, e))).is_ok(),
     };
     let source: Arc<str> = path.display().to_string().into();
     let items = out
@@ -101,6 +91,13 @@ fn send_file(path: &Path, named: bool, tx: &mpsc::Sender<Item>) -> bool {
         )
         .collect();
     tx.send(Item::Batch(items)).is_ok()
+}
+
+/// A file found in a directory that cannot be opened, as its dead letter.
+pub fn not_opened(path: &Path, e: FileError) -> RecordError {
+    let source = path.display().to_string();
+    let FileError::Unreadable { reason, .. } = e;
+    RecordError::file(&source, reason)
 }
 
 /// JSON Lines from stdin until end of input. A line that is not UTF-8 or not a record is a
@@ -140,7 +137,7 @@ fn read_stdin(tx: &mpsc::Sender<Item>) -> bool {
 /// with `.` or `_` (files being written, by convention). Another file is named on stderr
 /// once (`skipped` remembers it), so that a log in an unsupported form does not vanish
 /// unnoticed.
-fn listing(dir: &Path, skipped: &mut HashSet<PathBuf>) -> Vec<PathBuf> {
+pub fn listing(dir: &Path, skipped: &mut HashSet<PathBuf>) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok().map(|e| e.path()))

@@ -270,7 +270,8 @@ fn strict_mode_and_empty_input_fail_clearly() {
 }
 
 /// A file whose content cannot be read (a corrupt Parquet file next to a good log) is one
-/// dead letter, row 0, in both commands, and the good log is analysed as if it were alone;
+/// dead letter, row 0, in both commands (given the files, or their directory), and the good
+/// log is analysed as if it were alone;
 /// `--strict` stops at it. Only a named file that cannot be opened at all is fatal.
 #[test]
 fn unreadable_files_are_dead_letters_and_the_rest_is_kept() {
@@ -301,7 +302,8 @@ fn unreadable_files_are_dead_letters_and_the_rest_is_kept() {
         "0".as_ref(),
         logs.as_ref(),
     ];
-    for (k, command) in [analyze, over_dir].iter().enumerate() {
+    let analyze_dir: Vec<&std::ffi::OsStr> = vec!["analyze".as_ref(), logs.as_ref()];
+    for (k, command) in [analyze, over_dir, analyze_dir].iter().enumerate() {
         let out_dir = dir.join(format!("out{k}"));
         let out = run(bin()
             .args(command)
