@@ -244,6 +244,12 @@ pub fn read_json(source: &str, input: impl BufRead) -> Result<ReadOutcome, Strin
 
 fn json_rows(source: &str, mut input: impl BufRead) -> Rows {
     let mut out = ReadOutcome::default();
+    // A byte-order mark (some Windows tools write one) is not part of the first record.
+    match input.fill_buf() {
+        Ok(b) if b.starts_with(b"\xEF\xBB\xBF") => input.consume(3),
+        Ok(_) => {}
+        Err(e) => return (out, Some(format!("read failed: {e}"))),
+    }
     let first = match input.fill_buf() {
         Ok(b) => b,
         Err(e) => return (out, Some(format!("read failed: {e}"))),

@@ -354,6 +354,12 @@ fn a_line_that_is_not_utf8_is_one_bad_row() {
         out.errors[0]
     );
     assert!(out.errors[0].raw.contains("match_id"));
+    // A byte-order mark before the first record, in either JSON form, is not part of it.
+    let record = r#"{"match_id":"1","policy_i":"a","policy_j":"b","payoff_i":1,"payoff_j":0}"#;
+    for text in [format!("\u{feff}{record}\n"), format!("\u{feff}[{record}]")] {
+        let out = read_json("bom.json", text.as_bytes()).unwrap();
+        assert_eq!((out.matches.len(), out.errors.len()), (1, 0), "{text}");
+    }
 }
 
 fn mk(id: &str, pi: f64) -> Match {
