@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod file_source;
+pub mod interrupt;
 pub mod kafka;
 pub mod progress;
 pub mod report;

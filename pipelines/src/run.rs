@@ -37,8 +37,12 @@ pub enum Item {
     Batch(Vec<Item>),
 }
 
+/// How often a source wait looks for a stop request (Ctrl-C).
+const STOP_POLL: Duration = Duration::from_millis(100);
+
 /// Cuts the record stream into epochs: `max_records` records, or `tick` after an epoch's
-/// first record, whichever comes first.
+/// first record, whichever comes first. A stop request ([`crate::interrupt`]) ends the
+/// stream after the records taken so far.
 struct Epochs {
     /// Records restored from `--state`, fed as the first epoch.
     restored: Option<Vec<Match>>,
@@ -50,6 +54,8 @@ struct Epochs {
     /// (source, row) per record in arrival order, and bad rows.
     log: Arc<Mutex<InputLog>>,
     done: bool,
+    /// A stop was requested (and announced).
+    stopping: bool,
 }
 
 #[derive(Default)]
@@ -108,6 +114,20 @@ impl InputLog {
     }
 }
 
+impl Epochs {
+    /// Whether Ctrl-C (or SIGTERM) asked the run to stop; says so on stderr once.
+    fn stop_requested(&mut self) -> bool {
+        if crate::interrupt::requested() && !self.stopping {
+            self.stopping = true;
+            eprintln!(
+                "\ninterrupted: applying the records taken so far, then stopping (interrupt \
+                 again to abort)"
+            );
+        }
+        self.stopping
+    }
+}
+
 impl Iterator for Epochs {
     type Item = Vec<Match>;
     fn next(&mut self) -> Option<Vec<Match>> {
@@ -118,27 +138,41 @@ impl Iterator for Epochs {
             self.log.lock().expect("log lock").cut();
             return Some(records);
         }
+        // Between epochs the last record taken closed one, so no message is half taken.
+        if self.stop_requested() {
+            self.done = true;
+            return None;
+        }
         // Reserved up front: growing a Vec of records copies every record again on each step.
         let mut epoch = Vec::with_capacity(self.max_records.min(1 << 16));
         let mut opened: Option<Instant> = None;
-        loop {
-            let item = match (self.pending.pop_front(), self.tick, opened) {
-                (Some(item), _, _) => item,
-                (None, Some(tick), Some(t0)) => {
-                    let left = tick.saturating_sub(t0.elapsed());
-                    match self.rx.recv_timeout(left) {
-                        Ok(item) => item,
-                        Err(RecvTimeoutError::Timeout) => {
-                            self.log.lock().expect("log lock").cut();
-                            return Some(epoch);
+        'records: loop {
+            let item = match self.pending.pop_front() {
+                Some(item) => item,
+                // Nothing pending: no message is half taken (a Kafka message's position and
+                // record travel in one batch), so this is where a stop request may end the
+                // input.
+                None => {
+                    let deadline = self.tick.zip(opened).map(|(tick, t0)| t0 + tick);
+                    loop {
+                        if self.stop_requested() {
+                            break 'records;
                         }
-                        Err(RecvTimeoutError::Disconnected) => break,
+                        let slice = deadline.map_or(STOP_POLL, |d| {
+                            d.saturating_duration_since(Instant::now()).min(STOP_POLL)
+                        });
+                        match self.rx.recv_timeout(slice) {
+                            Ok(item) => break item,
+                            Err(RecvTimeoutError::Timeout) => {
+                                if deadline.is_some_and(|d| Instant::now() >= d) {
+                                    self.log.lock().expect("log lock").cut();
+                                    return Some(epoch);
+                                }
+                            }
+                            Err(RecvTimeoutError::Disconnected) => break 'records,
+                        }
                     }
                 }
-                _ => match self.rx.recv() {
-                    Ok(item) => item,
-                    Err(_) => break,
-                },
             };
             if let Item::Batch(items) = item {
                 self.pending.extend(items);
@@ -162,7 +196,7 @@ impl Iterator for Epochs {
                 Item::Bad(e) => log.bad.push(e),
                 Item::Fatal(e) => {
                     log.fatal = Some(e);
-                    break;
+                    break 'records;
                 }
                 Item::Batch(_) => unreachable!("batches are unpacked above"),
             }
@@ -520,6 +554,7 @@ fn game_reports(
 }
 
 pub fn run(args: &RunArgs) -> Result<()> {
+    crate::interrupt::install();
     if args.epoch_records == 0 {
         bail!("--epoch-records must be at least 1");
     }
@@ -637,6 +672,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         tick: (args.epoch_ms > 0).then(|| Duration::from_millis(args.epoch_ms)),
         log: log.clone(),
         done: false,
+        stopping: false,
     };
     let terminal = std::io::stderr().is_terminal();
     let started = Instant::now();

@@ -93,3 +93,31 @@ fn a_watched_directory_reads_finished_files_and_survives_bad_ones() {
     assert_eq!(s, 200);
     assert_eq!(lb["policies"].as_array().unwrap().len(), 2);
 }
+
+/// Ctrl-C (SIGINT) stops a live run gracefully: the records taken are applied, `--out` is
+/// written, and the exit status is success.
+#[test]
+fn an_interrupted_run_writes_its_last_state_and_exits_cleanly() {
+    let dir = common::league_dir("interrupt");
+    let out = dir.join("out");
+    let mut srv = start_with(&dir, "tok", &["--out", out.to_str().unwrap()]);
+    let addr = srv.addr.clone();
+    wait_for("the league", || {
+        json(&addr, "/api/games").1["epoch"].is_u64() && live_matches(&addr) == 1500
+    });
+    let pid = srv.child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut status = None;
+    wait_for("the run to stop", || {
+        status = srv.child.try_wait().unwrap();
+        status.is_some()
+    });
+    assert!(status.unwrap().success(), "{status:?}");
+    let policies =
+        nashflow_schemas::arrow_io::read_parquet_batches(&out.join("policies.parquet")).unwrap();
+    assert_eq!(policies.iter().map(|b| b.num_rows()).sum::<usize>(), 5);
+}
