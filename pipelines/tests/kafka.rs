@@ -331,6 +331,34 @@ fn kill_minus_9_and_restart_loses_and_doubles_nothing() {
     });
 }
 
+/// Ctrl-C mid-stream stops the run gracefully (status 0, the epoch in progress applied and
+/// committed), and the restart goes on from there.
+#[test]
+fn interrupt_and_restart_loses_and_doubles_nothing() {
+    survives("interrupt", &[], |child, _| {
+        let pid = child.id().to_string();
+        assert!(send_signal("-INT", &pid));
+        let t0 = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "nashflow did not stop after SIGINT"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(child.try_wait().unwrap().unwrap().success());
+    });
+}
+
+/// `kill SIGNAL PID`; true when it was delivered.
+fn send_signal(signal: &str, pid: &str) -> bool {
+    std::process::Command::new("kill")
+        .args([signal, pid])
+        .status()
+        .unwrap()
+        .success()
+}
+
 #[test]
 fn broker_restart_mid_stream_loses_and_doubles_nothing() {
     survives("broker", &[], |child, broker| {
