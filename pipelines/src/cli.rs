@@ -46,6 +46,10 @@ pub enum Command {
     /// Solve a payoff matrix given directly (JSON or CSV).
     Solve(SolveArgs),
     /// Run the incremental engine over match logs, epoch by epoch (timely + differential).
+    ///
+    /// Each epoch's output is the analysis of all input up to it. The run ends when its
+    /// inputs do; Ctrl-C (or SIGTERM) ends it gracefully there, as if they had: the records
+    /// taken are applied, results printed and `--out` written (a second Ctrl-C aborts).
     Run(Box<RunArgs>),
     /// Simulate matches of a built-in game (bargaining or battle) into a match log.
     Simulate(SimulateArgs),
