@@ -135,6 +135,24 @@ pub async fn register_archive(ctx: &SessionContext, dir: &Path) -> Result<()> {
 }
 
 /// Runs one read-only query under the limits.
+/// The tables a session can query, in name order.
+fn table_names(ctx: &SessionContext) -> Vec<String> {
+    let mut names: Vec<String> = ctx
+        .catalog_names()
+        .into_iter()
+        .filter_map(|c| ctx.catalog(&c))
+        .flat_map(|c| {
+            c.schema_names()
+                .into_iter()
+                .filter_map(move |s| c.schema(&s))
+                .flat_map(|s| s.table_names())
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 pub async fn query(ctx: &SessionContext, sql: &str, limits: Limits) -> Result<QueryResult> {
     check_read_only(sql)?;
     let guards = SQLOptions::new()
@@ -149,7 +167,14 @@ pub async fn query(ctx: &SessionContext, sql: &str, limits: Limits) -> Result<Qu
     let mut batches = tokio::time::timeout(limits.timeout, run)
         .await
         .map_err(|_| anyhow!("query exceeded the time limit of {:?}", limits.timeout))?
-        .map_err(|e| anyhow!("{e}"))?;
+        .map_err(|e| {
+            // A table that is not there: list the ones that are.
+            if e.to_string().contains("not found") {
+                anyhow!("{e} (tables: {})", table_names(ctx).join(", "))
+            } else {
+                anyhow!("{e}")
+            }
+        })?;
     let total: usize = batches.iter().map(|b| b.num_rows()).sum();
     let truncated = total > limits.max_rows;
     if truncated {

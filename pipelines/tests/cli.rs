@@ -1069,6 +1069,13 @@ fn sql_over_written_tables() {
             "{bad}"
         );
     }
+    // A table that is not there: the error lists the ones that are.
+    let out = sql("SELECT * FROM policy", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("not found") && err.contains("metrics, policies)"),
+        "{err}"
+    );
     let out = sql("SELECT * FROM cells", &["--max-rows", "3"]);
     let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows.len(), 3);
