@@ -176,6 +176,28 @@ impl Ctx<'_> {
         }
     }
 
+    /// Milliseconds since the Unix epoch: an integer, or an RFC 3339 / ISO 8601 time in text
+    /// (`2026-01-01T12:00:00Z`, `2026-01-01 12:00:00.5+02:00`; no zone means UTC), floored
+    /// to the millisecond.
+    fn time(&self, field: &str, v: Option<&RawValue>) -> Result<Option<i64>, RecordError> {
+        if let Some(RawValue::Str(s)) = v {
+            let s = s.trim();
+            if !s.is_empty() && s.parse::<i64>().is_err() {
+                return arrow::compute::kernels::cast_utils::string_to_timestamp_nanos(s)
+                    .map(|ns| Some(ns.div_euclid(1_000_000)))
+                    .map_err(|_| {
+                        self.err(
+                            field,
+                            format!(
+                                "expected milliseconds since the epoch or an RFC 3339 time, got {s:?}"
+                            ),
+                        )
+                    });
+            }
+        }
+        self.int(field, v)
+    }
+
     fn boolean(&self, field: &str, v: Option<&RawValue>) -> Result<Option<bool>, RecordError> {
         match v {
             None | Some(RawValue::Null) => Ok(None),
@@ -237,7 +259,7 @@ pub fn decode_row(
     let game = cx
         .string("game", get("game"))?
         .unwrap_or_else(|| DEFAULT_GAME.to_string());
-    let ts = cx.int("ts", get("ts"))?;
+    let ts = cx.time("ts", get("ts"))?;
     if retract {
         // A retraction needs only its id; the rest is kept if present and valid.
         let text = |f: &str| cx.string(f, get(f)).ok().flatten().unwrap_or_default();

@@ -131,6 +131,40 @@ not json
     assert!(out.errors[2].reason.contains("unknown column type array"));
 }
 
+/// `ts` is milliseconds since the epoch, as an integer or as an RFC 3339 / ISO 8601 time in
+/// text (no zone: UTC), floored to the millisecond.
+#[test]
+fn times_in_text_become_milliseconds() {
+    let text = "match_id,ts,policy_i,policy_j,payoff_i,payoff_j\n\
+                a,2026-01-01T00:00:00Z,x,y,1,0\n\
+                b,2026-01-01 01:00:00.0019+01:00,x,y,1,0\n\
+                c,1767225600000,x,y,1,0\n\
+                d,1969-12-31T23:59:59.9995,x,y,1,0\n\
+                e,yesterday,x,y,1,0\n";
+    let out = read_csv("t.csv", text.as_bytes()).unwrap();
+    let ts: Vec<Option<i64>> = out.matches.iter().map(|(_, m)| m.ts).collect();
+    // 2026-01-01T00:00:00Z is 1,767,225,600,000 ms after the epoch.
+    assert_eq!(
+        ts,
+        [
+            Some(1_767_225_600_000),
+            Some(1_767_225_600_001),
+            Some(1_767_225_600_000),
+            Some(-1)
+        ]
+    );
+    assert_eq!(out.errors.len(), 1);
+    assert_eq!(
+        (out.errors[0].row, out.errors[0].field.as_deref()),
+        (5, Some("ts"))
+    );
+    assert!(
+        out.errors[0].reason.contains("RFC 3339"),
+        "{:?}",
+        out.errors[0]
+    );
+}
+
 /// A file without a column every match needs says so on each row it fails, naming the
 /// columns it has; a retraction, which needs none of them, still decodes.
 #[test]
