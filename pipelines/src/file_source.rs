@@ -80,18 +80,26 @@ fn send_file(path: &Path, named: bool, tx: &mpsc::Sender<Item>) -> bool {
         Err(e) => return tx.send(Item::Bad(not_opened(path, e))).is_ok(),
     };
     let source: Arc<str> = path.display().to_string().into();
-    let items = out
-        .errors
-        .into_iter()
-        .map(Item::Bad)
-        .chain(
-            out.matches
-                .into_iter()
-                .map(|(row, m)| Item::Record(m, source.clone(), row)),
-        )
-        .collect();
-    tx.send(Item::Batch(items)).is_ok()
+    let mut items = out.errors.into_iter().map(Item::Bad).chain(
+        out.matches
+            .into_iter()
+            .map(|(row, m)| Item::Record(m, source.clone(), row)),
+    );
+    // In batches (one channel hand-off each), not all at once: a large file is not held
+    // twice over.
+    loop {
+        let batch: Vec<Item> = items.by_ref().take(BATCH).collect();
+        if batch.is_empty() {
+            return true;
+        }
+        if tx.send(Item::Batch(batch)).is_err() {
+            return false;
+        }
+    }
 }
+
+/// Items per channel hand-off.
+const BATCH: usize = 4096;
 
 /// A file found in a directory that cannot be opened, as its dead letter.
 pub fn not_opened(path: &Path, e: FileError) -> RecordError {
