@@ -4,12 +4,13 @@ use anyhow::{bail, Context, Result};
 use nashflow_kernels::analysis::{add_bounds, analyze_game};
 use nashflow_kernels::ratings::elo;
 use nashflow_operators::batch::{bound_cells, group};
-use nashflow_schemas::{read_file, Ledger, ReadOutcome, RecordError};
+use nashflow_schemas::read::read_file_reporting;
+use nashflow_schemas::{Ledger, ReadOutcome, RecordError};
 use serde_json::Value;
 
 use crate::cli::{AnalyzeArgs, OutputFormat};
 use crate::file_source::{listing, not_opened};
-use crate::progress::Bar;
+use crate::progress::{Bar, ReadBar};
 use crate::report::GameReport;
 use crate::tables;
 
@@ -40,7 +41,10 @@ pub fn run_analysis(args: &AnalyzeArgs) -> Result<Analysis> {
         }
     });
     for (path, named) in files.collect::<Vec<_>>() {
-        let outcome = match read_file(&path) {
+        let mut reading = ReadBar::new(args.quiet, &path);
+        let read = read_file_reporting(&path, &mut |done, total| reading.report(done, total));
+        reading.finish();
+        let outcome = match read {
             Ok(o) => o,
             Err(e) if named => return Err(e.into()),
             Err(e) => ReadOutcome {

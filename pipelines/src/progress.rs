@@ -47,3 +47,48 @@ impl Progress for Bar {
         }
     }
 }
+
+/// A bar of the bytes read of one input file, shown once a file turns out to be large
+/// (small files would only flicker); silent when stderr is not a terminal or `quiet`.
+pub struct ReadBar {
+    enabled: bool,
+    label: String,
+    bar: Option<ProgressBar>,
+}
+
+impl ReadBar {
+    /// Files below this size get no bar.
+    const MIN_BYTES: u64 = 16 << 20;
+
+    pub fn new(quiet: bool, path: &std::path::Path) -> Self {
+        ReadBar {
+            enabled: !quiet && std::io::stderr().is_terminal(),
+            label: format!("reading {}", path.display()),
+            bar: None,
+        }
+    }
+
+    /// `done` of `total` bytes read.
+    pub fn report(&mut self, done: u64, total: u64) {
+        if !self.enabled || total < Self::MIN_BYTES {
+            return;
+        }
+        let bar = self.bar.get_or_insert_with(|| {
+            let bar = ProgressBar::new(total);
+            bar.set_style(
+                ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({eta} left)")
+                    .expect("static template")
+                    .progress_chars("=> "),
+            );
+            bar.set_message(self.label.clone());
+            bar
+        });
+        bar.set_position(done);
+    }
+
+    pub fn finish(self) {
+        if let Some(b) = self.bar {
+            b.finish_and_clear();
+        }
+    }
+}

@@ -82,6 +82,15 @@ fn unreadable(path: &Path, reason: impl ToString) -> FileError {
 /// cannot be read, as a whole or past some point, is one [`RecordError::file`] among the
 /// outcome's errors, after the rows read before it.
 pub fn read_file(path: &Path) -> Result<ReadOutcome, FileError> {
+    read_file_reporting(path, &mut |_, _| {})
+}
+
+/// [`read_file`], calling `report(done, total)` as it goes (about every MiB; in bytes of
+/// the file, for Parquet estimated from the rows decoded), for a progress bar.
+pub fn read_file_reporting(
+    path: &Path,
+    report: &mut dyn FnMut(u64, u64),
+) -> Result<ReadOutcome, FileError> {
     let format = Format::from_path(path).ok_or_else(|| {
         unreadable(
             path,
@@ -89,16 +98,54 @@ pub fn read_file(path: &Path) -> Result<ReadOutcome, FileError> {
         )
     })?;
     let file = File::open(path).map_err(|e| unreadable(path, e))?;
+    let total = file.metadata().map(|m| m.len()).unwrap_or(0);
     let name = path.display().to_string();
     let (mut out, broke) = match format {
-        Format::Csv => csv_rows(&name, file),
-        Format::JsonLines => json_rows(&name, BufReader::new(file)),
-        Format::Parquet => parquet_rows(&name, file),
+        Format::Csv => csv_rows(&name, Counting::new(file, total, report)),
+        Format::JsonLines => json_rows(&name, BufReader::new(Counting::new(file, total, report))),
+        Format::Parquet => parquet_rows(&name, file, &mut |rows, of| {
+            report(rows.saturating_mul(total) / of.max(1), total)
+        }),
     };
     if let Some(reason) = broke {
         out.errors.push(RecordError::file(&name, reason));
     }
     Ok(out)
+}
+
+/// A reader that reports the bytes read through it, every [`Counting::EVERY`] bytes.
+struct Counting<'a, R> {
+    inner: R,
+    read: u64,
+    reported: u64,
+    total: u64,
+    report: &'a mut dyn FnMut(u64, u64),
+}
+
+impl<'a, R> Counting<'a, R> {
+    const EVERY: u64 = 1 << 20;
+
+    fn new(inner: R, total: u64, report: &'a mut dyn FnMut(u64, u64)) -> Self {
+        Counting {
+            inner,
+            read: 0,
+            reported: 0,
+            total,
+            report,
+        }
+    }
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read - self.reported >= Self::EVERY || (n == 0 && self.read > self.reported) {
+            (self.report)(self.read, self.total);
+            self.reported = self.read;
+        }
+        Ok(n)
+    }
 }
 
 /// A reader's rows, and why it stopped early (`None`: it read the whole input).
@@ -361,15 +408,20 @@ fn raw_at(col: &dyn Array, i: usize) -> RawValue {
 }
 
 pub fn read_parquet(source: &str, file: File) -> Result<ReadOutcome, String> {
-    whole(parquet_rows(source, file))
+    whole(parquet_rows(source, file, &mut |_, _| {}))
 }
 
-fn parquet_rows(source: &str, file: File) -> Rows {
+/// Parquet rows, calling `report(rows decoded, rows in the file)` after each batch.
+fn parquet_rows(source: &str, file: File, report: &mut dyn FnMut(u64, u64)) -> Rows {
     let mut out = ReadOutcome::default();
-    let reader = match ParquetRecordBatchReaderBuilder::try_new(file).and_then(|b| b.build()) {
-        Ok(r) => r,
-        Err(e) => return (out, Some(format!("not a readable Parquet file: {e}"))),
-    };
+    let (reader, rows_in_file) =
+        match ParquetRecordBatchReaderBuilder::try_new(file).and_then(|b| {
+            let rows = b.metadata().file_metadata().num_rows().max(0) as u64;
+            b.build().map(|r| (r, rows))
+        }) {
+            Ok(r) => r,
+            Err(e) => return (out, Some(format!("not a readable Parquet file: {e}"))),
+        };
     let mut row = 0u64;
     let columns: Vec<String> = reader
         .schema()
@@ -407,6 +459,7 @@ fn parquet_rows(source: &str, file: File) -> Rows {
                 decode_row(source, row, &fields, || format!("{source}:{row}")),
             );
         }
+        report(row, rows_in_file);
     }
     out.name_absent_columns(&columns.iter().map(String::as_str).collect::<Vec<_>>());
     (out, None)

@@ -366,6 +366,38 @@ fn unreadable_content_is_one_dead_letter_for_the_file() {
     assert!(read_csv("h.csv", &b"match_id,\xff\n"[..]).is_err());
 }
 
+/// The reading progress reaches the whole file, in every format, and only grows.
+#[test]
+fn reading_reports_progress_up_to_the_whole_file() {
+    let record = |k: usize| {
+        format!(r#"{{"match_id":"{k}","policy_i":"a","policy_j":"b","payoff_i":1,"payoff_j":0}}"#)
+    };
+    let jsonl = tmp("progress.jsonl");
+    let text: String = (0..40_000).map(|k| record(k) + "\n").collect();
+    std::fs::write(&jsonl, &text).unwrap();
+    let csv = tmp("progress.csv");
+    let rows: String = (0..40_000).map(|k| format!("{k},a,b,1,0\n")).collect();
+    std::fs::write(
+        &csv,
+        format!("match_id,policy_i,policy_j,payoff_i,payoff_j\n{rows}"),
+    )
+    .unwrap();
+    let parquet = tmp("progress.parquet");
+    let ms: Vec<Match> = (0..40_000).map(|k| mk(&k.to_string(), 1.0)).collect();
+    write_parquet(&parquet, &matches_batch(ms.iter())).unwrap();
+    for path in [&jsonl, &csv, &parquet] {
+        let len = std::fs::metadata(path).unwrap().len();
+        let mut seen: Vec<(u64, u64)> = Vec::new();
+        let out = nashflow_schemas::read::read_file_reporting(path, &mut |d, t| seen.push((d, t)))
+            .unwrap();
+        assert_eq!(out.matches.len(), 40_000, "{}", path.display());
+        assert!(!seen.is_empty(), "{}", path.display());
+        assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "{seen:?}");
+        assert!(seen.iter().all(|&(_, t)| t == len));
+        assert_eq!(seen.last().unwrap().0, len, "{}", path.display());
+    }
+}
+
 /// A JSON Lines file with a line that is not UTF-8 keeps the lines around it (it used to
 /// lose the whole file).
 #[test]
