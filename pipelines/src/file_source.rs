@@ -14,14 +14,13 @@
 use std::collections::{HashMap, HashSet};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use nashflow_schemas::read::{decode_json, not_utf8, Format};
 use nashflow_schemas::{read_file, FileError, RecordError};
 
-use crate::run::Item;
+use crate::run::{Item, ItemSender};
 
 /// How often a watched directory is listed.
 const POLL: Duration = Duration::from_millis(500);
@@ -29,7 +28,7 @@ const POLL: Duration = Duration::from_millis(500);
 /// Reads every input in order into `tx`: files, directories (watched with `watch`), stdin.
 /// Returns when the inputs are exhausted (never, while watching without `exit_at_end`) or
 /// the receiver is gone.
-pub fn read_sources(inputs: Vec<PathBuf>, watch: bool, exit_at_end: bool, tx: mpsc::Sender<Item>) {
+pub fn read_sources(inputs: Vec<PathBuf>, watch: bool, exit_at_end: bool, tx: ItemSender) {
     let mut seen: HashSet<PathBuf> = HashSet::new();
     let mut skipped: HashSet<PathBuf> = HashSet::new();
     let mut dirs = Vec::new();
@@ -73,7 +72,7 @@ pub fn read_sources(inputs: Vec<PathBuf>, watch: bool, exit_at_end: bool, tx: mp
 /// Sends a file's rows and bad rows. A file that cannot be opened is fatal when it was named
 /// on the command line (`named`), else (found in a directory) a dead letter. False when the
 /// receiver is gone.
-fn send_file(path: &Path, named: bool, tx: &mpsc::Sender<Item>) -> bool {
+fn send_file(path: &Path, named: bool, tx: &ItemSender) -> bool {
     let out = match read_file(path) {
         Ok(out) => out,
         Err(e) if named => return tx.send(Item::Fatal(e.to_string())).is_ok(),
@@ -86,7 +85,7 @@ fn send_file(path: &Path, named: bool, tx: &mpsc::Sender<Item>) -> bool {
             .map(|(row, m)| Item::Record(m, source.clone(), row)),
     );
     // In batches (one channel hand-off each), not all at once: a large file is not held
-    // twice over.
+    // twice over, and the channel's bound counts records.
     loop {
         let batch: Vec<Item> = items.by_ref().take(BATCH).collect();
         if batch.is_empty() {
@@ -99,7 +98,7 @@ fn send_file(path: &Path, named: bool, tx: &mpsc::Sender<Item>) -> bool {
 }
 
 /// Items per channel hand-off.
-const BATCH: usize = 4096;
+const BATCH: usize = crate::run::SOURCE_BATCH;
 
 /// A file found in a directory that cannot be opened, as its dead letter.
 pub fn not_opened(path: &Path, e: FileError) -> RecordError {
@@ -110,7 +109,7 @@ pub fn not_opened(path: &Path, e: FileError) -> RecordError {
 
 /// JSON Lines from stdin until end of input. A line that is not UTF-8 or not a record is a
 /// dead letter; a failed read is fatal (it is not the end of the input).
-fn read_stdin(tx: &mpsc::Sender<Item>) -> bool {
+fn read_stdin(tx: &ItemSender) -> bool {
     let source: Arc<str> = "stdin".into();
     for (k, line) in std::io::stdin().lock().split(b'\n').enumerate() {
         let row = k as u64 + 1;

@@ -1,14 +1,14 @@
 //! Wiring of the Kafka source into `nashflow run`: configuration from flags, and the thread
 //! that polls the topic and feeds the epoch cutter.
 
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use nashflow_connectors::kafka::{Decoder, Fetched, Source, SourceConfig};
 
 use crate::cli::RunArgs;
-use crate::run::Item;
+use crate::run::{Item, ItemSender};
 
 /// `KEY=VALUE` flags as librdkafka properties.
 pub fn properties(flags: &[String]) -> Result<Vec<(String, String)>> {
@@ -37,13 +37,13 @@ const END_QUIET: Duration = Duration::from_secs(2);
 
 /// Messages handed from the fetching thread to the decoding thread at a time (or fewer,
 /// once the oldest has waited `BATCH_WAIT`).
-const BATCH: usize = 256;
+const BATCH: usize = crate::run::SOURCE_BATCH;
 const BATCH_WAIT: Duration = Duration::from_millis(5);
 
 /// Polls `source` into `tx`: for each message its position, then its record or error. With
 /// `exit_at_end`, stops at the end offsets seen when the source opened. Fetching and decoding
 /// run on two threads (each is about a thread's work at full rate), joined by batches.
-pub fn read_kafka(mut source: Source, exit_at_end: bool, tx: Sender<Item>) {
+pub fn read_kafka(mut source: Source, exit_at_end: bool, tx: ItemSender) {
     let decoder = source.decoder();
     let (batches, fetched) = mpsc::sync_channel::<Vec<Fetched>>(64);
     let decoding = std::thread::Builder::new()
@@ -101,7 +101,7 @@ fn warn(last: &mut Option<Instant>, e: &str) {
 }
 
 /// Decodes fetched batches into items for the epoch cutter, in fetch order.
-fn decode_into(decoder: Decoder, fetched: Receiver<Vec<Fetched>>, tx: Sender<Item>) {
+fn decode_into(decoder: Decoder, fetched: Receiver<Vec<Fetched>>, tx: ItemSender) {
     let mut last_warning: Option<Instant> = None;
     for batch in fetched {
         let mut items = Vec::with_capacity(2 * batch.len());

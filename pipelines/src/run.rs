@@ -37,6 +37,23 @@ pub enum Item {
     Batch(Vec<Item>),
 }
 
+/// The sources' channel to the epoch cutter. It is bounded, so that a source faster than the
+/// engine waits (backpressure) rather than queueing without limit.
+pub type ItemSender = mpsc::SyncSender<Item>;
+
+/// Records a source message holds at most (a batch of a file, the simulator or a Kafka fetch;
+/// an HTTP ingest request may hold more).
+pub const SOURCE_BATCH: usize = 256;
+
+/// Messages the channel holds: two epochs of records, so that the sources prepare the next
+/// epoch while the engine applies this one (the hand-off is then never the bottleneck), and
+/// at least 64.
+fn in_flight(epoch_records: usize) -> usize {
+    (2 * epoch_records)
+        .div_ceil(SOURCE_BATCH)
+        .clamp(64, 1 << 16)
+}
+
 /// How often a source wait looks for a stop request (Ctrl-C).
 const STOP_POLL: Duration = Duration::from_millis(100);
 
@@ -275,7 +292,7 @@ fn slow_epoch_hint(kernel_seconds: f64, args: &RunArgs) -> Option<String> {
 
 /// Starts the HTTP server unless it is off: `--no-serve`, or `--exit-at-end` without an
 /// explicit `--listen`. The default address falls back to no server when taken.
-fn serve(args: &RunArgs, tx: mpsc::Sender<Item>) -> Result<Option<Arc<Shared>>> {
+fn serve(args: &RunArgs, tx: ItemSender) -> Result<Option<Arc<Shared>>> {
     if args.no_serve || (args.exit_at_end && args.listen.is_none()) {
         return Ok(None);
     }
@@ -333,11 +350,7 @@ struct Sources {
 
 /// Starts the thread that reads the inputs (files and stdin, Kafka, or the simulator) into
 /// `tx`.
-fn start_sources(
-    args: &RunArgs,
-    restored: Option<&Restored>,
-    tx: mpsc::Sender<Item>,
-) -> Result<Sources> {
+fn start_sources(args: &RunArgs, restored: Option<&Restored>, tx: ItemSender) -> Result<Sources> {
     let exit_at_end = args.exit_at_end;
     if let Some(brokers) = &args.kafka {
         let cfg = crate::kafka::source_config(args, brokers)?;
@@ -626,7 +639,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             .unwrap_or_default(),
         ..cfg
     };
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = mpsc::sync_channel(in_flight(args.epoch_records));
     // Sources first: a bad source flag fails before the server announces itself.
     let server_tx = tx.clone();
     let sources = start_sources(args, restored.as_ref(), tx)?;

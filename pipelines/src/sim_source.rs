@@ -5,7 +5,6 @@
 //! opponent sampling), and every match logs the propensity its matchmaker gave it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,7 +15,7 @@ use nashflow_kernels::sim::Matchmaker;
 use nashflow_operators::engine::EpochReport;
 
 use crate::cli::{SimDevice, SimulateArgs};
-use crate::run::Item;
+use crate::run::{Item, ItemSender};
 use crate::simulate::{setup, to_match, Setup};
 
 /// What the engine tells the simulator after each epoch.
@@ -62,7 +61,7 @@ pub fn parse(spec: &str) -> Result<SimulateArgs> {
 }
 
 /// Starts the simulator thread; `batch` matches per epoch, `--matches` in all.
-pub fn start(spec: &str, batch: u64, tx: Sender<Item>) -> Result<LiveSim> {
+pub fn start(spec: &str, batch: u64, tx: ItemSender) -> Result<LiveSim> {
     let args = parse(spec)?;
     let total = args.matches;
     let sim = setup(&args, true).context("--simulate")?;
@@ -76,7 +75,10 @@ pub fn start(spec: &str, batch: u64, tx: Sender<Item>) -> Result<LiveSim> {
     Ok(live)
 }
 
-fn play(sim: Setup, total: u64, batch: u64, feedback: &Feedback, tx: Sender<Item>) {
+/// Matches per channel hand-off.
+const BATCH: usize = crate::run::SOURCE_BATCH;
+
+fn play(sim: Setup, total: u64, batch: u64, feedback: &Feedback, tx: ItemSender) {
     let n = sim.names.len();
     let mut index = 0u64;
     while index < total {
@@ -97,11 +99,21 @@ fn play(sim: Setup, total: u64, batch: u64, feedback: &Feedback, tx: Sender<Item
         let schedule = matchmaker.schedule(n);
         let end = (index + batch).min(total);
         let source: std::sync::Arc<str> = "simulator".into();
+        // In batches: one channel hand-off per batch of matches, not per match.
+        let mut items = Vec::with_capacity(BATCH);
         for k in index..end {
             let pairing = schedule.pair(sim.seed, k);
             let m = play_match(&sim.game, sim.seed, k, &pairing);
             let record = to_match(&m, &sim.game_name, &sim.names, sim.seed);
-            if tx.send(Item::Record(record, source.clone(), k)).is_err() {
+            items.push(Item::Record(record, source.clone(), k));
+            if (items.len() == BATCH || k + 1 == end)
+                && tx
+                    .send(Item::Batch(std::mem::replace(
+                        &mut items,
+                        Vec::with_capacity(BATCH),
+                    )))
+                    .is_err()
+            {
                 return;
             }
         }

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
+use std::sync::mpsc::TrySendError;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -252,26 +253,48 @@ async fn ingest(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         .counters
         .ingested
         .fetch_add(items.len() as u64, Ordering::Relaxed);
-    let tx = tx.lock().expect("ingest lock");
     let mut accepted = 0;
     let mut rejected = Vec::new();
+    let mut decoded = Vec::with_capacity(items.len());
     let source: Arc<str> = "http".into();
     for (k, item) in items.iter().enumerate() {
         let row = k as u64 + 1;
         match decode_json("http", row, item, || format!("http:{}", batch + row)) {
             Ok(m) => {
-                if tx.send(Item::Record(m, source.clone(), row)).is_err() {
-                    return error(StatusCode::SERVICE_UNAVAILABLE, "the engine has stopped");
-                }
+                decoded.push(Item::Record(m, source.clone(), row));
                 accepted += 1;
             }
             Err(e) => {
                 rejected.push(json!({"row": row, "field": e.field, "reason": e.reason}));
-                shared.counters.dead_letters.fetch_add(1, Ordering::Relaxed);
-                let _ = tx.send(Item::Bad(e));
+                decoded.push(Item::Bad(e));
             }
         }
     }
+    // The whole request as one message, or none of it: a full input queue (the engine is
+    // behind its sources) is a 503 to retry, never a blocked server thread.
+    match tx
+        .lock()
+        .expect("ingest lock")
+        .try_send(Item::Batch(decoded))
+    {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) => {
+            let mut r = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the engine's input queue is full; retry shortly",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            return r;
+        }
+        Err(TrySendError::Disconnected(_)) => {
+            return error(StatusCode::SERVICE_UNAVAILABLE, "the engine has stopped");
+        }
+    }
+    shared
+        .counters
+        .dead_letters
+        .fetch_add(rejected.len() as u64, Ordering::Relaxed);
     (
         StatusCode::ACCEPTED,
         Json(json!({ "accepted": accepted, "rejected": rejected })),

@@ -11,7 +11,7 @@ pub mod views;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::{Context, Result};
 use arrow::array::RecordBatch;
@@ -31,7 +31,7 @@ pub struct Snapshot {
 }
 
 /// A record posted to `POST /api/matches`, handed to the engine's source channel.
-pub type IngestSender = mpsc::Sender<crate::run::Item>;
+pub type IngestSender = crate::run::ItemSender;
 
 /// Counters for `GET /metrics`.
 #[derive(Default)]
