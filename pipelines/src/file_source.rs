@@ -17,8 +17,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use nashflow_schemas::read::stream_file;
 use nashflow_schemas::read::{decode_json, not_utf8, Format};
-use nashflow_schemas::{read_file, FileError, RecordError};
+use nashflow_schemas::{FileError, RecordError};
 
 use crate::run::{Item, ItemSender};
 
@@ -69,32 +70,34 @@ pub fn read_sources(inputs: Vec<PathBuf>, watch: bool, exit_at_end: bool, tx: It
     }
 }
 
-/// Sends a file's rows and bad rows. A file that cannot be opened is fatal when it was named
-/// on the command line (`named`), else (found in a directory) a dead letter. False when the
-/// receiver is gone.
+/// Sends a file's rows and bad rows, in batches as they are decoded (so a large file's first
+/// epochs start while it is still being read, and the channel's bound holds it back). A file
+/// that cannot be opened is fatal when it was named on the command line (`named`), else
+/// (found in a directory) a dead letter. False when the receiver is gone.
 fn send_file(path: &Path, named: bool, tx: &ItemSender) -> bool {
-    let out = match read_file(path) {
-        Ok(out) => out,
-        Err(e) if named => return tx.send(Item::Fatal(e.to_string())).is_ok(),
-        Err(e) => return tx.send(Item::Bad(not_opened(path, e))).is_ok(),
-    };
     let source: Arc<str> = path.display().to_string().into();
-    let mut items = out.errors.into_iter().map(Item::Bad).chain(
-        out.matches
-            .into_iter()
-            .map(|(row, m)| Item::Record(m, source.clone(), row)),
-    );
-    // In batches (one channel hand-off each), not all at once: a large file is not held
-    // twice over, and the channel's bound counts records.
-    loop {
-        let batch: Vec<Item> = items.by_ref().take(BATCH).collect();
-        if batch.is_empty() {
-            return true;
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut alive = true;
+    let streamed = stream_file(path, &mut |_, _| {}, &mut |r| {
+        batch.push(match r {
+            Ok((row, m)) => Item::Record(m, source.clone(), row),
+            Err(e) => Item::Bad(e),
+        });
+        if batch.len() == BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            alive = tx.send(Item::Batch(full)).is_ok();
         }
-        if tx.send(Item::Batch(batch)).is_err() {
-            return false;
-        }
+        alive
+    });
+    if let Err(e) = streamed {
+        let item = if named {
+            Item::Fatal(e.to_string())
+        } else {
+            Item::Bad(not_opened(path, e))
+        };
+        return tx.send(item).is_ok();
     }
+    alive && (batch.is_empty() || tx.send(Item::Batch(batch)).is_ok())
 }
 
 /// Items per channel hand-off.

@@ -25,30 +25,63 @@ pub struct ReadOutcome {
     pub errors: Vec<RecordError>,
 }
 
-impl ReadOutcome {
-    fn push(&mut self, row: u64, r: Result<Match, RecordError>) {
-        match r {
-            Ok(m) => self.matches.push((row, m)),
-            Err(e) => self.errors.push(e),
+/// Where a reader's rows go, in file order: good records with their 1-based row, and bad
+/// rows. Returning false stops the reader (the receiver is gone).
+pub type RowSink<'a> = dyn FnMut(Result<(u64, Match), RecordError>) -> bool + 'a;
+
+/// A reader's output: the sink, and the file's columns once known.
+struct Out<'s, 'a> {
+    sink: &'s mut RowSink<'a>,
+    columns: Option<Vec<String>>,
+}
+
+impl<'s, 'a> Out<'s, 'a> {
+    fn new(sink: &'s mut RowSink<'a>) -> Self {
+        Out {
+            sink,
+            columns: None,
         }
     }
 
-    /// A file without one of the columns every match needs (a header mistake, not bad rows):
-    /// each row it fails says which column is absent and which the file has. Rows that need
-    /// no such column (retractions) still decode.
-    fn name_absent_columns(&mut self, columns: &[&str]) {
-        const NEEDED: [&str; 4] = ["policy_i", "policy_j", "payoff_i", "payoff_j"];
-        for e in &mut self.errors {
-            if let Some(f) = e.field.as_deref() {
-                if NEEDED.contains(&f) && !columns.contains(&f) {
-                    e.reason = format!(
-                        "the file has no `{f}` column (it has: {})",
-                        columns.join(", ")
-                    );
-                }
-            }
+    /// A decoded row; false when the sink asks to stop.
+    fn row(&mut self, row: u64, r: Result<Match, RecordError>) -> bool {
+        match r {
+            Ok(m) => (self.sink)(Ok((row, m))),
+            Err(e) => self.bad(e),
         }
     }
+
+    /// A bad row. In a file without one of the columns every match needs (a header mistake,
+    /// not bad rows), the rows it fails say which column is absent and which the file has;
+    /// rows that need no such column (retractions) still decode.
+    fn bad(&mut self, mut e: RecordError) -> bool {
+        const NEEDED: [&str; 4] = ["policy_i", "policy_j", "payoff_i", "payoff_j"];
+        if let (Some(columns), Some(f)) = (&self.columns, e.field.as_deref()) {
+            if NEEDED.contains(&f) && !columns.iter().any(|c| c == f) {
+                e.reason = format!(
+                    "the file has no `{f}` column (it has: {})",
+                    columns.join(", ")
+                );
+            }
+        }
+        (self.sink)(Err(e))
+    }
+}
+
+/// Runs a reader into a [`ReadOutcome`]; also returns why it stopped early, if it did.
+fn collect(read: impl FnOnce(&mut Out) -> Option<String>) -> (ReadOutcome, Option<String>) {
+    let mut outcome = ReadOutcome::default();
+    let broke = {
+        let mut sink = |r: Result<(u64, Match), RecordError>| {
+            match r {
+                Ok(x) => outcome.matches.push(x),
+                Err(e) => outcome.errors.push(e),
+            }
+            true
+        };
+        read(&mut Out::new(&mut sink))
+    };
+    (outcome, broke)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +124,25 @@ pub fn read_file_reporting(
     path: &Path,
     report: &mut dyn FnMut(u64, u64),
 ) -> Result<ReadOutcome, FileError> {
+    let mut outcome = ReadOutcome::default();
+    stream_file(path, report, &mut |r| {
+        match r {
+            Ok(x) => outcome.matches.push(x),
+            Err(e) => outcome.errors.push(e),
+        }
+        true
+    })?;
+    Ok(outcome)
+}
+
+/// [`read_file_reporting`], handing each row to `sink` as it is decoded instead of
+/// collecting them (a file's last error may be the one for the part that could not be
+/// read). Stops early when `sink` returns false.
+pub fn stream_file(
+    path: &Path,
+    report: &mut dyn FnMut(u64, u64),
+    sink: &mut RowSink,
+) -> Result<(), FileError> {
     let format = Format::from_path(path).ok_or_else(|| {
         unreadable(
             path,
@@ -100,17 +152,25 @@ pub fn read_file_reporting(
     let file = File::open(path).map_err(|e| unreadable(path, e))?;
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
     let name = path.display().to_string();
-    let (mut out, broke) = match format {
-        Format::Csv => csv_rows(&name, Counting::new(file, total, report)),
-        Format::JsonLines => json_rows(&name, BufReader::new(Counting::new(file, total, report))),
-        Format::Parquet => parquet_rows(&name, file, &mut |rows, of| {
-            report(rows.saturating_mul(total) / of.max(1), total)
-        }),
+    let mut out = Out::new(sink);
+    let broke = match format {
+        Format::Csv => csv_rows(&name, Counting::new(file, total, report), &mut out),
+        Format::JsonLines => json_rows(
+            &name,
+            BufReader::new(Counting::new(file, total, report)),
+            &mut out,
+        ),
+        Format::Parquet => parquet_rows(
+            &name,
+            file,
+            &mut |rows, of| report(rows.saturating_mul(total) / of.max(1), total),
+            &mut out,
+        ),
     };
     if let Some(reason) = broke {
-        out.errors.push(RecordError::file(&name, reason));
+        (out.sink)(Err(RecordError::file(&name, reason)));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// A reader that reports the bytes read through it, every [`Counting::EVERY`] bytes.
@@ -148,11 +208,8 @@ impl<R: Read> Read for Counting<'_, R> {
     }
 }
 
-/// A reader's rows, and why it stopped early (`None`: it read the whole input).
-type Rows = (ReadOutcome, Option<String>);
-
 /// The strict form of a reader: any part of the input it could not read fails it.
-fn whole((out, broke): Rows) -> Result<ReadOutcome, String> {
+fn whole((out, broke): (ReadOutcome, Option<String>)) -> Result<ReadOutcome, String> {
     match broke {
         None => Ok(out),
         Some(reason) => Err(reason),
@@ -160,20 +217,23 @@ fn whole((out, broke): Rows) -> Result<ReadOutcome, String> {
 }
 
 pub fn read_csv(source: &str, input: impl Read) -> Result<ReadOutcome, String> {
-    whole(csv_rows(source, input))
+    whole(collect(|out| csv_rows(source, input, out)))
 }
 
-fn csv_rows(source: &str, input: impl Read) -> Rows {
-    let mut out = ReadOutcome::default();
+/// Why a reader stopped early (`None`: it read the whole input, or its sink stopped it).
+type Broke = Option<String>;
+
+fn csv_rows(source: &str, input: impl Read, out: &mut Out) -> Broke {
     let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(input);
     let headers: Vec<String> = match rdr.headers() {
         Ok(h) => h.iter().map(|h| h.trim().to_string()).collect(),
-        Err(e) => return (out, Some(format!("cannot read CSV header: {e}"))),
+        Err(e) => return Some(format!("cannot read CSV header: {e}")),
     };
+    out.columns = Some(headers.clone());
     for (k, rec) in rdr.records().enumerate() {
         let row = k as u64 + 1;
-        match rec {
-            Ok(rec) if rec.len() != headers.len() => out.errors.push(RecordError {
+        let more = match rec {
+            Ok(rec) if rec.len() != headers.len() => out.bad(RecordError {
                 source_name: source.into(),
                 row,
                 field: None,
@@ -194,22 +254,24 @@ fn csv_rows(source: &str, input: impl Read) -> Rows {
                         (h.as_str(), v)
                     })
                     .collect();
-                out.push(
+                out.row(
                     row,
                     decode_row(source, row, &fields, || format!("{source}:{row}")),
-                );
+                )
             }
-            Err(e) => out.errors.push(RecordError {
+            Err(e) => out.bad(RecordError {
                 source_name: source.into(),
                 row,
                 field: None,
                 reason: format!("malformed CSV: {e}"),
                 raw: String::new(),
             }),
+        };
+        if !more {
+            break;
         }
     }
-    out.name_absent_columns(&headers.iter().map(String::as_str).collect::<Vec<_>>());
-    (out, None)
+    None
 }
 
 pub(crate) fn json_raw(v: &serde_json::Value) -> RawValue {
@@ -286,20 +348,19 @@ fn decode_json_value(
 /// JSON Lines (one object per line; blank lines skipped), or a single JSON array of objects.
 /// A line that is not UTF-8 is a bad row; the lines around it are kept.
 pub fn read_json(source: &str, input: impl BufRead) -> Result<ReadOutcome, String> {
-    whole(json_rows(source, input))
+    whole(collect(|out| json_rows(source, input, out)))
 }
 
-fn json_rows(source: &str, mut input: impl BufRead) -> Rows {
-    let mut out = ReadOutcome::default();
+fn json_rows(source: &str, mut input: impl BufRead, out: &mut Out) -> Broke {
     // A byte-order mark (some Windows tools write one) is not part of the first record.
     match input.fill_buf() {
         Ok(b) if b.starts_with(b"\xEF\xBB\xBF") => input.consume(3),
         Ok(_) => {}
-        Err(e) => return (out, Some(format!("read failed: {e}"))),
+        Err(e) => return Some(format!("read failed: {e}")),
     }
     let first = match input.fill_buf() {
         Ok(b) => b,
-        Err(e) => return (out, Some(format!("read failed: {e}"))),
+        Err(e) => return Some(format!("read failed: {e}")),
     };
     let is_array = first
         .iter()
@@ -308,26 +369,28 @@ fn json_rows(source: &str, mut input: impl BufRead) -> Rows {
     if is_array {
         let mut text = String::new();
         if let Err(e) = input.read_to_string(&mut text) {
-            return (out, Some(format!("read failed: {e}")));
+            return Some(format!("read failed: {e}"));
         }
         let values: Vec<serde_json::Value> = match serde_json::from_str(&text) {
             Ok(v) => v,
-            Err(e) => return (out, Some(format!("invalid JSON array: {e}"))),
+            Err(e) => return Some(format!("invalid JSON array: {e}")),
         };
         for (k, v) in values.iter().enumerate() {
             let row = k as u64 + 1;
-            out.push(
+            if !out.row(
                 row,
                 decode_json_value(source, row, v, || format!("{source}:{row}")),
-            );
+            ) {
+                break;
+            }
         }
-        return (out, None);
+        return None;
     }
     for (k, line) in input.split(b'\n').enumerate() {
         let row = k as u64 + 1;
         let mut bytes = match line {
             Ok(b) => b,
-            Err(e) => return (out, Some(format!("read failed after line {k}: {e}"))),
+            Err(e) => return Some(format!("read failed after line {k}: {e}")),
         };
         if bytes.last() == Some(&b'\r') {
             bytes.pop();
@@ -335,19 +398,23 @@ fn json_rows(source: &str, mut input: impl BufRead) -> Rows {
         let line = match std::str::from_utf8(&bytes) {
             Ok(l) => l,
             Err(e) => {
-                out.errors.push(not_utf8(source, row, &bytes, e));
+                if !out.bad(not_utf8(source, row, &bytes, e)) {
+                    break;
+                }
                 continue;
             }
         };
         if line.trim().is_empty() {
             continue;
         }
-        out.push(
+        if !out.row(
             row,
             decode_json(source, row, line, || format!("{source}:{row}")),
-        );
+        ) {
+            break;
+        }
     }
-    (out, None)
+    None
 }
 
 /// A line whose bytes are not UTF-8, kept (lossily) for the dead-letter output.
@@ -408,19 +475,25 @@ fn raw_at(col: &dyn Array, i: usize) -> RawValue {
 }
 
 pub fn read_parquet(source: &str, file: File) -> Result<ReadOutcome, String> {
-    whole(parquet_rows(source, file, &mut |_, _| {}))
+    whole(collect(|out| {
+        parquet_rows(source, file, &mut |_, _| {}, out)
+    }))
 }
 
 /// Parquet rows, calling `report(rows decoded, rows in the file)` after each batch.
-fn parquet_rows(source: &str, file: File, report: &mut dyn FnMut(u64, u64)) -> Rows {
-    let mut out = ReadOutcome::default();
+fn parquet_rows(
+    source: &str,
+    file: File,
+    report: &mut dyn FnMut(u64, u64),
+    out: &mut Out,
+) -> Broke {
     let (reader, rows_in_file) =
         match ParquetRecordBatchReaderBuilder::try_new(file).and_then(|b| {
             let rows = b.metadata().file_metadata().num_rows().max(0) as u64;
             b.build().map(|r| (r, rows))
         }) {
             Ok(r) => r,
-            Err(e) => return (out, Some(format!("not a readable Parquet file: {e}"))),
+            Err(e) => return Some(format!("not a readable Parquet file: {e}")),
         };
     let mut row = 0u64;
     let columns: Vec<String> = reader
@@ -429,16 +502,11 @@ fn parquet_rows(source: &str, file: File, report: &mut dyn FnMut(u64, u64)) -> R
         .iter()
         .map(|f| f.name().clone())
         .collect();
+    out.columns = Some(columns);
     for batch in reader {
         let batch = match batch {
             Ok(b) => b,
-            Err(e) => {
-                out.name_absent_columns(&columns.iter().map(String::as_str).collect::<Vec<_>>());
-                return (
-                    out,
-                    Some(format!("corrupt Parquet data after row {row}: {e}")),
-                );
-            }
+            Err(e) => return Some(format!("corrupt Parquet data after row {row}: {e}")),
         };
         let schema = batch.schema();
         let cols: Vec<(&str, ArrayRef)> = schema
@@ -454,13 +522,14 @@ fn parquet_rows(source: &str, file: File, report: &mut dyn FnMut(u64, u64)) -> R
                 .iter()
                 .map(|(n, c)| (*n, raw_at(c.as_ref(), i)))
                 .collect();
-            out.push(
+            if !out.row(
                 row,
                 decode_row(source, row, &fields, || format!("{source}:{row}")),
-            );
+            ) {
+                return None;
+            }
         }
         report(row, rows_in_file);
     }
-    out.name_absent_columns(&columns.iter().map(String::as_str).collect::<Vec<_>>());
-    (out, None)
+    None
 }
