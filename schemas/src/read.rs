@@ -437,7 +437,7 @@ fn normalize(col: &ArrayRef) -> ArrayRef {
         DataType::Decimal128(_, _) | DataType::Decimal256(_, _) | DataType::Float16 => {
             Some(DataType::Float64)
         }
-        DataType::Timestamp(_, _) | DataType::Date64 => {
+        DataType::Timestamp(_, _) | DataType::Date64 | DataType::Date32 => {
             Some(DataType::Timestamp(TimeUnit::Millisecond, None))
         }
         _ => None,
