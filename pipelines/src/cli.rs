@@ -209,17 +209,17 @@ pub struct SimulateArgs {
     pub matchmaker: String,
     /// `--matchmaker sigma`: PSRO-style opponent sampling. Seat 0 is uniform and seat 1 comes
     /// from (1 − ε)·σ + ε·uniform, with σ given here (one weight per policy, normalised).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     pub sigma: Option<Vec<f64>>,
     /// `--matchmaker sigma`: the uniform share ε that keeps every opponent possible.
     #[arg(long, default_value_t = 0.1)]
     pub sigma_epsilon: f64,
     /// Ratings for `--matchmaker rating` (comma-separated, one per policy; default for
     /// battles: the strengths).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     pub ratings: Option<Vec<f64>>,
     /// Rating matchmaker: how far from its own rating seat 0's form moves the target.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     pub rating_shift: f64,
     /// Rating matchmaker: temperature of `exp(−|r_j − target| / T)`.
     #[arg(long, default_value_t = 0.5)]
@@ -363,7 +363,7 @@ pub struct ModelArgs {
     #[arg(long, value_delimiter = ',', default_value = "1,1.5,2")]
     pub gamma: Vec<f64>,
     /// Declared payoff range LO,HI for the bounds (default: the observed range of each game).
-    #[arg(long, value_parser = parse_range)]
+    #[arg(long, value_parser = parse_range, allow_hyphen_values = true)]
     pub payoff_range: Option<(f64, f64)>,
     /// Upper end of the tipping-Γ search; claims that never flip are "robust beyond" it.
     #[arg(long, default_value_t = 100.0)]
@@ -600,4 +600,41 @@ pub struct RunArgs {
     /// Row limit of `POST /api/sql` results.
     #[arg(long, default_value_t = 10_000)]
     pub sql_max_rows: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    /// Values that may be negative parse as values, not as flags.
+    #[test]
+    fn negative_values_are_values() {
+        let cli = Cli::try_parse_from(["nashflow", "analyze", "x.csv", "--payoff-range", "-1,1"])
+            .unwrap();
+        let Command::Analyze(a) = cli.command else {
+            panic!("analyze")
+        };
+        assert_eq!(a.model.payoff_range, Some((-1.0, 1.0)));
+        let cli = Cli::try_parse_from([
+            "nashflow",
+            "simulate",
+            "--policies",
+            "strong,weak",
+            "--ratings",
+            "-1,2",
+            "--rating-shift",
+            "-0.5",
+            "--sigma",
+            "-1,2",
+        ])
+        .unwrap();
+        let Command::Simulate(s) = cli.command else {
+            panic!("simulate")
+        };
+        assert_eq!(s.ratings, Some(vec![-1.0, 2.0]));
+        assert_eq!(s.sigma, Some(vec![-1.0, 2.0]));
+        assert_eq!(s.rating_shift, -0.5);
+    }
 }
