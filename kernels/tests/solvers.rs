@@ -397,15 +397,7 @@ fn hinted_mene_equals_cold_mene_bit_for_bit() {
 fn games_without_a_finite_range_or_policies_are_input_errors() {
     let huge = Matrix::from_rows(&[vec![1e308, -1e308], vec![-1e308, 1e308]]).unwrap();
     let empty = Matrix::from_rows(&[]).unwrap();
-    for kind in [
-        SolverKind::Mene,
-        SolverKind::NashLp,
-        SolverKind::Uniform,
-        SolverKind::Prd,
-        SolverKind::Alpharank,
-        SolverKind::Cce,
-        SolverKind::Lle,
-    ] {
+    for kind in SolverKind::ALL {
         for m in [&huge, &empty] {
             let e = SolverConfig::new(kind).solve(m).unwrap_err();
             assert!(

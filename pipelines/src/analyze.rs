@@ -30,17 +30,15 @@ pub fn run_analysis(args: &AnalyzeArgs) -> Result<Analysis> {
     let mut skipped = std::collections::HashSet::new();
     // A directory means its match logs, as `run` reads it; a file in it that cannot be opened
     // is a dead letter, a named one an error.
-    let files = args.files.iter().flat_map(|path| {
+    let mut files = Vec::new();
+    for path in &args.files {
         if path.is_dir() {
-            listing(path, &mut skipped)
-                .into_iter()
-                .map(|f| (f, false))
-                .collect()
+            files.extend(listing(path, &mut skipped).into_iter().map(|f| (f, false)));
         } else {
-            vec![(path.clone(), true)]
+            files.push((path.clone(), true));
         }
-    });
-    for (path, named) in files.collect::<Vec<_>>() {
+    }
+    for (path, named) in files {
         let mut reading = ReadBar::new(args.quiet, &path);
         let read = read_file_reporting(&path, &mut |done, total| reading.report(done, total));
         reading.finish();

@@ -12,13 +12,11 @@
 //! and rename them into place. A file is never re-read: append by writing new files.
 
 use std::collections::{HashMap, HashSet};
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use nashflow_schemas::read::stream_file;
-use nashflow_schemas::read::{decode_json, not_utf8, Format};
+use nashflow_schemas::read::{stream_file, stream_json_lines, Format};
 use nashflow_schemas::{FileError, RecordError};
 
 use crate::run::{Item, ItemSender};
@@ -110,37 +108,27 @@ pub fn not_opened(path: &Path, e: FileError) -> RecordError {
     RecordError::file(&source, reason)
 }
 
-/// JSON Lines from stdin until end of input. A line that is not UTF-8 or not a record is a
-/// dead letter; a failed read is fatal (it is not the end of the input).
+/// JSON Lines from stdin until end of input, each row sent as it arrives. A line that is
+/// not UTF-8 or not a record is a dead letter; a failed read is fatal (it is not the end of
+/// the input).
 fn read_stdin(tx: &ItemSender) -> bool {
     let source: Arc<str> = "stdin".into();
-    for (k, line) in std::io::stdin().lock().split(b'\n').enumerate() {
-        let row = k as u64 + 1;
-        let mut bytes = match line {
-            Ok(b) => b,
-            Err(e) => {
-                let _ = tx.send(Item::Fatal(format!(
-                    "stdin: read failed after line {k}: {e}"
-                )));
-                return false;
-            }
+    let mut alive = true;
+    let broke = stream_json_lines("stdin", std::io::stdin().lock(), &mut |r| {
+        let item = match r {
+            Ok((row, m)) => Item::Record(m, source.clone(), row),
+            Err(e) => Item::Bad(e),
         };
-        if bytes.last() == Some(&b'\r') {
-            bytes.pop();
+        alive = tx.send(item).is_ok();
+        alive
+    });
+    match broke {
+        Some(reason) => {
+            let _ = tx.send(Item::Fatal(format!("stdin: {reason}")));
+            false
         }
-        let item = match std::str::from_utf8(&bytes) {
-            Err(e) => Item::Bad(not_utf8("stdin", row, &bytes, e)),
-            Ok(line) if line.trim().is_empty() => continue,
-            Ok(line) => match decode_json("stdin", row, line, || format!("stdin:{row}")) {
-                Ok(m) => Item::Record(m, source.clone(), row),
-                Err(e) => Item::Bad(e),
-            },
-        };
-        if tx.send(item).is_err() {
-            return false;
-        }
+        None => alive,
     }
-    true
 }
 
 /// The match logs in `dir`, in name order: files of a known type whose names do not start

@@ -134,7 +134,6 @@ pub async fn register_archive(ctx: &SessionContext, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs one read-only query under the limits.
 /// The tables a session can query, in name order.
 fn table_names(ctx: &SessionContext) -> Vec<String> {
     let mut names: Vec<String> = ctx
@@ -153,6 +152,7 @@ fn table_names(ctx: &SessionContext) -> Vec<String> {
     names
 }
 
+/// Runs one read-only query under the limits.
 pub async fn query(ctx: &SessionContext, sql: &str, limits: Limits) -> Result<QueryResult> {
     check_read_only(sql)?;
     let guards = SQLOptions::new()

@@ -338,16 +338,18 @@ fn interrupt_and_restart_loses_and_doubles_nothing() {
     survives("interrupt", &[], |child, _| {
         let pid = child.id().to_string();
         assert!(send_signal("-INT", &pid));
-        let t0 = Instant::now();
-        while child.try_wait().unwrap().is_none() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(60),
-                "nashflow did not stop after SIGINT"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert!(child.try_wait().unwrap().unwrap().success());
+        exits_successfully(child, 60, "nashflow did not stop after SIGINT");
     });
+}
+
+/// Waits up to `seconds` for `child` to end (else fails with `late`), then asserts success.
+fn exits_successfully(child: &mut std::process::Child, seconds: u64, late: &str) {
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(t0.elapsed() < Duration::from_secs(seconds), "{late}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(child.try_wait().unwrap().unwrap().success());
 }
 
 /// `kill SIGNAL PID`; true when it was delivered.
@@ -364,15 +366,11 @@ fn broker_restart_mid_stream_loses_and_doubles_nothing() {
     survives("broker", &[], |child, broker| {
         broker.restart();
         // nashflow rides out the outage and finishes on its own.
-        let t0 = Instant::now();
-        while child.try_wait().unwrap().is_none() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(180),
-                "nashflow did not finish after the broker came back"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        assert!(child.try_wait().unwrap().unwrap().success());
+        exits_successfully(
+            child,
+            180,
+            "nashflow did not finish after the broker came back",
+        );
     });
 }
 

@@ -25,6 +25,17 @@ pub struct ReadOutcome {
     pub errors: Vec<RecordError>,
 }
 
+impl ReadOutcome {
+    /// The collecting [`RowSink`]: keeps every row and never stops the reader.
+    fn keep(&mut self, r: Result<(u64, Match), RecordError>) -> bool {
+        match r {
+            Ok(x) => self.matches.push(x),
+            Err(e) => self.errors.push(e),
+        }
+        true
+    }
+}
+
 /// Where a reader's rows go, in file order: good records with their 1-based row, and bad
 /// rows. Returning false stops the reader (the receiver is gone).
 pub type RowSink<'a> = dyn FnMut(Result<(u64, Match), RecordError>) -> bool + 'a;
@@ -71,16 +82,7 @@ impl<'s, 'a> Out<'s, 'a> {
 /// Runs a reader into a [`ReadOutcome`]; also returns why it stopped early, if it did.
 fn collect(read: impl FnOnce(&mut Out) -> Option<String>) -> (ReadOutcome, Option<String>) {
     let mut outcome = ReadOutcome::default();
-    let broke = {
-        let mut sink = |r: Result<(u64, Match), RecordError>| {
-            match r {
-                Ok(x) => outcome.matches.push(x),
-                Err(e) => outcome.errors.push(e),
-            }
-            true
-        };
-        read(&mut Out::new(&mut sink))
-    };
+    let broke = read(&mut Out::new(&mut |r| outcome.keep(r)));
     (outcome, broke)
 }
 
@@ -125,13 +127,7 @@ pub fn read_file_reporting(
     report: &mut dyn FnMut(u64, u64),
 ) -> Result<ReadOutcome, FileError> {
     let mut outcome = ReadOutcome::default();
-    stream_file(path, report, &mut |r| {
-        match r {
-            Ok(x) => outcome.matches.push(x),
-            Err(e) => outcome.errors.push(e),
-        }
-        true
-    })?;
+    stream_file(path, report, &mut |r| outcome.keep(r))?;
     Ok(outcome)
 }
 
@@ -386,6 +382,16 @@ fn json_rows(source: &str, mut input: impl BufRead, out: &mut Out) -> Broke {
         }
         return None;
     }
+    json_lines(source, input, out)
+}
+
+/// JSON Lines as they arrive (stdin, say), one row per line: a line that is not UTF-8 is a
+/// bad row, blank lines are skipped. Returns why it stopped early (a failed read), if so.
+pub fn stream_json_lines(source: &str, input: impl BufRead, sink: &mut RowSink) -> Option<String> {
+    json_lines(source, input, &mut Out::new(sink))
+}
+
+fn json_lines(source: &str, input: impl BufRead, out: &mut Out) -> Broke {
     for (k, line) in input.split(b'\n').enumerate() {
         let row = k as u64 + 1;
         let mut bytes = match line {
@@ -418,7 +424,7 @@ fn json_rows(source: &str, mut input: impl BufRead, out: &mut Out) -> Broke {
 }
 
 /// A line whose bytes are not UTF-8, kept (lossily) for the dead-letter output.
-pub fn not_utf8(source: &str, row: u64, bytes: &[u8], e: std::str::Utf8Error) -> RecordError {
+fn not_utf8(source: &str, row: u64, bytes: &[u8], e: std::str::Utf8Error) -> RecordError {
     RecordError {
         source_name: source.into(),
         row,

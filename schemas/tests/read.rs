@@ -290,66 +290,40 @@ fn parquet_round_trip_and_foreign_types() {
     assert_eq!(out.matches[2].1.payoff_i, 2.0);
     assert!(out.matches[0].1.match_id.ends_with("pandas.parquet:1"));
 
-    // Times as Parquet dates (days) and timestamps (here seconds) become ms since the epoch.
-    let times = RecordBatch::try_from_iter(vec![
-        (
-            "policy_i",
-            Arc::new(StringArray::from(vec!["a"])) as ArrayRef,
-        ),
-        (
-            "policy_j",
-            Arc::new(StringArray::from(vec!["b"])) as ArrayRef,
-        ),
-        (
-            "payoff_i",
-            Arc::new(Float32Array::from(vec![1.0])) as ArrayRef,
-        ),
-        (
-            "payoff_j",
-            Arc::new(Float32Array::from(vec![0.0])) as ArrayRef,
-        ),
-        (
-            "ts",
-            Arc::new(arrow::array::Date32Array::from(vec![20454])) as ArrayRef,
-        ),
-    ])
-    .unwrap();
+    // Times as Parquet dates (days) and timestamps (here seconds) become ms since the epoch:
+    // day 20,454 after 1970-01-01, and second 1,767,225,600, are 2026-01-01.
     let path = tmp("dates.parquet");
-    write_parquet(&path, &times).unwrap();
-    let out = read_file(&path).unwrap();
-    assert!(out.errors.is_empty(), "{:?}", out.errors);
-    // Day 20,454 after 1970-01-01 is 2026-01-01.
-    assert_eq!(out.matches[0].1.ts, Some(1_767_225_600_000));
-    let stamps = RecordBatch::try_from_iter(vec![
-        (
-            "policy_i",
-            Arc::new(StringArray::from(vec!["a"])) as ArrayRef,
-        ),
-        (
-            "policy_j",
-            Arc::new(StringArray::from(vec!["b"])) as ArrayRef,
-        ),
-        (
-            "payoff_i",
-            Arc::new(Float32Array::from(vec![1.0])) as ArrayRef,
-        ),
-        (
-            "payoff_j",
-            Arc::new(Float32Array::from(vec![0.0])) as ArrayRef,
-        ),
-        (
-            "ts",
-            Arc::new(arrow::array::TimestampSecondArray::from(vec![
-                1_767_225_600,
-            ])) as ArrayRef,
-        ),
-    ])
-    .unwrap();
-    write_parquet(&path, &stamps).unwrap();
-    assert_eq!(
-        read_file(&path).unwrap().matches[0].1.ts,
-        Some(1_767_225_600_000)
-    );
+    for ts in [
+        Arc::new(arrow::array::Date32Array::from(vec![20454])) as ArrayRef,
+        Arc::new(arrow::array::TimestampSecondArray::from(vec![
+            1_767_225_600,
+        ])) as ArrayRef,
+    ] {
+        let one = RecordBatch::try_from_iter(vec![
+            (
+                "policy_i",
+                Arc::new(StringArray::from(vec!["a"])) as ArrayRef,
+            ),
+            (
+                "policy_j",
+                Arc::new(StringArray::from(vec!["b"])) as ArrayRef,
+            ),
+            (
+                "payoff_i",
+                Arc::new(Float32Array::from(vec![1.0])) as ArrayRef,
+            ),
+            (
+                "payoff_j",
+                Arc::new(Float32Array::from(vec![0.0])) as ArrayRef,
+            ),
+            ("ts", ts),
+        ])
+        .unwrap();
+        write_parquet(&path, &one).unwrap();
+        let out = read_file(&path).unwrap();
+        assert!(out.errors.is_empty(), "{:?}", out.errors);
+        assert_eq!(out.matches[0].1.ts, Some(1_767_225_600_000));
+    }
 
     let bad = RecordBatch::try_from_iter(vec![
         (
