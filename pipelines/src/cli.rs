@@ -23,7 +23,7 @@ use nashflow_schemas::Layout;
         M[i,j] = mean payoff to i against j, solves it (max-entropy Nash by default) and reports \
         regret, exploitability, welfare, partner/ecosystem lifts, Shapley attribution and ratings.\n\n\
         Examples:\n  \
-        nashflow analyze examples/rps.csv\n  \
+        nashflow analyze examples/rps.jsonl\n  \
         nashflow analyze logs/*.jsonl --bootstrap 200 --seed 7 --out results/\n  \
         nashflow analyze egta.csv --layout perspective --format json\n  \
         nashflow solve matrix.json --solver alpharank\n  \

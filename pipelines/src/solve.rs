@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use nashflow_kernels::metrics::evaluate;
+use nashflow_kernels::solvers::{SolverKind, CONSTANT_SUM_TOL};
 use nashflow_kernels::{Matrix, SolverConfig};
 use serde_json::json;
 
@@ -101,12 +102,15 @@ pub fn load(path: &Path) -> Result<NamedMatrix> {
 
 pub fn solve_json(m: &NamedMatrix, solver: &SolverConfig) -> Result<serde_json::Value> {
     let t0 = std::time::Instant::now();
-    let sigma = solver.solve(&m.payoff)?;
+    let solved = solver.solve_detailed(&m.payoff)?;
     let secs = t0.elapsed().as_secs_f64();
+    let sigma = solved.sigma;
     let e = evaluate(&m.payoff, &sigma);
     Ok(json!({
         "policies": m.policies,
         "solver": solver.kind.name(),
+        "solver_exact": solved.exact,
+        "constant_sum": m.payoff.constant_sum(CONSTANT_SUM_TOL).is_some(),
         "sigma": sigma.iter().map(|&x| num(x)).collect::<Vec<_>>(),
         "regret": e.regret.iter().map(|&x| num(x)).collect::<Vec<_>>(),
         "value": num(e.value),
@@ -145,7 +149,28 @@ pub fn run(args: &SolveArgs) -> Result<()> {
                 out["exploitability"].as_f64().unwrap_or(f64::NAN),
                 out["solve_seconds"].as_f64().unwrap_or(f64::NAN)
             );
+            for note in notes(&out, args.solver.config().kind) {
+                println!("note: {note}");
+            }
         }
     }
     Ok(())
+}
+
+/// What the table view says below the numbers when σ is not what the solver promises.
+fn notes(out: &serde_json::Value, kind: SolverKind) -> Vec<&'static str> {
+    let mut notes = Vec::new();
+    if out["solver_exact"] == false {
+        notes.push(
+            "mene's search ran out of budget (--mene-node-limit): σ is the highest-entropy \
+             equilibrium found, not proven the maximum",
+        );
+    }
+    if kind == SolverKind::NashLp && out["constant_sum"] == false {
+        notes.push(
+            "the game is not constant-sum, so nash-lp's maximin σ need not be an equilibrium \
+             (see its exploitability); mene solves general-sum games",
+        );
+    }
+    notes
 }

@@ -424,6 +424,8 @@ fn solve_json_and_csv() {
         "value",
         "exploitability",
         "solve_seconds",
+        "solver_exact",
+        "constant_sum",
     ] {
         assert!(!v[key].is_null(), "{key}");
     }
@@ -439,7 +441,19 @@ fn solve_json_and_csv() {
     assert_eq!(v["policies"], serde_json::json!(["c", "d"]));
     assert!(v["sigma"][1].as_f64().unwrap() > 0.99);
     let out = run(bin().arg("solve").arg(&json_path));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("exploitability"));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("exploitability") && !table.contains("note:"));
+    // A general-sum game: nash-lp's maximin is no equilibrium here, and the table says so.
+    let out = run(bin().args(["solve", "--solver", "nash-lp"]).arg(&csv_path));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("note: the game is not constant-sum"));
+    let out = run(bin()
+        .args(["solve", "--format", "json", "--solver", "nash-lp"])
+        .arg(&json_path));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (&v["solver_exact"], &v["constant_sum"]),
+        (&Value::Bool(true), &Value::Bool(true))
+    );
 }
 
 #[test]

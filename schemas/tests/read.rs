@@ -131,6 +131,35 @@ not json
     assert!(out.errors[2].reason.contains("unknown column type array"));
 }
 
+/// Names and ids given as JSON numbers are their digits; numbers beyond 64 bits stay distinct
+/// (they used to saturate to i64::MAX, merging different match ids).
+#[test]
+fn numeric_ids_and_names_keep_their_digits() {
+    let text = r#"{"match_id":18446744073709551616,"policy_i":7,"policy_j":2.0,"payoff_i":1,"payoff_j":0}
+{"match_id":36893488147419103232,"policy_i":-0.0,"policy_j":18446744073709551615,"payoff_i":1,"payoff_j":0}
+"#;
+    let out = read_json("n.jsonl", text.as_bytes()).unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let got: Vec<(&str, &str, &str)> = out
+        .matches
+        .iter()
+        .map(|(_, m)| {
+            (
+                m.match_id.as_str(),
+                m.policy_i.as_str(),
+                m.policy_j.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("18446744073709552000", "7", "2"),
+            ("36893488147419103000", "0", "18446744073709551615")
+        ]
+    );
+}
+
 /// `ts` is milliseconds since the epoch, as an integer or as an RFC 3339 / ISO 8601 time in
 /// text (no zone: UTC), floored to the millisecond.
 #[test]

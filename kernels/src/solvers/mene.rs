@@ -30,7 +30,7 @@ use crate::polytope::{Polytope, RelativeInterior, Row};
 use crate::KernelError;
 
 /// Relative tolerance for recognising a constant-sum game.
-pub(crate) const CONSTANT_SUM_TOL: f64 = 1e-9;
+pub const CONSTANT_SUM_TOL: f64 = 1e-9;
 /// Largest constant-sum game solved cold on the dense tableau (see [`mene_hinted`]).
 const COLD_TABLEAU_MAX: usize = 128;
 

@@ -19,10 +19,9 @@ pub use alpharank::{alpharank, log_fixation};
 pub use cce::cce;
 pub use leave_one_out::LeaveOneOut;
 pub use lle::lle;
-pub(crate) use mene::CONSTANT_SUM_TOL;
 pub use mene::{
     brute_force_max_entropy, equilibrium_polytope, mene, mene_budgeted, mene_hinted, support_of,
-    MeneOutcome, DEFAULT_NODE_LIMIT,
+    MeneOutcome, CONSTANT_SUM_TOL, DEFAULT_NODE_LIMIT,
 };
 pub use nash_lp::nash_lp;
 pub use prd::prd;
