@@ -1,6 +1,8 @@
 //! One decoding path for every input format: readers turn a row into named [`RawValue`]s,
 //! and [`decode_row`] validates them into a [`Match`].
 
+use std::fmt;
+
 use crate::error::RecordError;
 use crate::record::{Match, DEFAULT_GAME};
 
@@ -178,6 +180,24 @@ impl Ctx<'_> {
         }
     }
 
+    /// A non-negative integer up to 2^64 − 1 (a simulator's seed spans all 64 bits).
+    fn uint(&self, field: &str, v: Option<&RawValue>) -> Result<Option<u64>, RecordError> {
+        let negative = |s: &dyn fmt::Display| self.err(field, format!("{field} {s} is negative"));
+        match v {
+            Some(RawValue::UInt(u)) => Ok(Some(*u)),
+            Some(RawValue::Int(i)) if *i < 0 => Err(negative(i)),
+            Some(RawValue::Str(s)) if s.trim().starts_with('-') => Err(negative(&s.trim())),
+            Some(RawValue::Str(s)) if !s.trim().is_empty() => match s.trim().parse::<u64>() {
+                Ok(u) => Ok(Some(u)),
+                Err(_) => self.int(field, v).map(|i| i.map(|i| i as u64)),
+            },
+            other => match self.int(field, other)? {
+                Some(i) if i < 0 => Err(negative(&i)),
+                i => Ok(i.map(|i| i as u64)),
+            },
+        }
+    }
+
     /// Milliseconds since the Unix epoch: an integer, or an RFC 3339 / ISO 8601 time in text
     /// (`2026-01-01T12:00:00Z`, `2026-01-01 12:00:00.5+02:00`; no zone means UTC), floored
     /// to the millisecond.
@@ -293,10 +313,7 @@ pub fn decode_row(
             return Err(cx.err("propensity", format!("propensity {p} is outside (0, 1]")));
         }
     }
-    let seed = match cx.int("seed", get("seed"))? {
-        Some(s) if s < 0 => return Err(cx.err("seed", format!("seed {s} is negative"))),
-        s => s.map(|s| s as u64),
-    };
+    let seed = cx.uint("seed", get("seed"))?;
     Ok(Match {
         match_id,
         ts,

@@ -160,6 +160,43 @@ fn numeric_ids_and_names_keep_their_digits() {
     );
 }
 
+/// A seed spans all 64 bits (the simulator writes such seeds), in JSON, CSV and Parquet.
+#[test]
+fn seeds_span_64_bits() {
+    let text = r#"{"match_id":"a","policy_i":"x","policy_j":"y","payoff_i":1,"payoff_j":0,"seed":18446744073709551615}
+{"match_id":"b","policy_i":"x","policy_j":"y","payoff_i":1,"payoff_j":0,"seed":"9223372036854775808"}
+{"match_id":"c","policy_i":"x","policy_j":"y","payoff_i":1,"payoff_j":0,"seed":-1}
+{"match_id":"d","policy_i":"x","policy_j":"y","payoff_i":1,"payoff_j":0,"seed":"-3"}
+{"match_id":"e","policy_i":"x","policy_j":"y","payoff_i":1,"payoff_j":0,"seed":2.5}
+"#;
+    let out = read_json("s.jsonl", text.as_bytes()).unwrap();
+    let seeds: Vec<Option<u64>> = out.matches.iter().map(|(_, m)| m.seed).collect();
+    assert_eq!(seeds, vec![Some(u64::MAX), Some(1 << 63)]);
+    let errs: Vec<(u64, &str)> = out
+        .errors
+        .iter()
+        .map(|e| (e.row, e.reason.as_str()))
+        .collect();
+    assert_eq!(
+        errs,
+        vec![
+            (3, "seed -1 is negative"),
+            (4, "seed -3 is negative"),
+            (5, "expected an integer, got 2.5")
+        ]
+    );
+    let csv = "match_id,policy_i,policy_j,payoff_i,payoff_j,seed\na,x,y,1,0,18446744073709551615\n";
+    let out = read_csv("s.csv", csv.as_bytes()).unwrap();
+    assert_eq!(out.matches[0].1.seed, Some(u64::MAX));
+    let path = tmp("seeds.parquet");
+    let mut m = Match::new("a", "g", "x", "y", 1.0, 0.0);
+    m.seed = Some(u64::MAX);
+    write_parquet(&path, &matches_batch([&m])).unwrap();
+    let back = read_file(&path).unwrap();
+    assert!(back.errors.is_empty(), "{:?}", back.errors);
+    assert_eq!(back.matches[0].1.seed, Some(u64::MAX));
+}
+
 /// `ts` is milliseconds since the epoch, as an integer or as an RFC 3339 / ISO 8601 time in
 /// text (no zone: UTC), floored to the millisecond.
 #[test]
