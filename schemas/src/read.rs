@@ -341,7 +341,8 @@ fn decode_json_value(
     decode_row(source, row, &fields, derived_id)
 }
 
-/// JSON Lines (one object per line; blank lines skipped), or a single JSON array of objects.
+/// JSON Lines (one object per line; blank lines skipped), or a single JSON array of objects
+/// (exactly one array: JSON Lines whose first line is an array keep their other lines).
 /// A line that is not UTF-8 is a bad row; the lines around it are kept.
 pub fn read_json(source: &str, input: impl BufRead) -> Result<ReadOutcome, String> {
     whole(collect(|out| json_rows(source, input, out)))
@@ -367,9 +368,19 @@ fn json_rows(source: &str, mut input: impl BufRead, out: &mut Out) -> Broke {
         if let Err(e) = input.read_to_string(&mut text) {
             return Some(format!("read failed: {e}"));
         }
-        let values: Vec<serde_json::Value> = match serde_json::from_str(&text) {
-            Ok(v) => v,
-            Err(e) => return Some(format!("invalid JSON array: {e}")),
+        // One array and nothing after it is an array file; an array followed by more values
+        // is JSON Lines whose first line is a bad row (the lines after it are kept).
+        let mut values =
+            serde_json::Deserializer::from_str(&text).into_iter::<Vec<serde_json::Value>>();
+        let values = match (values.next(), values.next()) {
+            (Some(Ok(v)), None) => v,
+            (Some(Ok(_)), Some(_)) => return json_lines(source, text.as_bytes(), out),
+            // A broken first line of JSON Lines, when the next line is a whole record.
+            (Some(Err(_)), _) if second_line_is_an_object(&text) => {
+                return json_lines(source, text.as_bytes(), out)
+            }
+            (Some(Err(e)), _) => return Some(format!("invalid JSON array: {e}")),
+            (None, _) => Vec::new(),
         };
         for (k, v) in values.iter().enumerate() {
             let row = k as u64 + 1;
@@ -383,6 +394,15 @@ fn json_rows(source: &str, mut input: impl BufRead, out: &mut Out) -> Broke {
         return None;
     }
     json_lines(source, input, out)
+}
+
+/// True when the second non-blank line is a JSON object on its own: the text is JSON Lines
+/// (in a JSON array the lines between the brackets end in commas or are fragments).
+fn second_line_is_an_object(text: &str) -> bool {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .nth(1)
+        .is_some_and(|l| serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| v.is_object()))
 }
 
 /// JSON Lines as they arrive (stdin, say), one row per line: a line that is not UTF-8 is a

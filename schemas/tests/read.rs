@@ -299,6 +299,37 @@ fn json_array_file() {
     .unwrap();
     assert_eq!(out.matches.len(), 1);
     assert_eq!(out.matches[0].1.match_id, "a.json:1");
+    // A pretty-printed array, and one that is broken: the whole file is unreadable then.
+    let pretty = "[\n  {\"policy_i\": \"a\", \"policy_j\": \"b\", \"payoff_i\": 1, \"payoff_j\": 0},\n  {\"policy_i\": \"b\", \"policy_j\": \"a\", \"payoff_i\": 0, \"payoff_j\": 1}\n]\n";
+    assert_eq!(
+        read_json("p.json", pretty.as_bytes())
+            .unwrap()
+            .matches
+            .len(),
+        2
+    );
+    let broken = &pretty[..pretty.len() - 3];
+    let err = read_json("p.json", broken.as_bytes()).unwrap_err();
+    assert!(err.starts_with("invalid JSON array"), "{err}");
+}
+
+/// JSON Lines whose first line is an array (whole or broken) is a bad first row, not an
+/// unreadable file: the records after it are kept.
+#[test]
+fn json_lines_starting_with_an_array_keep_their_records() {
+    let record = r#"{"match_id":"m","policy_i":"a","policy_j":"b","payoff_i":1,"payoff_j":0}"#;
+    for first in ["[1,2,3]", "[1,2"] {
+        let text = format!("{first}\n{record}\n");
+        let out = read_json("l.jsonl", text.as_bytes()).unwrap();
+        let ids: Vec<&str> = out
+            .matches
+            .iter()
+            .map(|(_, m)| m.match_id.as_str())
+            .collect();
+        assert_eq!(ids, vec!["m"], "{first}");
+        assert_eq!(out.errors.len(), 1, "{first}: {:?}", out.errors);
+        assert_eq!(out.errors[0].row, 1);
+    }
 }
 
 #[test]
