@@ -468,7 +468,7 @@ pub struct RunArgs {
     /// `-` reads JSON Lines from stdin until end of input. (`--config FILE.toml` supplies any
     /// of these flags from a file: keys are flag names, `[trigger] threshold` is
     /// `--trigger-threshold`; command-line flags win.)
-    #[arg(long = "input", short = 'i', required_unless_present_any = ["files", "kafka", "simulate"], conflicts_with_all = ["kafka", "simulate"], num_args = 1..)]
+    #[arg(long = "input", short = 'i', required_unless_present_any = ["files", "kafka", "simulate", "ingest_token"], conflicts_with_all = ["kafka", "simulate"], num_args = 1..)]
     pub input: Vec<PathBuf>,
     /// Match logs or directories of them, as `--input` takes them (and `analyze` its files).
     #[arg(value_name = "FILE", conflicts_with_all = ["input", "kafka", "simulate"])]
@@ -594,8 +594,9 @@ pub struct RunArgs {
     /// Do not start the web server.
     #[arg(long)]
     pub no_serve: bool,
-    /// Turns on `POST /api/matches`, which then needs `Authorization: Bearer TOKEN`.
-    #[arg(long)]
+    /// Turns on `POST /api/matches`, which then needs `Authorization: Bearer TOKEN`. The
+    /// run stays open for it; with no other input, HTTP is the run's only source.
+    #[arg(long, conflicts_with = "no_serve")]
     pub ingest_token: Option<String>,
     /// Row limit of `POST /api/sql` results.
     #[arg(long, default_value_t = 10_000)]

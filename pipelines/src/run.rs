@@ -644,6 +644,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let server_tx = tx.clone();
     let sources = start_sources(args, restored.as_ref(), tx)?;
     let server = serve(args, server_tx)?;
+    if args.ingest_token.is_some() && server.is_none() {
+        bail!("--ingest-token needs the web server, which did not start (see above); give a free --listen ADDR");
+    }
     // The live `matches` table of the server: the ledger over everything ingested.
     let mut live = server.as_ref().map(|_| Ledger::new(args.model.layout));
     let mut log = InputLog {

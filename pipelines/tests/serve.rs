@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{http, json, start_with, wait_for};
+use common::{bin, http, json, start_serving, start_with, wait_for};
 use serde_json::Value;
 
 #[test]
@@ -227,4 +227,35 @@ fn http_api_end_to_end() {
     let (s, page) = http(&addr, "GET", "/", &[], b"");
     assert_eq!(s, 200);
     assert!(String::from_utf8_lossy(&page).contains("id=\"leaderboard\""));
+}
+
+/// HTTP ingest can be a run's only source: no files, the run stays open for it. A token
+/// without a server is refused.
+#[test]
+fn http_ingest_alone_feeds_a_run() {
+    let srv = start_serving("tok", &[]);
+    let auth = [("Authorization", "Bearer tok")];
+    let body =
+        br#"{"match_id":"a","game":"g","policy_i":"x","policy_j":"y","payoff_i":1,"payoff_j":0}
+{"match_id":"b","game":"g","policy_i":"y","policy_j":"x","payoff_i":0.25,"payoff_j":0.75}"#;
+    let (s, b) = http(&srv.addr, "POST", "/api/matches", &auth, body);
+    assert_eq!(s, 202, "{}", String::from_utf8_lossy(&b));
+    wait_for("the ingested game", || {
+        json(&srv.addr, "/api/leaderboard?game=g").0 == 200
+    });
+    let (_, lb) = json(&srv.addr, "/api/leaderboard?game=g");
+    let names: Vec<&str> = lb["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["policy"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{lb}");
+
+    let out = bin()
+        .args(["run", "--ingest-token", "t", "--no-serve"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--no-serve"));
 }

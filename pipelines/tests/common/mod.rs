@@ -67,19 +67,19 @@ pub fn start(dir: &std::path::Path, token: &str) -> Server {
 
 /// [`start`] with extra `nashflow run` flags.
 pub fn start_with(dir: &std::path::Path, token: &str, extra: &[&str]) -> Server {
+    let mut args = extra.to_vec();
+    args.extend(["--watch", "-i", dir.to_str().unwrap()]);
+    start_serving(token, &args)
+}
+
+/// `nashflow run` with `args`, HTTP ingest under `token` and 100 ms epochs, serving on a free
+/// port (read from its first line on stderr).
+pub fn start_serving(token: &str, args: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_nashflow"))
         .arg("run")
-        .args(extra)
-        .args([
-            "--watch",
-            "--epoch-ms",
-            "100",
-            "-q",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .args(["--ingest-token", token, "--bootstrap", "8", "-i"])
-        .arg(dir)
+        .args(args)
+        .args(["--epoch-ms", "100", "-q", "--listen", "127.0.0.1:0"])
+        .args(["--ingest-token", token, "--bootstrap", "8"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
