@@ -120,10 +120,14 @@ impl Ctx<'_> {
             Some(RawValue::Str(s)) => Ok(Some(s.trim().to_string())),
             Some(RawValue::Int(i)) => Ok(Some(i.to_string())),
             Some(RawValue::UInt(u)) => Ok(Some(u.to_string())),
-            // A whole number as its digits (Display never uses an exponent; `as i64` would
-            // saturate, merging ids beyond 2^63). −0 is 0.
+            // A whole number as its digits (`as i64` would saturate, merging ids beyond
+            // 2^63), from 1e21 on with an exponent (as JavaScript writes numbers). −0 is 0.
             Some(RawValue::Float(f)) if f.fract() == 0.0 && f.is_finite() => {
-                Ok(Some(format!("{}", f + 0.0)))
+                Ok(Some(if f.abs() < 1e21 {
+                    format!("{}", f + 0.0)
+                } else {
+                    format!("{f:e}")
+                }))
             }
             Some(RawValue::Unsupported(t)) => Err(self.unsupported(field, t)),
             Some(other) => Err(self.err(field, format!("expected text, got {}", other.render()))),

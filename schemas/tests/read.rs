@@ -137,6 +137,7 @@ not json
 fn numeric_ids_and_names_keep_their_digits() {
     let text = r#"{"match_id":18446744073709551616,"policy_i":7,"policy_j":2.0,"payoff_i":1,"payoff_j":0}
 {"match_id":36893488147419103232,"policy_i":-0.0,"policy_j":18446744073709551615,"payoff_i":1,"payoff_j":0}
+{"match_id":-1e308,"policy_i":1e21,"policy_j":123456789012345670000,"payoff_i":1,"payoff_j":0}
 "#;
     let out = read_json("n.jsonl", text.as_bytes()).unwrap();
     assert!(out.errors.is_empty(), "{:?}", out.errors);
@@ -155,7 +156,8 @@ fn numeric_ids_and_names_keep_their_digits() {
         got,
         vec![
             ("18446744073709552000", "7", "2"),
-            ("36893488147419103000", "0", "18446744073709551615")
+            ("36893488147419103000", "0", "18446744073709551615"),
+            ("-1e308", "1e21", "123456789012345670000")
         ]
     );
 }
