@@ -33,6 +33,16 @@ impl RawValue {
     }
 }
 
+/// Text quoted for an error's reason, cut after 40 characters (the dead letter's `raw` keeps
+/// the whole record).
+fn quoted(s: &str) -> String {
+    const SHOWN: usize = 40;
+    match s.char_indices().nth(SHOWN) {
+        None => format!("{s:?}"),
+        Some((cut, _)) => format!("{:?}… ({} characters)", &s[..cut], s.chars().count()),
+    }
+}
+
 /// Payoffs and BATNAs must be smaller than this in magnitude: cell sums are exact fixed-point
 /// integers (kernels `stats::MAX_MAGNITUDE`, which a cross-crate test keeps equal).
 pub const MAX_MAGNITUDE: f64 = 2_147_483_648.0;
@@ -144,7 +154,7 @@ impl Ctx<'_> {
             Some(RawValue::Str(s)) => s
                 .trim()
                 .parse::<f64>()
-                .map_err(|_| self.err(field, format!("expected a number, got {s:?}")))?,
+                .map_err(|_| self.err(field, format!("expected a number, got {}", quoted(s))))?,
             Some(RawValue::Unsupported(t)) => return Err(self.unsupported(field, t)),
             Some(other) => {
                 return Err(self.err(field, format!("expected a number, got {}", other.render())))
@@ -175,7 +185,7 @@ impl Ctx<'_> {
                 .trim()
                 .parse::<i64>()
                 .map(Some)
-                .map_err(|_| self.err(field, format!("expected an integer, got {s:?}"))),
+                .map_err(|_| self.err(field, format!("expected an integer, got {}", quoted(s)))),
             other => match self.float(field, other)? {
                 None => Ok(None),
                 Some(f) if f.fract() == 0.0 && f.abs() < 9.007e15 => Ok(Some(f as i64)),
@@ -215,7 +225,8 @@ impl Ctx<'_> {
                         self.err(
                             field,
                             format!(
-                                "expected milliseconds since the epoch or an RFC 3339 time, got {s:?}"
+                                "expected milliseconds since the epoch or an RFC 3339 time, got {}",
+                                quoted(s)
                             ),
                         )
                     });
@@ -235,7 +246,10 @@ impl Ctx<'_> {
                 "" => Ok(None),
                 "true" | "1" => Ok(Some(true)),
                 "false" | "0" => Ok(Some(false)),
-                _ => Err(self.err(field, format!("expected true/false or 1/0, got {s:?}"))),
+                _ => Err(self.err(
+                    field,
+                    format!("expected true/false or 1/0, got {}", quoted(s)),
+                )),
             },
             Some(RawValue::Unsupported(t)) => Err(self.unsupported(field, t)),
             Some(other) => Err(self.err(

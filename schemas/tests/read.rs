@@ -290,6 +290,21 @@ fn oversized_payoffs_are_named_briefly() {
             "magnitude of -3000000000 is not below 2^31"
         ]
     );
+    // Long text is cut in the reason; the dead letter's raw record keeps all of it.
+    let long = "é".repeat(500);
+    let text = format!(
+        r#"{{"match_id":"3","policy_i":"a","policy_j":"b","payoff_i":"{long}","payoff_j":0}}"#
+    );
+    let out = read_json("s.jsonl", text.as_bytes()).unwrap();
+    let e = &out.errors[0];
+    assert_eq!(
+        e.reason,
+        format!(
+            "expected a number, got {:?}… (500 characters)",
+            "é".repeat(40)
+        )
+    );
+    assert!(e.raw.contains(&long));
 }
 
 #[test]
