@@ -139,13 +139,14 @@ pub fn stream_file(
     report: &mut dyn FnMut(u64, u64),
     sink: &mut RowSink,
 ) -> Result<(), FileError> {
+    // Opened first: a path that is not there is that, whatever its name says.
+    let file = File::open(path).map_err(|e| unreadable(path, e))?;
     let format = Format::from_path(path).ok_or_else(|| {
         unreadable(
             path,
             "unknown file type; expected .csv, .jsonl/.ndjson/.json or .parquet",
         )
     })?;
-    let file = File::open(path).map_err(|e| unreadable(path, e))?;
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
     let name = path.display().to_string();
     let mut out = Out::new(sink);

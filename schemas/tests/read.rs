@@ -472,6 +472,10 @@ fn files_that_cannot_be_opened_are_errors_naming_the_path() {
         .unwrap_err()
         .to_string();
     assert!(e.starts_with("/nonexistent/x.csv:"), "{e}");
+    let e = read_file(std::path::Path::new("/nonexistent"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("No such file"), "{e}");
     let path = tmp("notes.txt");
     std::fs::File::create(&path)
         .unwrap()
