@@ -533,8 +533,8 @@ pub struct RunArgs {
     /// below 64 policies stays on the worker) run on a separate pool of all cores;
     /// `NASHFLOW_KERNEL_THREADS=N` caps it (1: on the worker's own thread). Results do not
     /// depend on either.
-    #[arg(short = 'w', long, default_value_t = 1)]
-    pub workers: usize,
+    #[arg(short = 'w', long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: u16,
     /// Level 3 cadence: recompute attribution every N epochs (and when a game's policy set
     /// changes); in between, the last values stand.
     #[arg(long, default_value_t = 1)]
@@ -637,5 +637,15 @@ mod tests {
         assert_eq!(s.ratings, Some(vec![-1.0, 2.0]));
         assert_eq!(s.sigma, Some(vec![-1.0, 2.0]));
         assert_eq!(s.rating_shift, -0.5);
+    }
+
+    #[test]
+    fn a_run_needs_a_worker() {
+        let parse = |w: &str| Cli::try_parse_from(["nashflow", "run", "-i", "x.csv", "-w", w]);
+        assert!(parse("0").is_err());
+        let Command::Run(r) = parse("3").unwrap().command else {
+            panic!("run")
+        };
+        assert_eq!(r.workers, 3);
     }
 }

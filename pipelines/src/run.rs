@@ -594,7 +594,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         level3_every: args.level3_every,
         level2_every: args.level2_every,
         ..EngineConfig::new(
-            args.workers,
+            usize::from(args.workers),
             args.model.layout,
             args.model.analysis(0, args.ci_level),
         )
