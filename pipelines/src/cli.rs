@@ -287,31 +287,63 @@ pub struct SolverArgs {
     #[arg(long, default_value = "mene", value_parser = parse_solver)]
     pub solver: SolverKind,
     /// α-Rank population size m.
-    #[arg(long, default_value_t = 50.0)]
+    #[arg(long, default_value_t = 50.0, value_parser = at_least_one, allow_negative_numbers = true)]
     pub alpharank_m: f64,
     /// α-Rank ranking intensity α (applied to raw payoffs).
-    #[arg(long, default_value_t = 100.0)]
+    #[arg(long, default_value_t = 100.0, value_parser = non_negative, allow_negative_numbers = true)]
     pub alpharank_alpha: f64,
     /// PRD iterations (the result averages all iterates).
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 100_000, value_parser = count)]
     pub prd_iterations: usize,
     /// PRD step size on the range-normalised matrix.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, value_parser = positive, allow_negative_numbers = true)]
     pub prd_dt: f64,
     /// PRD exploration floor.
-    #[arg(long, default_value_t = 1e-6)]
+    #[arg(long, default_value_t = 1e-6, value_parser = fraction, allow_negative_numbers = true)]
     pub prd_gamma: f64,
     /// Final logit precision λ for lle, on the range-normalised matrix.
-    #[arg(long, default_value_t = 1e3)]
+    #[arg(long, default_value_t = 1e3, value_parser = positive, allow_negative_numbers = true)]
     pub lle_lambda: f64,
     /// Search budget (nodes) of general-sum mene. If it runs out, σ is the highest-entropy
     /// equilibrium found and `solver_exact` is false.
-    #[arg(long, default_value_t = nashflow_kernels::solvers::DEFAULT_NODE_LIMIT)]
+    #[arg(long, default_value_t = nashflow_kernels::solvers::DEFAULT_NODE_LIMIT, value_parser = count)]
     pub mene_node_limit: usize,
 }
 
 fn parse_solver(s: &str) -> Result<SolverKind, String> {
     s.parse()
+}
+
+/// A finite number satisfying `ok`, else `expected` in the error.
+fn number(s: &str, ok: impl Fn(f64) -> bool, expected: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() && ok(x) => Ok(x),
+        _ => Err(format!("expected {expected}, got `{s}`")),
+    }
+}
+
+fn positive(s: &str) -> Result<f64, String> {
+    number(s, |x| x > 0.0, "a number above 0")
+}
+
+fn non_negative(s: &str) -> Result<f64, String> {
+    number(s, |x| x >= 0.0, "a number ≥ 0")
+}
+
+fn at_least_one(s: &str) -> Result<f64, String> {
+    number(s, |x| x >= 1.0, "a number ≥ 1")
+}
+
+fn fraction(s: &str) -> Result<f64, String> {
+    number(s, |x| (0.0..1.0).contains(&x), "a number in [0, 1)")
+}
+
+/// A count of at least 1.
+fn count(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("expected a whole number ≥ 1, got `{s}`")),
+    }
 }
 
 impl SolverArgs {
@@ -348,7 +380,7 @@ pub struct ModelArgs {
     #[arg(long, default_value_t = 16)]
     pub exact_max: usize,
     /// Monte-Carlo samples (permutations and coalitions) beyond --exact-max.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = count)]
     pub mc_samples: usize,
     /// Skip Level 3 attribution.
     #[arg(long)]
@@ -537,12 +569,12 @@ pub struct RunArgs {
     pub workers: u16,
     /// Level 3 cadence: recompute attribution every N epochs (and when a game's policy set
     /// changes); in between, the last values stand.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     pub level3_every: u64,
     /// Level 1/2 cadence: recompute the partner and ecosystem lifts (one leave-one-out solve
     /// per policy in σ's support, most of an epoch's kernel time in a large league) every N
     /// epochs, and when a game's policy set changes; in between, the last values stand.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     pub level2_every: u64,
     /// Streaming Poisson bootstrap replicates (each match weighted by Poisson(1) from
     /// hash(seed, replicate, match_id)); 0 turns it off.
@@ -599,7 +631,7 @@ pub struct RunArgs {
     #[arg(long, conflicts_with = "no_serve")]
     pub ingest_token: Option<String>,
     /// Row limit of `POST /api/sql` results.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_parser = count)]
     pub sql_max_rows: usize,
 }
 
@@ -637,6 +669,31 @@ mod tests {
         assert_eq!(s.ratings, Some(vec![-1.0, 2.0]));
         assert_eq!(s.sigma, Some(vec![-1.0, 2.0]));
         assert_eq!(s.rating_shift, -0.5);
+    }
+
+    #[test]
+    fn solver_and_cadence_parameters_are_checked() {
+        for bad in [
+            ["--alpharank-m", "0"],
+            ["--alpharank-alpha", "nan"],
+            ["--alpharank-alpha", "-1"],
+            ["--prd-iterations", "0"],
+            ["--prd-dt", "-1"],
+            ["--prd-gamma", "1"],
+            ["--lle-lambda", "0"],
+            ["--mene-node-limit", "0"],
+            ["--mc-samples", "0"],
+        ] {
+            let err = Cli::try_parse_from(["nashflow", "analyze", "x.csv", bad[0], bad[1]])
+                .expect_err(bad[0])
+                .to_string();
+            assert!(err.contains("expected"), "{bad:?}: {err}");
+        }
+        for bad in ["--level2-every", "--level3-every", "--sql-max-rows"] {
+            assert!(Cli::try_parse_from(["nashflow", "run", "-i", "x.csv", bad, "0"]).is_err());
+        }
+        let cli = Cli::try_parse_from(["nashflow", "solve", "m.json", "--alpharank-alpha", "0"]);
+        assert!(cli.is_ok(), "α = 0 (neutral drift) is allowed");
     }
 
     #[test]
