@@ -149,7 +149,7 @@ pub fn run(args: &SolveArgs) -> Result<()> {
                 out["exploitability"].as_f64().unwrap_or(f64::NAN),
                 out["solve_seconds"].as_f64().unwrap_or(f64::NAN)
             );
-            for note in notes(&out, args.solver.config().kind) {
+            for note in notes(&out, args.solver.solver) {
                 println!("note: {note}");
             }
         }

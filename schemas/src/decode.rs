@@ -1,8 +1,6 @@
 //! One decoding path for every input format: readers turn a row into named [`RawValue`]s,
 //! and [`decode_row`] validates them into a [`Match`].
 
-use std::fmt;
-
 use crate::error::RecordError;
 use crate::record::{Match, DEFAULT_GAME};
 
@@ -196,17 +194,15 @@ impl Ctx<'_> {
 
     /// A non-negative integer up to 2^64 − 1 (a simulator's seed spans all 64 bits).
     fn uint(&self, field: &str, v: Option<&RawValue>) -> Result<Option<u64>, RecordError> {
-        let negative = |s: &dyn fmt::Display| self.err(field, format!("{field} {s} is negative"));
-        match v {
-            Some(RawValue::UInt(u)) => Ok(Some(*u)),
-            Some(RawValue::Int(i)) if *i < 0 => Err(negative(i)),
-            Some(RawValue::Str(s)) if s.trim().starts_with('-') => Err(negative(&s.trim())),
-            Some(RawValue::Str(s)) if !s.trim().is_empty() => match s.trim().parse::<u64>() {
-                Ok(u) => Ok(Some(u)),
-                Err(_) => self.int(field, v).map(|i| i.map(|i| i as u64)),
-            },
-            other => match self.int(field, other)? {
-                Some(i) if i < 0 => Err(negative(&i)),
+        let text = match v {
+            Some(RawValue::Str(s)) => s.trim().parse::<u64>().ok(),
+            _ => None,
+        };
+        match (v, text) {
+            (Some(RawValue::UInt(u)), _) => Ok(Some(*u)),
+            (_, Some(u)) => Ok(Some(u)),
+            _ => match self.int(field, v)? {
+                Some(i) if i < 0 => Err(self.err(field, format!("{field} {i} is negative"))),
                 i => Ok(i.map(|i| i as u64)),
             },
         }
