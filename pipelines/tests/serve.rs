@@ -259,3 +259,72 @@ fn http_ingest_alone_feeds_a_run() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--no-serve"));
 }
+
+/// The bounded input queue seen from HTTP: while it is full a request is refused whole (503,
+/// `Retry-After`) and counts nothing; once the engine drains it, the same request is taken.
+#[test]
+fn a_full_input_queue_refuses_a_request_whole() {
+    use nashflow_pipelines::run::Item;
+    use nashflow_pipelines::serve::{start, Shared};
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    tx.send(Item::Batch(Vec::new())).unwrap(); // the queue is full
+    let limits = nashflow_pipelines::sql::Limits {
+        max_rows: 10,
+        timeout: Duration::from_secs(5),
+    };
+    let server = start("127.0.0.1:0", Shared::new(limits, Some(("tok".into(), tx)))).unwrap();
+    let addr = server.addr.to_string();
+    let auth = [("Authorization", "Bearer tok")];
+    let body = br#"{"policy_i":"x","policy_j":"y","payoff_i":1,"payoff_j":0}
+{"policy_i":"y","policy_j":"x","payoff_i":0,"payoff_j":1}"#;
+    let ingested = |addr: &str| {
+        let text = String::from_utf8(http(addr, "GET", "/metrics", &[], b"").1).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("nashflow_matches_ingested_total "))
+            .map(|n| n.parse::<u64>().unwrap())
+    };
+
+    let (status, head_and_body) = raw_status_and_headers(&addr, &auth, body);
+    assert_eq!(status, 503);
+    assert!(head_and_body
+        .to_ascii_lowercase()
+        .contains("retry-after: 1"));
+    assert_eq!(ingested(&addr), Some(0), "a refused request counts nothing");
+
+    rx.recv().unwrap(); // the engine takes the queued message
+    let (status, _) = http(&addr, "POST", "/api/matches", &auth, body);
+    assert_eq!(status, 202);
+    assert_eq!(ingested(&addr), Some(2));
+    let Item::Batch(items) = rx.recv().unwrap() else {
+        panic!("one message per request")
+    };
+    let ids: Vec<String> = items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Record(m, _, _) => Some(m.match_id.clone()),
+            _ => None,
+        })
+        .collect();
+    // Rows 1–2 went to the refused request: their numbers are not handed out again.
+    assert_eq!(ids, ["http:3", "http:4"]);
+}
+
+/// Status and raw head of a POST to `/api/matches` (the helper `http` drops the headers).
+fn raw_status_and_headers(addr: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut req = format!(
+        "POST /api/matches HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut text = String::new();
+    let _ = std::io::Read::read_to_string(&mut s, &mut text);
+    let status = text.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, text)
+}

@@ -251,7 +251,7 @@ async fn ingest(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     };
     let batch = shared
         .counters
-        .ingested
+        .http_rows
         .fetch_add(items.len() as u64, Ordering::Relaxed);
     let mut accepted = 0;
     let mut rejected = Vec::new();
@@ -291,8 +291,11 @@ async fn ingest(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             return error(StatusCode::SERVICE_UNAVAILABLE, "the engine has stopped");
         }
     }
-    shared
-        .counters
+    let counters = &shared.counters;
+    counters
+        .ingested
+        .fetch_add(items.len() as u64, Ordering::Relaxed);
+    counters
         .dead_letters
         .fetch_add(rejected.len() as u64, Ordering::Relaxed);
     (

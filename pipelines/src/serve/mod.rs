@@ -36,7 +36,11 @@ pub type IngestSender = crate::run::ItemSender;
 /// Counters for `GET /metrics`.
 #[derive(Default)]
 pub struct Counters {
+    /// Records taken in over HTTP (a request refused with 503 counts none).
     pub ingested: AtomicU64,
+    /// Rows numbered over HTTP, refused requests included: a row without `match_id` is
+    /// `http:N`, and N is never handed out twice.
+    pub http_rows: AtomicU64,
     pub dead_letters: AtomicU64,
     pub epochs: AtomicU64,
     /// Seconds the last epoch took, as f64 bits.
