@@ -531,6 +531,11 @@ pub fn publish(
         }
     }
     shared.counters.set_epoch_seconds(r.seconds);
+    // Every source's rejected rows and the ledger's (conflicts, bad retractions) so far.
+    shared
+        .counters
+        .dead_letters
+        .store(bad.len() as u64, std::sync::atomic::Ordering::Relaxed);
     let games: serde_json::Map<String, serde_json::Value> = r
         .state
         .iter()

@@ -291,13 +291,10 @@ async fn ingest(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             return error(StatusCode::SERVICE_UNAVAILABLE, "the engine has stopped");
         }
     }
-    let counters = &shared.counters;
-    counters
+    shared
+        .counters
         .ingested
         .fetch_add(items.len() as u64, Ordering::Relaxed);
-    counters
-        .dead_letters
-        .fetch_add(rejected.len() as u64, Ordering::Relaxed);
     (
         StatusCode::ACCEPTED,
         Json(json!({ "accepted": accepted, "rejected": rejected })),
@@ -319,13 +316,13 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     metric(
         "nashflow_matches_ingested_total",
         "counter",
-        "Records received over HTTP.",
+        "Records taken in over HTTP (valid or dead-lettered; a refused request counts none).",
         vec![format!(" {}", c.ingested.load(Ordering::Relaxed))],
     );
     metric(
         "nashflow_dead_letters_total",
         "counter",
-        "Records rejected by validation.",
+        "Dead letters as of the last epoch: rows of every source that failed validation, and conflicts and bad retractions.",
         vec![format!(" {}", c.dead_letters.load(Ordering::Relaxed))],
     );
     metric(

@@ -41,6 +41,7 @@ pub struct Counters {
     /// Rows numbered over HTTP, refused requests included: a row without `match_id` is
     /// `http:N`, and N is never handed out twice.
     pub http_rows: AtomicU64,
+    /// The rows of the live `dead_letters` table (set at each epoch).
     pub dead_letters: AtomicU64,
     pub epochs: AtomicU64,
     /// Seconds the last epoch took, as f64 bits.
