@@ -310,6 +310,24 @@ pub struct SolverArgs {
     pub mene_node_limit: usize,
 }
 
+/// The tick of a live run left at its default.
+pub const LIVE_TICK_MS: u64 = 1000;
+
+impl RunArgs {
+    /// The epoch tick in milliseconds (0: by count only): `--epoch-ms`, or [`LIVE_TICK_MS`]
+    /// when the run reads a source that does not end by itself.
+    pub fn tick_ms(&self) -> u64 {
+        let stdin = self
+            .input
+            .iter()
+            .chain(&self.files)
+            .any(|p| p.as_os_str() == "-");
+        let live = !self.exit_at_end
+            && (self.watch || stdin || self.kafka.is_some() || self.ingest_token.is_some());
+        self.epoch_ms.unwrap_or(if live { LIVE_TICK_MS } else { 0 })
+    }
+}
+
 fn parse_solver(s: &str) -> Result<SolverKind, String> {
     s.parse()
 }
@@ -552,9 +570,12 @@ pub struct RunArgs {
     /// skipped (write `.x.part`, then rename it to `x.jsonl`).
     #[arg(long)]
     pub watch: bool,
-    /// Also close an epoch after this many milliseconds of wall-clock time (0: count only).
-    #[arg(long, default_value_t = 0)]
-    pub epoch_ms: u64,
+    /// Also close an epoch this many milliseconds after its first record (0: by count only).
+    /// Default: 1000 on a live run (--watch, stdin, Kafka or HTTP ingest, without
+    /// --exit-at-end), so that a slow stream's records show within a second; otherwise by
+    /// count only.
+    #[arg(long)]
+    pub epoch_ms: Option<u64>,
     #[command(flatten)]
     pub model: ModelArgs,
     /// Records per epoch: each epoch's output is the analysis of all input up to it.
@@ -639,7 +660,7 @@ pub struct RunArgs {
 mod tests {
     use clap::Parser;
 
-    use super::{Cli, Command};
+    use super::{Cli, Command, LIVE_TICK_MS};
 
     /// Values that may be negative parse as values, not as flags.
     #[test]
@@ -694,6 +715,29 @@ mod tests {
         }
         let cli = Cli::try_parse_from(["nashflow", "solve", "m.json", "--alpharank-alpha", "0"]);
         assert!(cli.is_ok(), "α = 0 (neutral drift) is allowed");
+    }
+
+    #[test]
+    fn live_runs_tick_by_default() {
+        let tick = |flags: &[&str]| {
+            let argv = ["nashflow", "run"].iter().chain(flags);
+            match Cli::try_parse_from(argv).unwrap().command {
+                Command::Run(r) => r.tick_ms(),
+                _ => unreachable!("a run command"),
+            }
+        };
+        assert_eq!(tick(&["-i", "x.csv"]), 0, "a finite input: by count");
+        assert_eq!(tick(&["-i", "d/", "--watch"]), LIVE_TICK_MS);
+        assert_eq!(tick(&["-i", "-"]), LIVE_TICK_MS);
+        assert_eq!(tick(&["--ingest-token", "t"]), LIVE_TICK_MS);
+        assert_eq!(tick(&["--kafka", "b:9092", "--topic", "m"]), LIVE_TICK_MS);
+        assert_eq!(tick(&["-i", "d/", "--watch", "--exit-at-end"]), 0);
+        assert_eq!(
+            tick(&["-i", "-", "--epoch-ms", "0"]),
+            0,
+            "asked for count only"
+        );
+        assert_eq!(tick(&["-i", "x.csv", "--epoch-ms", "250"]), 250);
     }
 
     #[test]

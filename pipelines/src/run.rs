@@ -257,8 +257,9 @@ fn status_line(r: &EpochReport, started: Instant) -> String {
 /// (`--epoch-ms`), or than a second without one: the settings that would make an epoch
 /// cheaper, among those still at their every-epoch defaults. `None` when none is left.
 fn slow_epoch_hint(kernel_seconds: f64, args: &RunArgs) -> Option<String> {
-    let budget = if args.epoch_ms > 0 {
-        args.epoch_ms as f64 / 1e3
+    let tick_ms = args.tick_ms();
+    let budget = if tick_ms > 0 {
+        tick_ms as f64 / 1e3
     } else {
         1.0
     };
@@ -278,8 +279,8 @@ fn slow_epoch_hint(kernel_seconds: f64, args: &RunArgs) -> Option<String> {
     if knobs.is_empty() {
         return None;
     }
-    let against = if args.epoch_ms > 0 {
-        format!("the {} ms tick", args.epoch_ms)
+    let against = if tick_ms > 0 {
+        format!("the {tick_ms} ms tick")
     } else {
         "a second".to_string()
     };
@@ -690,7 +691,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
         rx,
         pending: VecDeque::new(),
         max_records: args.epoch_records,
-        tick: (args.epoch_ms > 0).then(|| Duration::from_millis(args.epoch_ms)),
+        tick: Some(args.tick_ms())
+            .filter(|&ms| ms > 0)
+            .map(Duration::from_millis),
         log: log.clone(),
         done: false,
         stopping: false,

@@ -8,7 +8,7 @@ mod common;
 use std::io::Write;
 use std::time::Duration;
 
-use common::{http, json, start_with, wait_for};
+use common::{http, json, serve_run, start_with, wait_for};
 use serde_json::Value;
 
 /// One SQL query against the live tables: its rows.
@@ -120,4 +120,15 @@ fn an_interrupted_run_writes_its_last_state_and_exits_cleanly() {
     let policies =
         nashflow_schemas::arrow_io::read_parquet_batches(&out.join("policies.parquet")).unwrap();
     assert_eq!(policies.iter().map(|b| b.num_rows()).sum::<usize>(), 5);
+}
+
+/// A live run left at its default epoch settings closes epochs by time too: a watched
+/// league of 1,500 records (fewer than an epoch's default 10,000) shows up within seconds.
+#[test]
+fn a_live_run_ticks_by_default() {
+    let dir = common::league_dir("watch-tick");
+    let srv = serve_run(&["--watch", "--bootstrap", "0", "-i", dir.to_str().unwrap()]);
+    wait_for("the league, without --epoch-ms", || {
+        json(&srv.addr, "/api/games").1["epoch"].is_u64() && live_matches(&srv.addr) == 1500
+    });
 }

@@ -73,13 +73,26 @@ pub fn start_with(dir: &std::path::Path, token: &str, extra: &[&str]) -> Server 
 }
 
 /// `nashflow run` with `args`, HTTP ingest under `token` and 100 ms epochs, serving on a free
-/// port (read from its first line on stderr).
+/// port.
 pub fn start_serving(token: &str, args: &[&str]) -> Server {
+    let mut args = args.to_vec();
+    args.extend([
+        "--epoch-ms",
+        "100",
+        "--ingest-token",
+        token,
+        "--bootstrap",
+        "8",
+    ]);
+    serve_run(&args)
+}
+
+/// `nashflow run ARGS -q`, serving on a free port (read from its first line on stderr).
+pub fn serve_run(args: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_nashflow"))
         .arg("run")
         .args(args)
-        .args(["--epoch-ms", "100", "-q", "--listen", "127.0.0.1:0"])
-        .args(["--ingest-token", token, "--bootstrap", "8"])
+        .args(["-q", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
