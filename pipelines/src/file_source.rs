@@ -12,6 +12,7 @@
 //! and rename them into place. A file is never re-read: append by writing new files.
 
 use std::collections::{HashMap, HashSet};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -112,6 +113,12 @@ pub fn not_opened(path: &Path, e: FileError) -> RecordError {
 /// not UTF-8 or not a record is a dead letter; a failed read is fatal (it is not the end of
 /// the input).
 fn read_stdin(tx: &ItemSender) -> bool {
+    // Typed input is easy to mistake for a hang.
+    if std::io::stdin().is_terminal() {
+        eprintln!(
+            "reading JSON Lines (one match per line) from the terminal; Ctrl-D ends the input"
+        );
+    }
     let source: Arc<str> = "stdin".into();
     let mut alive = true;
     let broke = stream_json_lines("stdin", std::io::stdin().lock(), &mut |r| {
