@@ -4,8 +4,8 @@ use anyhow::{bail, Context, Result};
 use nashflow_kernels::analysis::{add_bounds, analyze_game};
 use nashflow_kernels::ratings::elo;
 use nashflow_operators::batch::{bound_cells, group};
-use nashflow_schemas::read::read_file_reporting;
-use nashflow_schemas::{Ledger, ReadOutcome, RecordError};
+use nashflow_schemas::read::{read_file_reporting, read_json};
+use nashflow_schemas::{FileError, Ledger, ReadOutcome, RecordError};
 use serde_json::Value;
 
 use crate::cli::{AnalyzeArgs, OutputFormat};
@@ -39,9 +39,18 @@ pub fn run_analysis(args: &AnalyzeArgs) -> Result<Analysis> {
         }
     }
     for (path, named) in files {
-        let mut reading = ReadBar::new(args.quiet, &path);
-        let read = read_file_reporting(&path, &mut |done, total| reading.report(done, total));
-        reading.finish();
+        let read = if path.as_os_str() == "-" {
+            // JSON Lines on stdin, as `run -i -` reads them.
+            read_json("stdin", std::io::stdin().lock()).map_err(|reason| FileError::Unreadable {
+                path: "stdin".into(),
+                reason,
+            })
+        } else {
+            let mut reading = ReadBar::new(args.quiet, &path);
+            let read = read_file_reporting(&path, &mut |done, total| reading.report(done, total));
+            reading.finish();
+            read
+        };
         let outcome = match read {
             Ok(o) => o,
             Err(e) if named => return Err(e.into()),
@@ -56,7 +65,10 @@ pub fn run_analysis(args: &AnalyzeArgs) -> Result<Analysis> {
             }
         }
         dead_letters.extend(outcome.errors);
-        let source = path.display().to_string();
+        let source = match path.as_os_str() == "-" {
+            true => "stdin".to_string(),
+            false => path.display().to_string(),
+        };
         for (row, m) in outcome.matches {
             if let Err(e) = ledger.apply_or_dead_letter(m, &source, row) {
                 if args.strict {

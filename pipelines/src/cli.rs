@@ -463,7 +463,8 @@ impl ModelArgs {
 #[derive(Args, Debug, Clone)]
 pub struct AnalyzeArgs {
     /// Match logs (.csv, .jsonl/.ndjson/.json or .parquet) or directories of them (their
-    /// logs in name order, names starting with `.` or `_` skipped), read in order.
+    /// logs in name order, names starting with `.` or `_` skipped), read in order; `-` reads
+    /// JSON Lines from stdin.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     #[command(flatten)]

@@ -10,7 +10,7 @@ use arrow::datatypes::Float64Type;
 use nashflow_schemas::arrow_io::read_parquet_batches;
 use serde_json::Value;
 
-use common::{bin, ok};
+use common::{bin, comparable, ok};
 
 fn tmpdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("nashflow-cli-{}-{name}", std::process::id()));
@@ -629,6 +629,10 @@ fn run_reads_json_lines_from_stdin() {
             "-",
             "--epoch-records",
             "10",
+            "--epoch-ms",
+            "0",
+            "--bootstrap",
+            "0",
             "--format",
             "json",
             "--no-level3",
@@ -653,6 +657,24 @@ fn run_reads_json_lines_from_stdin() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("stdin: row 16: not valid UTF-8"), "{err}");
     assert!(err.contains("stdin: row 32"), "{err}");
+
+    // `analyze -` reads the same stdin to the same results.
+    let mut child = bin()
+        .args(["analyze", "-", "--format", "json", "--no-level3"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&text).unwrap();
+    let batch = child.wait_with_output().unwrap();
+    assert!(
+        batch.status.success(),
+        "{}",
+        String::from_utf8_lossy(&batch.stderr)
+    );
+    assert_eq!(comparable(&batch.stdout), comparable(&out.stdout));
+    assert!(String::from_utf8_lossy(&batch.stderr).contains("stdin: row 16: not valid UTF-8"));
 }
 
 /// `--bounds` on a confounded log (contexts and logged propensities): `analyze` and `run`
