@@ -39,7 +39,8 @@ pub fn run_analysis(args: &AnalyzeArgs) -> Result<Analysis> {
         }
     }
     for (path, named) in files {
-        let read = if path.as_os_str() == "-" {
+        let stdin = path.as_os_str() == "-";
+        let read = if stdin {
             // JSON Lines on stdin, as `run -i -` reads them.
             read_json("stdin", std::io::stdin().lock()).map_err(|reason| FileError::Unreadable {
                 path: "stdin".into(),
@@ -65,9 +66,10 @@ pub fn run_analysis(args: &AnalyzeArgs) -> Result<Analysis> {
             }
         }
         dead_letters.extend(outcome.errors);
-        let source = match path.as_os_str() == "-" {
-            true => "stdin".to_string(),
-            false => path.display().to_string(),
+        let source = if stdin {
+            "stdin".to_string()
+        } else {
+            path.display().to_string()
         };
         for (row, m) in outcome.matches {
             if let Err(e) = ledger.apply_or_dead_letter(m, &source, row) {

@@ -310,24 +310,6 @@ pub struct SolverArgs {
     pub mene_node_limit: usize,
 }
 
-/// The tick of a live run left at its default.
-pub const LIVE_TICK_MS: u64 = 1000;
-
-impl RunArgs {
-    /// The epoch tick in milliseconds (0: by count only): `--epoch-ms`, or [`LIVE_TICK_MS`]
-    /// when the run reads a source that does not end by itself.
-    pub fn tick_ms(&self) -> u64 {
-        let stdin = self
-            .input
-            .iter()
-            .chain(&self.files)
-            .any(|p| p.as_os_str() == "-");
-        let live = !self.exit_at_end
-            && (self.watch || stdin || self.kafka.is_some() || self.ingest_token.is_some());
-        self.epoch_ms.unwrap_or(if live { LIVE_TICK_MS } else { 0 })
-    }
-}
-
 fn parse_solver(s: &str) -> Result<SolverKind, String> {
     s.parse()
 }
@@ -655,6 +637,24 @@ pub struct RunArgs {
     /// Row limit of `POST /api/sql` results.
     #[arg(long, default_value_t = 10_000, value_parser = count)]
     pub sql_max_rows: usize,
+}
+
+/// The tick of a live run left at its default.
+pub const LIVE_TICK_MS: u64 = 1000;
+
+impl RunArgs {
+    /// The epoch tick in milliseconds (0: by count only): `--epoch-ms`, or [`LIVE_TICK_MS`]
+    /// when the run reads a source that does not end by itself.
+    pub fn tick_ms(&self) -> u64 {
+        let stdin = self
+            .input
+            .iter()
+            .chain(&self.files)
+            .any(|p| p.as_os_str() == "-");
+        let live = !self.exit_at_end
+            && (self.watch || stdin || self.kafka.is_some() || self.ingest_token.is_some());
+        self.epoch_ms.unwrap_or(if live { LIVE_TICK_MS } else { 0 })
+    }
 }
 
 #[cfg(test)]

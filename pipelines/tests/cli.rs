@@ -606,9 +606,22 @@ fn run_emits_one_job_when_an_exploiter_arrives() {
     }
 }
 
+/// The binary with `args`, `text` on its stdin.
+fn with_stdin(args: &[&str], text: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = bin()
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(text).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 #[test]
 fn run_reads_json_lines_from_stdin() {
-    use std::io::Write;
     // A line that is not UTF-8 in the middle is one bad row; the lines after it still count.
     let mut text = Vec::new();
     for k in 0..30 {
@@ -622,8 +635,8 @@ fn run_reads_json_lines_from_stdin() {
         ).as_bytes());
     }
     text.extend_from_slice(b"not json\n");
-    let mut child = bin()
-        .args([
+    let out = ok(with_stdin(
+        &[
             "run",
             "-i",
             "-",
@@ -636,19 +649,9 @@ fn run_reads_json_lines_from_stdin() {
             "--format",
             "json",
             "--no-level3",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(&text).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        ],
+        &text,
+    ));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["epoch"], 2);
     assert_eq!(v["policies"], serde_json::json!(["x", "y"]));
@@ -659,20 +662,10 @@ fn run_reads_json_lines_from_stdin() {
     assert!(err.contains("stdin: row 32"), "{err}");
 
     // `analyze -` reads the same stdin to the same results.
-    let mut child = bin()
-        .args(["analyze", "-", "--format", "json", "--no-level3"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(&text).unwrap();
-    let batch = child.wait_with_output().unwrap();
-    assert!(
-        batch.status.success(),
-        "{}",
-        String::from_utf8_lossy(&batch.stderr)
-    );
+    let batch = ok(with_stdin(
+        &["analyze", "-", "--format", "json", "--no-level3"],
+        &text,
+    ));
     assert_eq!(comparable(&batch.stdout), comparable(&out.stdout));
     assert!(String::from_utf8_lossy(&batch.stderr).contains("stdin: row 16: not valid UTF-8"));
 }

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{bin, http, json, start_serving, start_with, wait_for};
+use common::{bin, http, http_with_head, json, start_serving, start_with, wait_for};
 use serde_json::Value;
 
 #[test]
@@ -285,11 +285,9 @@ fn a_full_input_queue_refuses_a_request_whole() {
             .map(|n| n.parse::<u64>().unwrap())
     };
 
-    let (status, head_and_body) = raw_status_and_headers(&addr, &auth, body);
+    let (status, head, _) = http_with_head(&addr, "POST", "/api/matches", &auth, body);
     assert_eq!(status, 503);
-    assert!(head_and_body
-        .to_ascii_lowercase()
-        .contains("retry-after: 1"));
+    assert!(head.contains("retry-after: 1"), "{head}");
     assert_eq!(ingested(&addr), Some(0), "a refused request counts nothing");
 
     rx.recv().unwrap(); // the engine takes the queued message
@@ -308,24 +306,4 @@ fn a_full_input_queue_refuses_a_request_whole() {
         .collect();
     // Rows 1–2 went to the refused request: their numbers are not handed out again.
     assert_eq!(ids, ["http:3", "http:4"]);
-}
-
-/// Status and raw head of a POST to `/api/matches` (the helper `http` drops the headers).
-fn raw_status_and_headers(addr: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut req = format!(
-        "POST /api/matches HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut text = String::new();
-    let _ = std::io::Read::read_to_string(&mut s, &mut text);
-    let status = text.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, text)
 }

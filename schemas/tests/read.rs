@@ -349,6 +349,23 @@ fn json_lines_starting_with_an_array_keep_their_records() {
     }
 }
 
+/// One match of `a` against `b` with `payoff_i` as given, `payoff_j` 0, and an `extra`
+/// column.
+fn a_vs_b(payoff_i: ArrayRef, extra: Option<(&str, ArrayRef)>) -> RecordBatch {
+    let text = |v: &str| Arc::new(StringArray::from(vec![v.to_string()])) as ArrayRef;
+    let mut columns = vec![
+        ("policy_i", text("a")),
+        ("policy_j", text("b")),
+        ("payoff_i", payoff_i),
+        (
+            "payoff_j",
+            Arc::new(Float32Array::from(vec![0.0])) as ArrayRef,
+        ),
+    ];
+    columns.extend(extra);
+    RecordBatch::try_from_iter(columns).unwrap()
+}
+
 #[test]
 fn parquet_round_trip_and_foreign_types() {
     let m = Match {
@@ -413,51 +430,17 @@ fn parquet_round_trip_and_foreign_types() {
             1_767_225_600,
         ])) as ArrayRef,
     ] {
-        let one = RecordBatch::try_from_iter(vec![
-            (
-                "policy_i",
-                Arc::new(StringArray::from(vec!["a"])) as ArrayRef,
-            ),
-            (
-                "policy_j",
-                Arc::new(StringArray::from(vec!["b"])) as ArrayRef,
-            ),
-            (
-                "payoff_i",
-                Arc::new(Float32Array::from(vec![1.0])) as ArrayRef,
-            ),
-            (
-                "payoff_j",
-                Arc::new(Float32Array::from(vec![0.0])) as ArrayRef,
-            ),
-            ("ts", ts),
-        ])
-        .unwrap();
+        let one = a_vs_b(Arc::new(Float32Array::from(vec![1.0])), Some(("ts", ts)));
         write_parquet(&path, &one).unwrap();
         let out = read_file(&path).unwrap();
         assert!(out.errors.is_empty(), "{:?}", out.errors);
         assert_eq!(out.matches[0].1.ts, Some(1_767_225_600_000));
     }
 
-    let bad = RecordBatch::try_from_iter(vec![
-        (
-            "policy_i",
-            Arc::new(StringArray::from(vec!["a"])) as ArrayRef,
-        ),
-        (
-            "policy_j",
-            Arc::new(StringArray::from(vec!["b"])) as ArrayRef,
-        ),
-        (
-            "payoff_i",
-            Arc::new(arrow::array::BinaryArray::from(vec![b"x".as_ref()])) as ArrayRef,
-        ),
-        (
-            "payoff_j",
-            Arc::new(Float32Array::from(vec![0.5])) as ArrayRef,
-        ),
-    ])
-    .unwrap();
+    let bad = a_vs_b(
+        Arc::new(arrow::array::BinaryArray::from(vec![b"x".as_ref()])),
+        None,
+    );
     let path = tmp("bad.parquet");
     write_parquet(&path, &bad).unwrap();
     let out = read_file(&path).unwrap();
