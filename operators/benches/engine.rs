@@ -35,7 +35,7 @@ use nashflow_kernels::rng::SplitMix64;
 use nashflow_kernels::stats::{aggregate, CellStats};
 use nashflow_kernels::{SolverConfig, SolverKind};
 use nashflow_operators::cpu::process_cpu_seconds;
-use nashflow_operators::engine::{run, run_stream, EngineConfig};
+use nashflow_operators::engine::{run, run_stream, EngineConfig, EngineOutput};
 use nashflow_operators::observe::{cell_updates, observations};
 use nashflow_schemas::{Layout, Ledger, Match};
 
@@ -258,7 +258,14 @@ fn small_epochs(
         }));
     // The engine pulls the next epoch (running the passes) before it starts that epoch's
     // clocks, with its workers idle, so the passes are not part of any epoch's time.
-    let out = run_stream(epochs, cfg, |_| {});
+    // A live run keeps no per-epoch history: collect the figures from each epoch's report.
+    let mut out = EngineOutput::default();
+    let state = run_stream(epochs, cfg, |r| {
+        out.epoch_seconds.push(r.seconds);
+        out.epoch_cpu_seconds.push(r.cpu_seconds);
+        out.kernel_seconds.push(r.kernel_seconds);
+    })
+    .state;
     let median = |xs: Vec<f64>| {
         let mut xs = xs;
         xs.sort_by(f64::total_cmp);
@@ -303,7 +310,7 @@ fn small_epochs(
         );
         return;
     }
-    let support = out.state["default"].analysis.support_size;
+    let support = state["default"].analysis.support_size;
     let last = start + (tries - 1) * TRY * small + small;
     println!("\n{league:?} league (support {support} of {policies}): epochs of {small} matches on top of {start}–{last}, {tries} tries of a full recomputation then {TRY} epochs (medians; ratios are medians of each try's; CPU = every thread of the process)");
     println!(

@@ -118,8 +118,9 @@ impl EngineConfig {
 }
 
 /// What a run produced: the final state of every game and the dead letters as of the last
-/// epoch. `changes` (per-epoch snapshot changes, `None` = the game vanished) is filled only by
-/// [`run`]; a live [`run_stream`] hands each epoch to its callback instead of keeping history.
+/// epoch. The per-epoch history (`changes`, `None` = the game vanished; jobs, errors and the
+/// per-epoch figures) is filled only by [`run`]: a live [`run_stream`] hands each epoch to
+/// its callback instead of keeping history, so its memory does not grow with the epochs.
 #[derive(Debug, Default)]
 pub struct EngineOutput {
     pub state: BTreeMap<String, GameSnapshot>,
@@ -430,6 +431,13 @@ pub struct EpochReport<'a> {
     pub seconds: f64,
     /// Of those, the seconds the per-game kernels took (the slowest worker's).
     pub kernel_seconds: f64,
+    /// CPU seconds the epoch took, on every thread of the process together.
+    pub cpu_seconds: f64,
+    /// Input records the workers' ledgers hold after the epoch (live, or retracted awaiting
+    /// reclamation).
+    pub held_records: u64,
+    /// Elo results the games' logs hold after the epoch.
+    pub held_results: u64,
 }
 
 /// Moves the workers' new dead letters onto `all`, keeping arrival order. A record is
@@ -450,16 +458,28 @@ fn collect_dead(dead: &Mutex<Vec<DeadLetter>>, all: &mut Vec<DeadLetter>) {
 
 /// Runs the engine over finite epochs of records (arrival order within and across epochs).
 pub fn run(epochs: Vec<Vec<Match>>, cfg: &EngineConfig) -> EngineOutput {
-    let mut changes = Vec::new();
-    let mut out = run_stream(epochs, cfg, |r| {
-        changes.extend(
+    let mut history = EngineOutput::default();
+    let out = run_stream(epochs, cfg, |r| {
+        let h = &mut history;
+        h.changes.extend(
             r.changed
                 .iter()
                 .map(|(g, s)| (r.epoch, g.to_string(), s.cloned())),
         );
+        h.jobs.extend_from_slice(r.jobs);
+        h.errors.extend_from_slice(r.errors);
+        h.epoch_seconds.push(r.seconds);
+        h.epoch_cpu_seconds.push(r.cpu_seconds);
+        h.kernel_seconds.push(r.kernel_seconds);
+        h.held_records.push(r.held_records);
+        h.held_results.push(r.held_results);
     });
-    out.changes = changes;
-    out
+    EngineOutput {
+        state: out.state,
+        dead_letters: out.dead_letters,
+        epochs: out.epochs,
+        ..history
+    }
 }
 
 /// Runs the engine over epochs as they come (a live source may block between them), calling
@@ -770,14 +790,7 @@ pub fn run_stream(
     // Feed epochs; after each, wait for every worker, then report a consistent state.
     let mut seq = 0u64;
     let mut state: BTreeMap<String, GameSnapshot> = BTreeMap::new();
-    let mut all_jobs: Vec<Job> = Vec::new();
-    let mut all_errors = Vec::new();
-    let mut epoch_seconds = Vec::new();
-    let mut epoch_cpu_seconds = Vec::new();
     let mut all_dead: Vec<DeadLetter> = Vec::new();
-    let mut kernel_seconds = Vec::new();
-    let mut held_records = Vec::new();
-    let mut held_results = Vec::new();
     let mut t = first_epoch;
     for epoch in epochs {
         let started = std::time::Instant::now();
@@ -831,14 +844,10 @@ pub fn run_stream(
             triggers: &triggers_now,
             seconds,
             kernel_seconds: kernels,
+            cpu_seconds,
+            held_records: out_held.load(Ordering::Relaxed).max(0) as u64,
+            held_results: out_held_results.load(Ordering::Relaxed).max(0) as u64,
         });
-        epoch_seconds.push(seconds);
-        epoch_cpu_seconds.push(cpu_seconds);
-        kernel_seconds.push(kernels);
-        held_records.push(out_held.load(Ordering::Relaxed).max(0) as u64);
-        held_results.push(out_held_results.load(Ordering::Relaxed).max(0) as u64);
-        all_jobs.extend(jobs_now);
-        all_errors.extend(errors_now);
         t += 1;
     }
     for tx in &senders {
@@ -853,15 +862,8 @@ pub fn run_stream(
     let dead_letters = all_dead;
     EngineOutput {
         state,
-        changes: Vec::new(),
         dead_letters,
-        jobs: all_jobs,
         epochs: t - first_epoch,
-        epoch_seconds,
-        epoch_cpu_seconds,
-        kernel_seconds,
-        held_records,
-        held_results,
-        errors: all_errors,
+        ..EngineOutput::default()
     }
 }

@@ -20,7 +20,7 @@ use nashflow_kernels::sim::run::play_match;
 use nashflow_kernels::sim::{Game, Pairing};
 use nashflow_operators::engine::{run_stream, EngineConfig};
 use nashflow_operators::trigger::{Job, TriggerConfig};
-use nashflow_schemas::{Layout, Ledger, Match};
+use nashflow_schemas::{Layout, Match};
 use serde::Serialize;
 
 use crate::cli::{DemoArgs, GameKind};
@@ -166,7 +166,7 @@ pub fn run(args: &DemoArgs) -> Result<Vec<Iteration>> {
         };
         crate::run::start_server(args.listen.as_deref(), Shared::new(limits, None))?
     };
-    let mut ledger = Ledger::new(Layout::Match);
+    let mut tables = crate::run::Published::new(Layout::Match);
     let mut jobs: Vec<Job> = Vec::new();
     let mut iterations = Vec::new();
     let mut failure: Option<String> = None;
@@ -184,10 +184,8 @@ pub fn run(args: &DemoArgs) -> Result<Vec<Iteration>> {
         };
         jobs.extend(report.jobs.iter().cloned());
         if let Some(shared) = &server {
-            for m in &report.input {
-                ledger.apply((*m).clone());
-            }
-            crate::run::publish(shared, report, &cfg, &ledger, &[], &jobs);
+            tables.matches.apply(report.input.iter().copied());
+            crate::run::publish(shared, report, &cfg, &tables, &jobs);
         }
         let fresh = {
             let (names, pop) = &*population.borrow();

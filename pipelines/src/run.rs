@@ -14,13 +14,14 @@ use anyhow::{bail, Result};
 use nashflow_connectors::jobs::JobSink;
 use nashflow_connectors::kafka::{Committer, Offsets, Source};
 use nashflow_connectors::state::{Progress, Restored, StateDir};
-use nashflow_operators::engine::{run_stream, EngineConfig, EpochReport, GameSnapshot};
+use nashflow_operators::engine::{run_stream, DeadLetter, EngineConfig, EpochReport, GameSnapshot};
 use nashflow_operators::trigger::{Job, TriggerConfig};
 use nashflow_schemas::{Ledger, Match, Outcome, RecordError};
 
 use crate::analyze::{every_row_bad, report_dead_letters};
 use crate::cli::{OutputFormat, RunArgs};
 use crate::report::GameReport;
+use crate::serve::live::{DeadLetters, LiveMatches, Table};
 use crate::serve::Shared;
 use crate::sim_source::LiveSim;
 use crate::tables;
@@ -75,18 +76,32 @@ struct Epochs {
     stopping: bool,
 }
 
+/// What the run has taken in. Per record and per epoch it keeps only what the epochs not
+/// yet applied need (their records' origins and their cuts, and the last applied epoch's
+/// cut), so a long run's memory follows its live matches and its rejections, not everything
+/// read.
 #[derive(Default)]
 struct InputLog {
+    /// Source and row of the records taken from arrival index `origin_base` on: those of the
+    /// epochs not yet applied.
     origin: Vec<(Arc<str>, u64)>,
+    origin_base: usize,
+    /// Records taken so far.
+    taken: usize,
+    /// Rows the sources rejected, and (as epochs are applied) the records the ledger
+    /// rejected: every dead letter so far.
     bad: Vec<RecordError>,
+    ledger_bad: Vec<RecordError>,
     fatal: Option<String>,
-    records: Vec<Match>,
-    keep_records: bool,
+    /// `--out`: the ledger over everything taken, for the final `matches` table.
+    kept: Option<Ledger>,
     /// Source offsets read up to the last cut (or restored), the positions read since (few
-    /// partitions, updated per message without allocating), and where each epoch ended.
+    /// partitions, updated per message without allocating), and where each epoch ended,
+    /// from this run's epoch `cut_base` on.
     offsets: Offsets,
     positions: Vec<(Arc<str>, i32, i64)>,
-    cuts: Vec<Cut>,
+    cuts: VecDeque<Cut>,
+    cut_base: usize,
 }
 
 /// Where an epoch ended in the input log.
@@ -98,13 +113,58 @@ struct Cut {
 }
 
 impl InputLog {
+    /// A record was taken from `source` at `row`.
+    fn took(&mut self, m: &Match, source: Arc<str>, row: u64) {
+        self.origin.push((source, row));
+        self.taken += 1;
+        if let Some(ledger) = &mut self.kept {
+            ledger.apply(m.clone());
+        }
+    }
+
+    /// Where epoch `k` (counted in this run) ended.
+    fn cut_of(&self, k: usize) -> &Cut {
+        &self.cuts[k - self.cut_base]
+    }
+
     /// Epoch `k`'s records' origins and its rejected rows (epochs counted in this run).
     fn epoch(&self, k: usize) -> (&[(Arc<str>, u64)], &[RecordError]) {
-        let (o0, b0) = k
-            .checked_sub(1)
-            .map_or((0, 0), |p| (self.cuts[p].origin_len, self.cuts[p].bad_len));
-        let cut = &self.cuts[k];
-        (&self.origin[o0..cut.origin_len], &self.bad[b0..cut.bad_len])
+        let (o0, b0) = k.checked_sub(1).map_or((0, 0), |p| {
+            (self.cut_of(p).origin_len, self.cut_of(p).bad_len)
+        });
+        let cut = self.cut_of(k);
+        let base = self.origin_base;
+        (
+            &self.origin[o0 - base..cut.origin_len - base],
+            &self.bad[b0..cut.bad_len],
+        )
+    }
+
+    /// Turns the ledger's new rejections (`dead` holds every one so far, in arrival order;
+    /// each from an epoch not yet forgotten) into dead letters naming their source rows.
+    fn ledger_rejections(&mut self, dead: &[DeadLetter]) {
+        let new = &dead[self.ledger_bad.len()..];
+        let base = self.origin_base;
+        self.ledger_bad.extend(new.iter().map(|d| {
+            let (source, row) = &self.origin[d.seq as usize - 1 - base];
+            RecordError {
+                source_name: source.to_string(),
+                row: *row,
+                field: Some("match_id".into()),
+                reason: d.reason.clone(),
+                raw: serde_json::to_string(&d.record).unwrap_or_default(),
+            }
+        }));
+    }
+
+    /// Epoch `k` is applied: what only it and earlier epochs needed goes (its cut stays, as
+    /// the start of `k + 1`).
+    fn forget_through(&mut self, k: usize) {
+        let end = self.cut_of(k).origin_len;
+        self.origin.drain(..end - self.origin_base);
+        self.origin_base = end;
+        self.cuts.drain(..k - self.cut_base);
+        self.cut_base = k;
     }
 
     /// A Kafka message of (topic, partition) was read; `next` is the offset after it.
@@ -123,9 +183,9 @@ impl InputLog {
         for (topic, partition, next) in &self.positions {
             self.offsets.insert((topic.to_string(), *partition), *next);
         }
-        self.cuts.push(Cut {
+        self.cuts.push_back(Cut {
             offsets: self.offsets.clone(),
-            origin_len: self.origin.len(),
+            origin_len: self.taken,
             bad_len: self.bad.len(),
         });
     }
@@ -198,10 +258,7 @@ impl Iterator for Epochs {
             let mut log = self.log.lock().expect("log lock");
             match item {
                 Item::Record(m, source, row) => {
-                    log.origin.push((source, row));
-                    if log.keep_records {
-                        log.records.push(m.clone());
-                    }
+                    log.took(&m, source, row);
                     epoch.push(m);
                     opened.get_or_insert_with(Instant::now);
                     if epoch.len() >= self.max_records {
@@ -325,23 +382,6 @@ pub fn start_server(listen: Option<&str>, shared: Arc<Shared>) -> Result<Option<
     }
 }
 
-/// The engine's dead letters as record errors naming their source row.
-fn ledger_dead_letters<'a>(
-    dead: &'a [nashflow_operators::engine::DeadLetter],
-    origin: &'a [(Arc<str>, u64)],
-) -> impl Iterator<Item = RecordError> + 'a {
-    dead.iter().map(|d| {
-        let (source, row) = &origin[(d.seq - 1) as usize];
-        RecordError {
-            source_name: source.to_string(),
-            row: *row,
-            field: Some("match_id".into()),
-            reason: d.reason.clone(),
-            raw: serde_json::to_string(&d.record).unwrap_or_default(),
-        }
-    })
-}
-
 /// The running source's handles: Kafka's offset committer, the simulator's feedback.
 #[derive(Default)]
 struct Sources {
@@ -425,7 +465,7 @@ impl Durable {
         k: usize,
         jobs: &[Job],
     ) -> Result<(), String> {
-        let cut = &log.cuts[k];
+        let cut = log.cut_of(k);
         let progress = Progress {
             jobs,
             triggers: r.triggers,
@@ -441,7 +481,7 @@ impl Durable {
                 })
                 .collect();
             let mut rejected = log.bad[..cut.bad_len].to_vec();
-            rejected.extend(ledger_dead_letters(r.dead_letters, &log.origin));
+            rejected.extend_from_slice(&log.ledger_bad);
             return self.state.compact(r.epoch, &live, &rejected, &progress);
         }
         let (origins, bad) = log.epoch(k);
@@ -481,23 +521,57 @@ fn make_durable(
     }
     if let (Some(c), false) = (committer, restoring) {
         // Not fatal: the next epoch's commit covers these offsets too.
-        if let Err(e) = c.commit(&log.cuts[k].offsets) {
+        if let Err(e) = c.commit(&log.cut_of(k).offsets) {
             eprintln!("\nwarning: epoch {}: {e}", r.epoch);
         }
     }
 }
 
+/// Points (one per game and epoch, and one per job) that `GET /api/timeline` keeps.
+pub const TIMELINE_POINTS: usize = 10_000;
+
 /// Default address of the web server.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8650";
 
-/// Publishes one epoch's snapshot (every table at this epoch) and its event. `ledger` holds
-/// the live matches, `bad` the records rejected so far, `jobs` every job so far.
+/// The server's record tables, kept across epochs: the live matches, and every record
+/// rejected so far (with how much of the run's rejections they already hold).
+pub struct Published {
+    pub matches: LiveMatches,
+    pub dead: DeadLetters,
+    /// Source rejections (`InputLog::bad`) and ledger ones (`InputLog::ledger_bad`) already
+    /// in `dead`.
+    bad_seen: usize,
+    ledger_seen: usize,
+}
+
+impl Published {
+    pub fn new(layout: nashflow_schemas::Layout) -> Published {
+        Published {
+            matches: LiveMatches::new(layout),
+            dead: DeadLetters::default(),
+            bad_seen: 0,
+            ledger_seen: 0,
+        }
+    }
+
+    /// Takes in an epoch's records and the rejections after those seen (`log` holds every
+    /// one so far).
+    fn observe(&mut self, r: &EpochReport, log: &InputLog) {
+        self.matches.apply(r.input.iter().copied());
+        self.dead.extend(&log.bad[self.bad_seen..]);
+        self.bad_seen = log.bad.len();
+        self.dead.extend(&log.ledger_bad[self.ledger_seen..]);
+        self.ledger_seen = log.ledger_bad.len();
+    }
+}
+
+/// Publishes one epoch's snapshot (every table at this epoch) and its event. `tables` holds
+/// the live matches and the records rejected so far, `jobs` every job so far.
 pub fn publish(
     shared: &Shared,
     r: &EpochReport,
     cfg: &EngineConfig,
-    ledger: &Ledger,
-    bad: &[RecordError],
+    tables: &Published,
     jobs: &[Job],
 ) {
     let reports = game_reports(r.state.iter().map(|(g, s)| (g.clone(), s.clone())), cfg);
@@ -505,15 +579,9 @@ pub fn publish(
         &reports,
         r.epoch,
         vec![
-            (
-                "matches",
-                nashflow_schemas::arrow_io::matches_batch(ledger.live()),
-            ),
-            (
-                "dead_letters",
-                nashflow_schemas::arrow_io::dead_letters_batch(bad),
-            ),
-            ("jobs", tables::jobs(jobs)),
+            ("matches", tables.matches.table()),
+            ("dead_letters", tables.dead.table()),
+            ("jobs", Table::of(tables::jobs(jobs))),
         ],
     );
     {
@@ -530,13 +598,19 @@ pub fn publish(
                 "target_policy": j.target_policy, "exploitability": j.exploitability,
             }));
         }
+        // A long run keeps only the latest points (its memory and the page's fetch stay
+        // bounded); the oldest go in blocks, so dropping them is amortised.
+        if timeline.len() > TIMELINE_POINTS + TIMELINE_POINTS / 4 {
+            let excess = timeline.len() - TIMELINE_POINTS;
+            timeline.drain(..excess);
+        }
     }
     shared.counters.set_epoch_seconds(r.seconds);
     // Every source's rejected rows and the ledger's (conflicts, bad retractions) so far.
-    shared
-        .counters
-        .dead_letters
-        .store(bad.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    shared.counters.dead_letters.store(
+        tables.dead.len() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let games: serde_json::Map<String, serde_json::Value> = r
         .state
         .iter()
@@ -653,10 +727,10 @@ pub fn run(args: &RunArgs) -> Result<()> {
     if args.ingest_token.is_some() && server.is_none() {
         bail!("--ingest-token needs the web server, which did not start (see above); give a free --listen ADDR");
     }
-    // The live `matches` table of the server: the ledger over everything ingested.
-    let mut live = server.as_ref().map(|_| Ledger::new(args.model.layout));
+    // The server's `matches` and `dead_letters` tables.
+    let mut live = server.as_ref().map(|_| Published::new(args.model.layout));
     let mut log = InputLog {
-        keep_records: args.out.is_some(),
+        kept: args.out.as_ref().map(|_| Ledger::new(args.model.layout)),
         ..Default::default()
     };
     let mut jobs: Vec<Job> = Vec::new();
@@ -677,10 +751,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         r.records
             .into_iter()
             .map(|(m, source, row)| {
-                log.origin.push((source.into(), row));
-                if log.keep_records {
-                    log.records.push(m.clone());
-                }
+                log.took(&m, source.into(), row);
                 m
             })
             .collect::<Vec<Match>>()
@@ -710,6 +781,10 @@ pub fn run(args: &RunArgs) -> Result<()> {
             jobs: if restoring { &[] } else { r.jobs },
             ..r.clone()
         };
+        let k = (r.epoch - cfg.first_epoch) as usize;
+        log.lock()
+            .expect("log lock")
+            .ledger_rejections(r.dead_letters);
         if let (Some(dir), None, false) = (&args.archive, &archive_error, restoring) {
             let reports = game_reports(r.state.iter().map(|(g, s)| (g.clone(), s.clone())), &cfg);
             if let Err(e) =
@@ -768,18 +843,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
         if let Some(sim) = &sources.simulator {
             sim.observe(r);
         }
-        if let (Some(shared), Some(ledger)) = (&server, &mut live) {
-            for m in &r.input {
-                ledger.apply((*m).clone());
-            }
-            let bad = {
-                let log = log.lock().expect("log lock");
-                let mut bad = log.bad.clone();
-                bad.extend(ledger_dead_letters(r.dead_letters, &log.origin));
-                bad
-            };
-            publish(shared, r, &cfg, ledger, &bad, &jobs);
+        if let (Some(shared), Some(tables)) = (&server, &mut live) {
+            tables.observe(r, &log.lock().expect("log lock"));
+            publish(shared, r, &cfg, tables, &jobs);
         }
+        log.lock().expect("log lock").forget_through(k);
     });
     if !args.quiet && terminal {
         eprintln!();
@@ -805,24 +873,23 @@ pub fn run(args: &RunArgs) -> Result<()> {
         let secs = started.elapsed().as_secs_f64();
         eprintln!(
             "{} records in {} epochs, {:.2} s ({:.0} records/s, {} worker(s))",
-            log.origin.len(),
+            log.taken,
             out.epochs,
             secs,
-            log.origin.len() as f64 / secs.max(1e-9),
+            log.taken as f64 / secs.max(1e-9),
             args.workers
         );
     }
+    // Every epoch's callback turned its ledger rejections into dead letters.
+    debug_assert_eq!(log.ledger_bad.len(), out.dead_letters.len());
     let mut dead_letters = std::mem::take(&mut log.bad);
-    dead_letters.extend(ledger_dead_letters(&out.dead_letters, &log.origin));
+    dead_letters.append(&mut log.ledger_bad);
     report_dead_letters(&dead_letters, args.out.as_deref(), false);
     let last = cfg.first_epoch + out.epochs - 1;
     let reports = game_reports(out.state, &cfg);
     if let Some(dir) = &args.out {
-        // The accepted records: replay the ledger over the input to list the live ones.
-        let mut ledger = Ledger::new(args.model.layout);
-        for m in &log.records {
-            ledger.apply(m.clone());
-        }
+        // The accepted records: the ledger over everything taken.
+        let ledger = log.kept.as_ref().expect("kept with --out");
         tables::write_snapshot(dir, &reports, last, ledger.live(), &dead_letters, &jobs)?;
         eprintln!("wrote Parquet tables to {}", dir.display());
     }
@@ -846,7 +913,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::slow_epoch_hint;
+    use super::{slow_epoch_hint, InputLog};
     use crate::cli::{Cli, Command, RunArgs};
     use clap::Parser;
 
@@ -879,5 +946,45 @@ mod tests {
         assert!(hint.contains("--level2-every") && !hint.contains("--level3-every"));
         let loosened = args(&["--no-level3", "--bootstrap", "0", "--level2-every", "5"]);
         assert!(slow_epoch_hint(2.0, &loosened).is_none());
+    }
+
+    /// The input log keeps per-record origins only for the epochs not yet applied (and the
+    /// records read ahead), and still names the right source row of each rejection.
+    #[test]
+    fn input_log_forgets_applied_epochs() {
+        use nashflow_operators::engine::DeadLetter;
+        use nashflow_schemas::Match;
+        let mut log = InputLog::default();
+        let source: std::sync::Arc<str> = "f.jsonl".into();
+        let m = Match::new("x", "g", "a", "b", 1.0, 0.0);
+        // Epochs of 3 records, rows 1.. of one file; epoch k's records are seqs 3k+1..=3k+3.
+        let take = |log: &mut InputLog, n: usize| {
+            for _ in 0..n {
+                let row = log.taken as u64 + 1;
+                log.took(&m, source.clone(), row);
+            }
+        };
+        let dead = |seq: u64| DeadLetter {
+            seq,
+            reason: format!("r{seq}"),
+            record: m.clone(),
+        };
+        let mut letters = Vec::new();
+        for k in 0..50usize {
+            // The first record of each epoch after the first was read ahead.
+            take(&mut log, if k == 0 { 3 } else { 2 });
+            log.cut();
+            take(&mut log, 1);
+            let first = 3 * k as u64 + 1;
+            assert_eq!(log.epoch(k).0[0].1, first);
+            letters.push(dead(first + 2));
+            log.ledger_rejections(&letters);
+            log.forget_through(k);
+            assert!(log.origin.len() == 1 && log.cuts.len() == 1, "epoch {k}");
+        }
+        let rows: Vec<u64> = log.ledger_bad.iter().map(|e| e.row).collect();
+        assert_eq!(rows, (0..50).map(|k| 3 * k + 3).collect::<Vec<u64>>());
+        assert_eq!(log.ledger_bad[7].reason, "r24");
+        assert_eq!(log.taken, 151);
     }
 }

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{bin, http, http_with_head, json, start_serving, start_with, wait_for};
+use common::{bin, http, http_with_head, json, serve_run, start_serving, start_with, wait_for};
 use serde_json::Value;
 
 #[test]
@@ -306,4 +306,97 @@ fn a_full_input_queue_refuses_a_request_whole() {
         .collect();
     // Rows 1–2 went to the refused request: their numbers are not handed out again.
     assert_eq!(ids, ["http:3", "http:4"]);
+}
+
+/// The live `matches` and `dead_letters` tables are kept across epochs, not rebuilt: over a
+/// log of tiny epochs with duplicates, conflicts, retractions of earlier epochs' matches, a
+/// retraction within its epoch, an id re-sent after its retraction and bad rows, they hold
+/// exactly what `analyze --out` writes for the same log.
+#[test]
+fn live_record_tables_equal_the_batch_tables() {
+    let dir = std::env::temp_dir().join(format!("nashflow-live-tables-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let row = |id: &str, a: &str, b: &str, p: f64, retract: bool| {
+        format!(
+            r#"{{"match_id":"{id}","game":"g","policy_i":"{a}","policy_j":"{b}","payoff_i":{p},"payoff_j":{},"retract":{retract}}}"#,
+            1.0 - p
+        )
+    };
+    let names = ["a", "b", "c", "d"];
+    let mut lines: Vec<String> = (0..30)
+        .map(|k| {
+            row(
+                &format!("m{k}"),
+                names[k % 4],
+                names[(k / 4) % 4],
+                (k % 7) as f64 / 7.0,
+                false,
+            )
+        })
+        .collect();
+    lines.insert(9, lines[3].clone()); // identical duplicate
+    lines.insert(12, row("m5", "b", "b", 0.99, false)); // conflict: the first stays
+    lines.insert(15, row("m1", "b", "a", 1.0 / 7.0, true)); // retracts an earlier epoch's match
+    lines.insert(20, row("m2", "c", "a", 2.0 / 7.0, true));
+    lines.insert(21, r#"{"match_id":"bad1","game":"g","policy_i":"a","policy_j":"b","payoff_i":"x","payoff_j":0}"#.into());
+    lines.push(row("m29", "b", "c", 1.0 / 7.0, true)); // retracted in its own epoch
+    lines.push(row("m2", "d", "a", 0.5, false)); // re-sent after its retraction
+    lines.push(row("ghost", "a", "b", 0.5, true)); // retracts nothing: a dead letter
+    lines.push(r#"{"match_id":"bad2","game":"g","policy_i":"a","payoff_i":1,"payoff_j":0}"#.into());
+    lines.extend((30..45).map(|k| {
+        row(
+            &format!("m{k}"),
+            names[k % 4],
+            names[(k / 3) % 4],
+            0.25,
+            false,
+        )
+    }));
+    let log = dir.join("log.jsonl");
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let batch = dir.join("batch");
+    common::ok(
+        bin()
+            .args(["analyze", "-q", "--no-level3", "--out"])
+            .arg(&batch)
+            .arg(&log)
+            .output()
+            .unwrap(),
+    );
+    let srv = serve_run(&[
+        "-i",
+        log.to_str().unwrap(),
+        "--epoch-records",
+        "4",
+        "--bootstrap",
+        "0",
+        "--no-level3",
+        "--ingest-token",
+        "t",
+    ]);
+    let server = format!("http://{}", srv.addr);
+    let sql = |query: &str, live: bool| -> String {
+        let mut cmd = bin();
+        cmd.args(["sql", "--format", "json", query]);
+        if live {
+            cmd.args(["--server", &server]);
+        } else {
+            cmd.arg(&batch);
+        }
+        String::from_utf8(common::ok(cmd.output().unwrap()).stdout).unwrap()
+    };
+    let matches =
+        "SELECT match_id, policy_i, policy_j, payoff_i, payoff_j FROM matches ORDER BY match_id";
+    let dead = "SELECT source, \"row\", field, reason, raw FROM dead_letters ORDER BY \"row\"";
+    let count =
+        "SELECT (SELECT count(*) FROM matches) AS m, (SELECT count(*) FROM dead_letters) AS d";
+    let expected = sql(count, false);
+    assert!(
+        expected.contains("\"m\": 43") && expected.contains("\"d\": 4"),
+        "{expected}"
+    );
+    wait_for("every record applied live", || sql(count, true) == expected);
+    assert_eq!(sql(matches, true), sql(matches, false));
+    assert_eq!(sql(dead, true), sql(dead, false));
 }

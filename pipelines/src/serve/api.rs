@@ -58,8 +58,8 @@ async fn session(
     archive: Option<&std::path::Path>,
 ) -> Result<SessionContext, String> {
     let ctx = SessionContext::new();
-    for (name, batch) in &snap.tables {
-        let table = MemTable::try_new(batch.schema(), vec![vec![batch.clone()]])
+    for (name, t) in &snap.tables {
+        let table = MemTable::try_new(t.schema.clone(), vec![t.batches.clone()])
             .map_err(|e| e.to_string())?;
         ctx.register_table(name.as_str(), Arc::new(table))
             .map_err(|e| e.to_string())?;

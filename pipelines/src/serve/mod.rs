@@ -6,6 +6,7 @@
 //! (all of its tables from one epoch) and never blocks the engine or other queries.
 
 pub mod api;
+pub mod live;
 pub mod views;
 
 use std::collections::BTreeMap;
@@ -14,7 +15,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::{Context, Result};
-use arrow::array::RecordBatch;
 use serde_json::Value;
 
 use crate::sql::Limits;
@@ -23,7 +23,7 @@ use crate::sql::Limits;
 #[derive(Default)]
 pub struct Snapshot {
     pub epoch: Option<u64>,
-    pub tables: Vec<(String, RecordBatch)>,
+    pub tables: Vec<(String, live::Table)>,
     /// Per game: the leaderboard JSON of `GET /api/leaderboard`.
     pub leaderboards: BTreeMap<String, Value>,
     /// Per game: the matrix JSON of `GET /api/games/{game}/matrix`.

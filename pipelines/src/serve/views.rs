@@ -91,12 +91,12 @@ pub fn matrix(r: &GameReport) -> Value {
 pub fn snapshot(
     reports: &[GameReport],
     epoch: u64,
-    extra: Vec<(&'static str, arrow::array::RecordBatch)>,
+    extra: Vec<(&'static str, super::live::Table)>,
 ) -> super::Snapshot {
-    let mut tables: Vec<(String, arrow::array::RecordBatch)> =
+    let mut tables: Vec<(String, super::live::Table)> =
         crate::tables::analysis_tables(reports, epoch)
             .into_iter()
-            .map(|(n, b)| (n.to_string(), b))
+            .map(|(n, b)| (n.to_string(), super::live::Table::of(b)))
             .collect();
     tables.extend(extra.into_iter().map(|(n, b)| (n.to_string(), b)));
     super::Snapshot {
