@@ -117,10 +117,10 @@ impl EngineConfig {
     }
 }
 
-/// What a run produced: the final state of every game and the dead letters as of the last
-/// epoch. The per-epoch history (`changes`, `None` = the game vanished; jobs, errors and the
-/// per-epoch figures) is filled only by [`run`]: a live [`run_stream`] hands each epoch to
-/// its callback instead of keeping history, so its memory does not grow with the epochs.
+/// What a run produced: the final state of every game and the number of epochs. The history
+/// (`changes`, `None` = the game vanished; dead letters, jobs, errors and the per-epoch
+/// figures) is filled only by [`run`]: a live [`run_stream`] hands each epoch to its
+/// callback instead of keeping it, so its memory does not grow with the epochs.
 #[derive(Debug, Default)]
 pub struct EngineOutput {
     pub state: BTreeMap<String, GameSnapshot>,
@@ -423,7 +423,8 @@ pub struct EpochReport<'a> {
     pub changed: Vec<(&'a str, Option<&'a GameSnapshot>)>,
     pub jobs: &'a [Job],
     pub errors: &'a [(u64, String, String)],
-    /// Every record rejected by the ledger so far (conflicts, bad retractions), by arrival.
+    /// The records the ledger rejected in this epoch (conflicts, bad retractions), by
+    /// arrival. A record is rejected in the epoch it arrives in.
     pub dead_letters: &'a [DeadLetter],
     /// Each game's PSRO trigger state after this epoch (what a durable run saves).
     pub triggers: &'a BTreeMap<String, Trigger>,
@@ -440,20 +441,11 @@ pub struct EpochReport<'a> {
     pub held_results: u64,
 }
 
-/// Moves the workers' new dead letters onto `all`, keeping arrival order. A record is
-/// dead-lettered in the epoch it arrives in, so new letters normally follow the old ones and
-/// an epoch costs only its own letters; the full sort is the fallback.
-fn collect_dead(dead: &Mutex<Vec<DeadLetter>>, all: &mut Vec<DeadLetter>) {
+/// The workers' dead letters since the last call, in arrival order.
+fn take_dead(dead: &Mutex<Vec<DeadLetter>>) -> Vec<DeadLetter> {
     let mut new = std::mem::take(&mut *dead.lock().expect("dead-letter lock"));
     new.sort_by_key(|d| d.seq);
-    let in_order = match (all.last(), new.first()) {
-        (Some(a), Some(b)) => a.seq < b.seq,
-        _ => true,
-    };
-    all.extend(new);
-    if !in_order {
-        all.sort_by_key(|d| d.seq);
-    }
+    new
 }
 
 /// Runs the engine over finite epochs of records (arrival order within and across epochs).
@@ -467,6 +459,7 @@ pub fn run(epochs: Vec<Vec<Match>>, cfg: &EngineConfig) -> EngineOutput {
                 .map(|(g, s)| (r.epoch, g.to_string(), s.cloned())),
         );
         h.jobs.extend_from_slice(r.jobs);
+        h.dead_letters.extend_from_slice(r.dead_letters);
         h.errors.extend_from_slice(r.errors);
         h.epoch_seconds.push(r.seconds);
         h.epoch_cpu_seconds.push(r.cpu_seconds);
@@ -476,7 +469,6 @@ pub fn run(epochs: Vec<Vec<Match>>, cfg: &EngineConfig) -> EngineOutput {
     });
     EngineOutput {
         state: out.state,
-        dead_letters: out.dead_letters,
         epochs: out.epochs,
         ..history
     }
@@ -790,7 +782,6 @@ pub fn run_stream(
     // Feed epochs; after each, wait for every worker, then report a consistent state.
     let mut seq = 0u64;
     let mut state: BTreeMap<String, GameSnapshot> = BTreeMap::new();
-    let mut all_dead: Vec<DeadLetter> = Vec::new();
     let mut t = first_epoch;
     for epoch in epochs {
         let started = std::time::Instant::now();
@@ -830,7 +821,7 @@ pub fn run_stream(
         let seconds = started.elapsed().as_secs_f64();
         let cpu_seconds = crate::cpu::process_cpu_seconds() - cpu_started;
         let kernels = out_kernel_nanos.swap(0, Ordering::Relaxed) as f64 * 1e-9;
-        collect_dead(&out_dead, &mut all_dead);
+        let dead_now = take_dead(&out_dead);
         let triggers_now = out_triggers.lock().expect("trigger lock").clone();
         on_epoch(&EpochReport {
             epoch: t,
@@ -840,7 +831,7 @@ pub fn run_stream(
             changed: changed.iter().map(|g| (g.as_str(), state.get(g))).collect(),
             jobs: &jobs_now,
             errors: &errors_now,
-            dead_letters: &all_dead,
+            dead_letters: &dead_now,
             triggers: &triggers_now,
             seconds,
             kernel_seconds: kernels,
@@ -858,11 +849,12 @@ pub fn run_stream(
         .join()
         .into_iter()
         .for_each(|r| r.expect("a worker panicked"));
-    collect_dead(&out_dead, &mut all_dead);
-    let dead_letters = all_dead;
+    debug_assert!(
+        take_dead(&out_dead).is_empty(),
+        "letters come with their epoch"
+    );
     EngineOutput {
         state,
-        dead_letters,
         epochs: t - first_epoch,
         ..EngineOutput::default()
     }

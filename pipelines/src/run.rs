@@ -140,12 +140,11 @@ impl InputLog {
         )
     }
 
-    /// Turns the ledger's new rejections (`dead` holds every one so far, in arrival order;
-    /// each from an epoch not yet forgotten) into dead letters naming their source rows.
+    /// Turns an epoch's ledger rejections (of records of epochs not yet forgotten) into dead
+    /// letters naming their source rows.
     fn ledger_rejections(&mut self, dead: &[DeadLetter]) {
-        let new = &dead[self.ledger_bad.len()..];
         let base = self.origin_base;
-        self.ledger_bad.extend(new.iter().map(|d| {
+        self.ledger_bad.extend(dead.iter().map(|d| {
             let (source, row) = &self.origin[d.seq as usize - 1 - base];
             RecordError {
                 source_name: source.to_string(),
@@ -881,7 +880,6 @@ pub fn run(args: &RunArgs) -> Result<()> {
         );
     }
     // Every epoch's callback turned its ledger rejections into dead letters.
-    debug_assert_eq!(log.ledger_bad.len(), out.dead_letters.len());
     let mut dead_letters = std::mem::take(&mut log.bad);
     dead_letters.append(&mut log.ledger_bad);
     report_dead_letters(&dead_letters, args.out.as_deref(), false);
@@ -969,7 +967,6 @@ mod tests {
             reason: format!("r{seq}"),
             record: m.clone(),
         };
-        let mut letters = Vec::new();
         for k in 0..50usize {
             // The first record of each epoch after the first was read ahead.
             take(&mut log, if k == 0 { 3 } else { 2 });
@@ -977,8 +974,7 @@ mod tests {
             take(&mut log, 1);
             let first = 3 * k as u64 + 1;
             assert_eq!(log.epoch(k).0[0].1, first);
-            letters.push(dead(first + 2));
-            log.ledger_rejections(&letters);
+            log.ledger_rejections(&[dead(first + 2)]);
             log.forget_through(k);
             assert!(log.origin.len() == 1 && log.cuts.len() == 1, "epoch {k}");
         }
