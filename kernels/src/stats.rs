@@ -85,6 +85,20 @@ pub fn quantize(x: f64) -> i64 {
     round_to_i64(x * FIXED_SCALE)
 }
 
+/// A fixed-point sum as a real number.
+pub fn fixed_to_real(x: i128) -> f64 {
+    // Through i64 where the sum fits (whenever a cell's payoffs, or their squares, sum to
+    // under 2^31 in magnitude): the same integer rounds to the same f64, and i128 → f64 is a
+    // slow software routine.
+    let x = i64::try_from(x).map_or_else(|_| x as f64, |x| x as f64);
+    x / FIXED_SCALE
+}
+
+/// The mean of `n` (> 0) values from their fixed-point sum, as [`CellStats::mean`] takes it.
+pub fn fixed_mean(n: i64, sum: i128) -> f64 {
+    fixed_to_real(sum) / n as f64
+}
+
 /// `y.round() as i64` (half away from zero) for |y| < 2^63, without the libm call that
 /// `f64::round` is on baseline x86-64 (ingest rounds several values per record). Exact:
 /// below 2^52 `y − trunc(y)` is exact (Sterbenz, or y itself when the truncation is 0),
@@ -180,11 +194,7 @@ impl CellStats {
     }
 
     fn real(x: i128) -> f64 {
-        // Through i64 where the sum fits (whenever a cell's payoffs, or their squares, sum to
-        // under 2^31 in magnitude): the same integer rounds to the same f64, and i128 → f64
-        // is a slow software routine.
-        let x = i64::try_from(x).map_or_else(|_| x as f64, |x| x as f64);
-        x / FIXED_SCALE
+        fixed_to_real(x)
     }
 
     pub fn mean(&self) -> Option<f64> {

@@ -30,6 +30,7 @@ use differential_dataflow::input::Input;
 use nashflow_kernels::analysis::{add_bounds, analyze_game_warm, AnalysisConfig, GameAnalysis};
 use nashflow_kernels::attribution::Attribution;
 use nashflow_kernels::bootstrap::{summarize_hinted, BootstrapConfig};
+use nashflow_kernels::bounds::summary::CellAccumulator;
 use nashflow_kernels::bounds::{BoundSample, CellSummary};
 use nashflow_kernels::lifts::Lifts;
 use nashflow_kernels::progress::Silent;
@@ -225,17 +226,35 @@ type SampleCounts = BTreeMap<(Option<String>, u64, u8, Option<u64>), isize>;
 
 /// Per game and cell, the bound samples and their summary. Samples arrive as diffs; a cell's
 /// summary is rebuilt only when its samples changed (DESIGN §6 sufficient statistics, kept
-/// per cell).
+/// per cell): from its running sums when no sample carries a propensity (time independent
+/// of the cell's history), otherwise from its samples, which the MSM bounds need sorted.
 #[derive(Default)]
 struct BoundStore {
     samples: HashMap<String, HashMap<(String, String), SampleCounts>>,
+    sums: HashMap<String, HashMap<(String, String), CellAccumulator>>,
     changed: HashMap<String, BTreeSet<(String, String)>>,
     summaries: HashMap<String, HashMap<(String, String), CellSummary>>,
+}
+
+/// A sample from its dataflow form (payoff bits, score in half points, propensity bits).
+fn bound_sample(stratum: &Option<String>, y: u64, s: u8, e: Option<u64>) -> BoundSample {
+    BoundSample {
+        stratum: stratum.clone(),
+        payoff: f64::from_bits(y),
+        score: f64::from(s) / 2.0,
+        propensity: e.map(f64::from_bits),
+    }
 }
 
 impl BoundStore {
     fn update(&mut self, game: &str, (a, b, stratum, y, s, e): &BoundValue, diff: isize) {
         let cell = (a.clone(), b.clone());
+        self.sums
+            .entry(game.to_string())
+            .or_default()
+            .entry(cell.clone())
+            .or_default()
+            .add(&bound_sample(stratum, *y, *s, *e), diff as i64);
         let counts = self
             .samples
             .entry(game.to_string())
@@ -258,28 +277,33 @@ impl BoundStore {
     fn summaries(&mut self, game: &str) -> &HashMap<(String, String), CellSummary> {
         let summaries = self.summaries.entry(game.to_string()).or_default();
         let cells = self.samples.entry(game.to_string()).or_default();
+        let sums = self.sums.entry(game.to_string()).or_default();
         for cell in self.changed.remove(game).unwrap_or_default() {
-            let samples: Vec<BoundSample> = cells
-                .get(&cell)
-                .into_iter()
-                .flatten()
-                .flat_map(|((stratum, y, s, e), &count)| {
-                    let sample = BoundSample {
-                        stratum: stratum.clone(),
-                        payoff: f64::from_bits(*y),
-                        score: f64::from(*s) / 2.0,
-                        propensity: e.map(f64::from_bits),
-                    };
-                    std::iter::repeat_n(sample, count.max(0) as usize)
-                })
-                .collect();
-            match CellSummary::of(&samples) {
+            let acc = sums.get(&cell);
+            let summary = match acc {
+                Some(acc) if acc.is_empty() => None,
+                Some(acc) => acc.summary().or_else(|| {
+                    let samples: Vec<BoundSample> = cells
+                        .get(&cell)
+                        .into_iter()
+                        .flatten()
+                        .flat_map(|((stratum, y, s, e), &count)| {
+                            let sample = bound_sample(stratum, *y, *s, *e);
+                            std::iter::repeat_n(sample, count.max(0) as usize)
+                        })
+                        .collect();
+                    CellSummary::of(&samples)
+                }),
+                None => None,
+            };
+            match summary {
                 Some(summary) => {
                     summaries.insert(cell, summary);
                 }
                 None => {
                     summaries.remove(&cell);
                     cells.remove(&cell);
+                    sums.remove(&cell);
                 }
             }
         }

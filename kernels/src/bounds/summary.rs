@@ -3,11 +3,18 @@
 //! multiset in ascending payoff order, which is all the MSM extreme needs; and the same for
 //! the whole cell's scores (win 1, draw ½, loss 0), which the rating certificates bound.
 //!
-//! The summary is a function of the multiset of samples alone (it sorts before it sums), so
-//! the batch path and the streaming engine, which see the samples in different orders,
-//! produce bit-identical summaries.
+//! The summary is a function of the multiset of samples alone (means are exact fixed-point
+//! sums, as the cells' are; lists are sorted), so the batch path and the streaming engine,
+//! which see the samples in different orders, produce bit-identical summaries. Without
+//! propensities it needs only counts, sums and the payoff extremes, which [`CellAccumulator`]
+//! keeps under additions and removals: the streaming engine then updates a cell's summary
+//! in time independent of its history.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+use crate::stats::{fixed_mean, quantize};
 
 /// What one seat of one match contributes to a cell's bounds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -34,7 +41,7 @@ impl StratumStats {
     /// From (value, propensity) pairs already sorted.
     fn of(stratum: Option<String>, sorted: &[(f64, Option<f64>)]) -> StratumStats {
         let n = sorted.len();
-        let mean = sorted.iter().map(|s| s.0).sum::<f64>() / n as f64;
+        let sum: i128 = sorted.iter().map(|s| i128::from(quantize(s.0))).sum();
         let weighted = sorted
             .iter()
             .map(|&(y, e)| e.map(|e| (y, e)))
@@ -42,9 +49,109 @@ impl StratumStats {
         StratumStats {
             stratum,
             n: n as u64,
-            mean,
+            mean: fixed_mean(n as i64, sum),
             weighted,
         }
+    }
+}
+
+/// Count and fixed-point sum of some values.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Sum {
+    n: i64,
+    sum: i128,
+}
+
+impl Sum {
+    fn add(&mut self, y: f64, count: i64) {
+        self.n += count;
+        self.sum += i128::from(quantize(y)) * i128::from(count);
+    }
+
+    fn stats(&self, stratum: Option<String>) -> StratumStats {
+        StratumStats {
+            stratum,
+            n: self.n as u64,
+            mean: fixed_mean(self.n, self.sum),
+            weighted: None,
+        }
+    }
+}
+
+/// An f64 as a u64 in the same order as `f64::total_cmp`.
+fn ordered(y: f64) -> u64 {
+    let b = y.to_bits();
+    if b >> 63 == 1 {
+        !b
+    } else {
+        b | 1 << 63
+    }
+}
+
+fn unordered(k: u64) -> f64 {
+    f64::from_bits(if k >> 63 == 1 { k & !(1 << 63) } else { !k })
+}
+
+/// A cell's samples as running sums, under additions and removals (counts may be
+/// negative): what [`CellSummary`] needs when no sample carries a propensity.
+#[derive(Clone, Debug, Default)]
+pub struct CellAccumulator {
+    pooled: Sum,
+    score: Sum,
+    strata: BTreeMap<Option<String>, Sum>,
+    /// Payoff multiset (in [`ordered`] keys), for the extremes.
+    payoffs: BTreeMap<u64, i64>,
+    /// Samples that carry a propensity.
+    with_propensity: i64,
+}
+
+impl CellAccumulator {
+    /// Adds `count` copies of `s` (a negative count removes them).
+    pub fn add(&mut self, s: &BoundSample, count: i64) {
+        self.pooled.add(s.payoff, count);
+        self.score.add(s.score, count);
+        let stratum = self.strata.entry(s.stratum.clone()).or_default();
+        stratum.add(s.payoff, count);
+        if stratum.n == 0 {
+            self.strata.remove(&s.stratum);
+        }
+        let k = ordered(s.payoff);
+        let c = self.payoffs.entry(k).or_default();
+        *c += count;
+        if *c == 0 {
+            self.payoffs.remove(&k);
+        }
+        if s.propensity.is_some() {
+            self.with_propensity += count;
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pooled.n == 0
+    }
+
+    /// The summary, equal to [`CellSummary::of`] over the samples held; `None` when the cell
+    /// is empty or some sample carries a propensity (the MSM bounds then need the sorted
+    /// samples themselves: use [`CellSummary::of`]).
+    pub fn summary(&self) -> Option<CellSummary> {
+        if self.is_empty() || self.with_propensity != 0 {
+            return None;
+        }
+        let strata = if self.strata.keys().all(Option::is_none) {
+            Vec::new()
+        } else {
+            self.strata
+                .iter()
+                .map(|(stratum, sum)| sum.stats(stratum.clone()))
+                .collect()
+        };
+        Some(CellSummary {
+            pooled: self.pooled.stats(None),
+            score: self.score.stats(None),
+            strata,
+            min: unordered(*self.payoffs.keys().next().expect("not empty")),
+            max: unordered(*self.payoffs.keys().next_back().expect("not empty")),
+        })
     }
 }
 
@@ -66,6 +173,13 @@ impl CellSummary {
     pub fn of(samples: &[BoundSample]) -> Option<CellSummary> {
         if samples.is_empty() {
             return None;
+        }
+        if samples.iter().all(|s| s.propensity.is_none()) {
+            let mut acc = CellAccumulator::default();
+            for s in samples {
+                acc.add(s, 1);
+            }
+            return acc.summary();
         }
         // (stratum, value, propensity) sorted by value then propensity (missing last).
         let sorted_by = |value: fn(&BoundSample) -> f64| {
@@ -160,6 +274,71 @@ mod tests {
             .collect();
         assert_eq!(scores, [0.0, 1.0, 1.0, 1.0], "ascending by score");
         assert_eq!((one.score.n, one.score.mean), (4, 0.75));
+    }
+
+    /// Samples added and removed in any order leave the summary of the remaining multiset,
+    /// bit for bit (the streaming engine's path against the batch one).
+    #[test]
+    fn accumulator_equals_the_summary_of_what_remains() {
+        let mut r = crate::rng::SplitMix64::new(5);
+        let strata = [None, Some("x"), Some("y")];
+        let mut acc = CellAccumulator::default();
+        let mut held: Vec<BoundSample> = Vec::new();
+        for step in 0..2000 {
+            if held.is_empty() || r.below(3) > 0 {
+                let payoff = (r.next_f64() - 0.3) * 7.0;
+                let s = BoundSample {
+                    stratum: strata[r.below(if step < 1000 { 1 } else { 3 })].map(String::from),
+                    payoff,
+                    score: [0.0, 0.5, 1.0][r.below(3)],
+                    propensity: None,
+                };
+                acc.add(&s, 1);
+                held.push(s);
+            } else {
+                let s = held.swap_remove(r.below(held.len()));
+                acc.add(&s, -1);
+            }
+            let got = acc.summary();
+            assert_eq!(got, CellSummary::of(&held), "step {step}");
+            // And against the plain definitions.
+            if let Some(c) = got {
+                let n = held.len() as f64;
+                let mean = held.iter().map(|s| s.payoff).sum::<f64>() / n;
+                let score = held.iter().map(|s| s.score).sum::<f64>() / n;
+                assert_eq!(c.pooled.n as usize, held.len());
+                assert!(
+                    (c.pooled.mean - mean).abs() < 1e-9,
+                    "{} {mean}",
+                    c.pooled.mean
+                );
+                assert!((c.score.mean - score).abs() < 1e-12);
+                let min = held.iter().map(|s| s.payoff).fold(f64::INFINITY, f64::min);
+                let max = held
+                    .iter()
+                    .map(|s| s.payoff)
+                    .fold(f64::NEG_INFINITY, f64::max);
+                assert_eq!((c.min, c.max), (min, max));
+                let counted: u64 = c.strata.iter().map(|t| t.n).sum();
+                assert!(c.strata.is_empty() || counted as usize == held.len());
+            }
+        }
+        let with = BoundSample {
+            propensity: Some(0.5),
+            ..held[0].clone()
+        };
+        acc.add(&with, 1);
+        assert!(acc.summary().is_none(), "propensities need the samples");
+        let mut ordered_keys: Vec<f64> = held.iter().map(|s| s.payoff).collect();
+        ordered_keys.push(-0.0);
+        ordered_keys.push(0.0);
+        ordered_keys.sort_by_key(|y| ordered(*y));
+        assert!(ordered_keys
+            .windows(2)
+            .all(|w| w[0].total_cmp(&w[1]).is_le()));
+        assert!(ordered_keys
+            .iter()
+            .all(|&y| unordered(ordered(y)).to_bits() == y.to_bits()));
     }
 
     #[test]
