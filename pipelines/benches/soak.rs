@@ -6,13 +6,16 @@
 //! records keep arriving. The process's resident memory (VmRSS) is sampled every 5 s.
 //!
 //! The baseline is the same process's memory at the end of the warm-up (the first fifth of
-//! the run, when the window is full): printed are that, the peak after it, the last sample,
+//! the run, and at least twice the time the window takes to fill): printed are that, the peak after it, the last sample,
 //! their ratio, and the growth rate fitted over the samples after the warm-up.
 //!
 //! `cargo bench -p nashflow-pipelines --bench soak` (`NASHFLOW_SOAK_RATE`: new matches per
 //! second, default 20,000; each brings a retraction, so twice as many records).
 
-use std::io::{BufRead, BufReader, Write};
+#[path = "../tests/common/address.rs"]
+mod address;
+
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -78,15 +81,7 @@ fn main() {
         .spawn()
         .expect("nashflow runs");
     let pid = child.id();
-    let mut err = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    err.read_line(&mut line).expect("first line");
-    let addr = line
-        .trim()
-        .strip_prefix("serving on http://")
-        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-        .to_string();
-    std::thread::spawn(move || for _ in err.lines() {});
+    let addr = address::served_address(&mut child);
     let mut stdin = std::io::BufWriter::new(child.stdin.take().expect("stdin"));
 
     println!(
@@ -129,14 +124,15 @@ fn main() {
     drop(stdin);
     let _ = child.wait();
     let elapsed = started.elapsed().as_secs_f64();
-    let warm_until = secs as f64 / 5.0;
+    // The first fifth of the run, and at least twice the time the window takes to fill.
+    let warm_until = (secs as f64 / 5.0).max(2.0 * window as f64 / rate as f64);
     let after: Vec<(f64, f64)> = samples
         .iter()
         .copied()
         .filter(|(t, _)| *t >= warm_until)
         .collect();
     let Some(&(_, warm)) = after.first() else {
-        println!("too short a soak for a figure (NASHFLOW_SOAK_SECS ≥ 30)");
+        println!("too short a soak for a figure (NASHFLOW_SOAK_SECS ≥ 60)");
         return;
     };
     let last = after.last().expect("one sample").1;

@@ -2,11 +2,12 @@
 //! HTTP/1.1 client over std sockets.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod address;
 pub mod broker;
 
 use serde_json::Value;
@@ -97,16 +98,7 @@ pub fn serve_run(args: &[&str]) -> Server {
         .stderr(Stdio::piped())
         .spawn()
         .expect("nashflow runs");
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("serving on http://")
-        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-        .to_string();
-    // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in err.lines() {});
+    let addr = address::served_address(&mut child);
     Server { child, addr }
 }
 
