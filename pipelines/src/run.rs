@@ -266,7 +266,12 @@ impl Iterator for Epochs {
                     }
                 }
                 Item::Consumed(topic, partition, next) => log.consumed(topic, partition, next),
-                Item::Bad(e) => log.bad.push(e),
+                Item::Bad(e) => {
+                    log.bad.push(e);
+                    // A rejected row opens the epoch too: on a tick, bad rows with no good
+                    // record after them still reach the live `dead_letters` table.
+                    opened.get_or_insert_with(Instant::now);
+                }
                 Item::Fatal(e) => {
                     log.fatal = Some(e);
                     break 'records;
