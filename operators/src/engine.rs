@@ -279,10 +279,8 @@ impl BoundStore {
         let cells = self.samples.entry(game.to_string()).or_default();
         let sums = self.sums.entry(game.to_string()).or_default();
         for cell in self.changed.remove(game).unwrap_or_default() {
-            let acc = sums.get(&cell);
-            let summary = match acc {
-                Some(acc) if acc.is_empty() => None,
-                Some(acc) => acc.summary().or_else(|| {
+            let summary = sums.get(&cell).and_then(|acc| {
+                acc.summary().or_else(|| {
                     let samples: Vec<BoundSample> = cells
                         .get(&cell)
                         .into_iter()
@@ -293,9 +291,8 @@ impl BoundStore {
                         })
                         .collect();
                     CellSummary::of(&samples)
-                }),
-                None => None,
-            };
+                })
+            });
             match summary {
                 Some(summary) => {
                     summaries.insert(cell, summary);

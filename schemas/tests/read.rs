@@ -10,7 +10,15 @@ use arrow::array::{
 use arrow::datatypes::Int8Type;
 use nashflow_schemas::arrow_io::{matches_batch, read_parquet_batches, write_parquet};
 use nashflow_schemas::read::{read_csv, read_json};
-use nashflow_schemas::{read_file, Layout, Ledger, Match, Outcome};
+use nashflow_schemas::{read_file, Layout, Ledger, Match, Outcome, ReadOutcome};
+
+/// The good records' ids, in order.
+fn ids(out: &ReadOutcome) -> Vec<&str> {
+    out.matches
+        .iter()
+        .map(|(_, m)| m.match_id.as_str())
+        .collect()
+}
 
 fn tmp(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("nashflow-schemas-{}", std::process::id()));
@@ -28,11 +36,7 @@ fn csv_good_and_bad_rows() {
                 e,g,x,y,1,0,,,1.5,\n\
                 f,g,y,x,2,3,true,TRUE,1,\n";
     let out = read_csv("log.csv", text.as_bytes()).unwrap();
-    let ids: Vec<&str> = out
-        .matches
-        .iter()
-        .map(|(_, m)| m.match_id.as_str())
-        .collect();
+    let ids = ids(&out);
     assert_eq!(ids, vec!["a", "f"]);
     assert_eq!(out.matches[1].0, 6, "row numbers are kept for good rows");
     let a = &out.matches[0].1;
@@ -73,11 +77,7 @@ fn csv_without_match_id_gets_derived_ids_and_default_game() {
         "policy_i,policy_j,payoff_i,payoff_j\na,b,1,2\nb,a,2,1\n".as_bytes(),
     )
     .unwrap();
-    let ids: Vec<&str> = out
-        .matches
-        .iter()
-        .map(|(_, m)| m.match_id.as_str())
-        .collect();
+    let ids = ids(&out);
     assert_eq!(ids, vec!["dir/egta.csv:1", "dir/egta.csv:2"]);
     assert_eq!(out.matches[0].1.game, "default");
 }
@@ -338,11 +338,7 @@ fn json_lines_starting_with_an_array_keep_their_records() {
     for first in ["[1,2,3]", "[1,2"] {
         let text = format!("{first}\n{record}\n");
         let out = read_json("l.jsonl", text.as_bytes()).unwrap();
-        let ids: Vec<&str> = out
-            .matches
-            .iter()
-            .map(|(_, m)| m.match_id.as_str())
-            .collect();
+        let ids = ids(&out);
         assert_eq!(ids, vec!["m"], "{first}");
         assert_eq!(out.errors.len(), 1, "{first}: {:?}", out.errors);
         assert_eq!(out.errors[0].row, 1);
@@ -542,11 +538,7 @@ fn a_line_that_is_not_utf8_is_one_bad_row() {
     text.extend_from_slice(b"{\"match_id\":\"2\",\"policy_i\":\"\xff\"}\n");
     text.extend_from_slice(b"{\"match_id\":\"3\",\"policy_i\":\"b\",\"policy_j\":\"a\",\"payoff_i\":1,\"payoff_j\":0}\n");
     let out = read_json("s.jsonl", &text[..]).unwrap();
-    let ids: Vec<&str> = out
-        .matches
-        .iter()
-        .map(|(_, m)| m.match_id.as_str())
-        .collect();
+    let ids = ids(&out);
     assert_eq!(ids, ["1", "3"]);
     assert_eq!(out.errors.len(), 1);
     assert_eq!(out.errors[0].row, 2);

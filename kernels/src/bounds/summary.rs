@@ -110,7 +110,11 @@ impl CellAccumulator {
     pub fn add(&mut self, s: &BoundSample, count: i64) {
         self.pooled.add(s.payoff, count);
         self.score.add(s.score, count);
-        let stratum = self.strata.entry(s.stratum.clone()).or_default();
+        // Looked up before inserting: a sample's stratum is usually there already.
+        let stratum = match self.strata.get_mut(&s.stratum) {
+            Some(stratum) => stratum,
+            None => self.strata.entry(s.stratum.clone()).or_default(),
+        };
         stratum.add(s.payoff, count);
         if stratum.n == 0 {
             self.strata.remove(&s.stratum);
