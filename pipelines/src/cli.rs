@@ -612,8 +612,11 @@ pub struct RunArgs {
     /// Jobs are also in the `jobs` table.
     #[arg(long = "jobs")]
     pub jobs: Vec<String>,
-    /// Archive every epoch under DIR/epoch=N/: the analysis tables of that epoch's consistent
-    /// state, its jobs, and its incoming records (with `retract`), as Parquet.
+    /// Archive every epoch under DIR as Parquet: the analysis tables of that epoch's consistent
+    /// state, its jobs, and its incoming records (with `retract`, `epoch` and `position`).
+    /// Each epoch is written to DIR/epoch=N/ and merged in the background, 16 at a time, into
+    /// DIR/epochs=A-B/. `nashflow sql --archive DIR` reads it as NAME_history. DIR must hold
+    /// no epochs, unless --state continues the run that wrote them.
     #[arg(long)]
     pub archive: Option<PathBuf>,
     /// Write the final snapshot as Parquet tables (same names and columns as `analyze --out`).

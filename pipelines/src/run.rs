@@ -715,6 +715,13 @@ pub fn run(args: &RunArgs) -> Result<()> {
         None => (None, None),
     };
     let restored_epoch = restored.as_ref().map(|r| r.epoch);
+    // Before the sources and the server: an archive of another run fails the run at once.
+    let mut archive = args
+        .archive
+        .as_deref()
+        .map(|dir| nashflow_connectors::archive::Archive::open(dir, restored_epoch))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let cfg = EngineConfig {
         first_epoch: restored_epoch.unwrap_or(0),
         triggers: restored
@@ -789,12 +796,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
         log.lock()
             .expect("log lock")
             .ledger_rejections(r.dead_letters);
-        if let (Some(dir), None, false) = (&args.archive, &archive_error, restoring) {
+        if let (Some(archive), None, false) = (&mut archive, &archive_error, restoring) {
             let reports = game_reports(r.state.iter().map(|(g, s)| (g.clone(), s.clone())), &cfg);
-            if let Err(e) =
-                tables::write_archive_epoch(dir, &reports, r.epoch, r.input.iter().copied(), r.jobs)
-            {
-                archive_error = Some(e);
+            let tables = tables::archive_tables(&reports, r.epoch, r.input.iter().copied(), r.jobs);
+            if let Err(e) = archive.write_epoch(r.epoch, &tables) {
+                archive_error = Some(anyhow::Error::msg(e));
             }
         }
         if !args.quiet {
@@ -856,9 +862,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
     if !args.quiet && terminal {
         eprintln!();
     }
+    let merged = archive.map_or(Ok(()), |a| a.finish());
     if let Some(e) = archive_error {
         return Err(e.context("writing the archive"));
     }
+    merged.map_err(|e| anyhow::anyhow!("merging the archive: {e}"))?;
     let mut log = std::mem::take(&mut *log.lock().expect("log lock"));
     if let Some(fatal) = log.fatal.take() {
         bail!("{fatal}");

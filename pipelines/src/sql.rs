@@ -8,11 +8,16 @@
 //! `--max-rows` and queries at `--timeout-s`.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use arrow::array::{Array, RecordBatch};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::execution::options::ParquetReadOptions;
 use datafusion::prelude::{SQLOptions, SessionContext};
 use datafusion::sql::sqlparser::ast::Statement;
@@ -97,39 +102,39 @@ pub async fn catalog(data: Option<&Path>, archive: Option<&Path>) -> Result<Sess
     Ok(ctx)
 }
 
-/// Registers `NAME_history` for every table of an archive written by `run --archive`
-/// (`DIR/epoch=N/NAME.parquet`); the tables carry their own `epoch` column.
+/// Registers `NAME_history` for every table of an archive written by `run --archive`, over
+/// the segments that hold each epoch once (`nashflow_connectors::archive::live_segments`); the tables carry their
+/// own `epoch` column.
 pub async fn register_archive(ctx: &SessionContext, dir: &Path) -> Result<()> {
-    let mut names = std::collections::BTreeSet::new();
-    for entry in std::fs::read_dir(dir).with_context(|| format!("--archive {}", dir.display()))? {
-        let epoch_dir = entry?.path();
-        if epoch_dir.is_dir() {
-            for f in std::fs::read_dir(&epoch_dir)? {
-                let p = f?.path();
-                if p.extension().is_some_and(|e| e == "parquet") {
-                    names.insert(
-                        p.file_stem()
-                            .and_then(|s| s.to_str())
-                            .unwrap_or_default()
-                            .to_string(),
-                    );
-                }
-            }
+    let dir = std::path::absolute(dir).with_context(|| format!("--archive {}", dir.display()))?;
+    let mut files: std::collections::BTreeMap<String, Vec<ListingTableUrl>> = Default::default();
+    for segment in nashflow_connectors::archive::live_segments(&dir).map_err(anyhow::Error::msg)? {
+        let seg = dir.join(segment.name());
+        for f in std::fs::read_dir(&seg).with_context(|| seg.display().to_string())? {
+            let p = f?.path();
+            let Some(name) = p
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .filter(|_| p.extension().is_some_and(|e| e == "parquet"))
+            else {
+                continue;
+            };
+            let url = ListingTableUrl::parse(p.to_string_lossy())
+                .with_context(|| p.display().to_string())?;
+            files.entry(name.to_string()).or_default().push(url);
         }
     }
-    for name in names {
-        let suffix = format!("/{name}.parquet");
-        let options = ParquetReadOptions {
-            file_extension: &suffix,
-            ..Default::default()
-        };
-        ctx.register_parquet(
-            &format!("{name}_history"),
-            &format!("{}/", dir.display()),
-            options,
-        )
-        .await
-        .with_context(|| format!("registering {name}_history"))?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    for (name, urls) in files {
+        let table = format!("{name}_history");
+        let config = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options.clone())
+            .infer_schema(&ctx.state())
+            .await
+            .with_context(|| format!("registering {table}"))?;
+        ctx.register_table(&table, Arc::new(ListingTable::try_new(config)?))
+            .with_context(|| format!("registering {table}"))?;
     }
     Ok(())
 }

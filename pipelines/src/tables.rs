@@ -585,20 +585,33 @@ pub fn analysis_tables(reports: &[GameReport], epoch: u64) -> Vec<(&'static str,
     ]
 }
 
-/// One epoch of the archive: the analysis tables, the epoch's jobs and its input records.
-pub fn write_archive_epoch<'a>(
-    dir: &Path,
+/// One epoch of the archive: the analysis tables, the epoch's jobs, and its input records
+/// with their `epoch` and `position` in the epoch's input (`ORDER BY epoch, position` is
+/// the order the run read them in).
+pub fn archive_tables<'a>(
     reports: &[GameReport],
     epoch: u64,
     input: impl IntoIterator<Item = &'a nashflow_schemas::Match>,
     job_list: &[Job],
-) -> Result<(), anyhow::Error> {
+) -> Vec<(&'static str, RecordBatch)> {
+    let records = nashflow_schemas::arrow_io::records_batch(input);
+    let rows = records.num_rows() as u64;
+    let records = nashflow_schemas::arrow_io::append_columns(
+        &records,
+        vec![
+            (
+                Field::new("epoch", DataType::UInt64, false),
+                Arc::new(UInt64Array::from(vec![epoch; rows as usize])) as ArrayRef,
+            ),
+            (
+                Field::new("position", DataType::UInt64, false),
+                Arc::new(UInt64Array::from_iter_values(0..rows)),
+            ),
+        ],
+    );
     let mut out = analysis_tables(reports, epoch);
-    out.extend([
-        ("jobs", jobs(job_list)),
-        ("records", nashflow_schemas::arrow_io::records_batch(input)),
-    ]);
-    write_all(&dir.join(format!("epoch={epoch}")), &out).map_err(anyhow::Error::msg)
+    out.extend([("jobs", jobs(job_list)), ("records", records)]);
+    out
 }
 
 /// Writes every table as `DIR/NAME.parquet`.

@@ -1150,3 +1150,80 @@ fn sql_over_written_tables() {
         .arg(&archive));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "epochs,last\n5,4\n");
 }
+
+/// A run of many epochs keeps few archive directories (merged in the background), and the
+/// history reads each epoch once: the records in the order read, one metrics row an epoch.
+/// A fresh run into the same archive is refused.
+#[test]
+fn archive_merges_epochs_and_history_reads_each_once() {
+    let dir = tmpdir("archive-merge");
+    let log = dir.join("log.csv");
+    let mut text = String::from("match_id,policy_i,policy_j,payoff_i,payoff_j\n");
+    let pairs = [("x", "y"), ("y", "z"), ("z", "x")];
+    for k in 0..300 {
+        let (a, b) = pairs[k % 3];
+        let p = (k % 7) as f64 / 7.0;
+        text.push_str(&format!("m{k},{a},{b},{p},{}\n", 1.0 - p));
+    }
+    std::fs::write(&log, &text).unwrap();
+    let archive = dir.join("archive");
+    let archive_run = || {
+        let mut c = bin();
+        c.args([
+            "run",
+            "--exit-at-end",
+            "--epoch-records",
+            "1",
+            "--no-level3",
+        ])
+        .args(["--bootstrap", "0", "-q", "-i"])
+        .arg(&log)
+        .arg("--archive")
+        .arg(&archive);
+        c
+    };
+    run(&mut archive_run());
+    // 300 epochs in segments of 16^k: one of 256, two of 16, twelve single epochs.
+    let mut dirs: Vec<String> = std::fs::read_dir(&archive)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    dirs.sort();
+    assert_eq!(dirs.len(), 15, "{dirs:?}");
+    assert!(dirs.contains(&"epochs=0-255".to_string()), "{dirs:?}");
+    let sql = |q: &str| -> String {
+        let out = run(bin()
+            .args(["sql", q, "--format", "csv", "--archive"])
+            .arg(&archive));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(
+        sql(
+            "SELECT count(*) AS n, count(DISTINCT epoch) AS e, min(epoch) AS a, \
+             max(epoch) AS b FROM metrics_history"
+        ),
+        "n,e,a,b\n300,300,0,299\n"
+    );
+    let ids: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    let read = sql("SELECT match_id FROM records_history ORDER BY epoch, position");
+    assert_eq!(read.lines().skip(1).collect::<Vec<_>>(), ids);
+    // Epoch e's policies table holds the policies of its first e + 1 records.
+    assert_eq!(
+        sql(
+            "SELECT epoch, count(*) AS n FROM policies_history WHERE epoch < 3 \
+             GROUP BY epoch ORDER BY epoch"
+        ),
+        "epoch,n\n0,2\n1,3\n2,3\n"
+    );
+    let again = archive_run().output().unwrap();
+    assert!(!again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains("already holds epochs 0–299 of another run"),
+        "{err}"
+    );
+}

@@ -256,20 +256,22 @@ fn consumes_100k_with_dead_letters_and_equals_analyze() {
     }
 }
 
-/// Runs nashflow with `--state` (and `extra` flags), calls `fault` once the state has passed
-/// epoch 4 (nashflow still running), then runs to the end and checks the tables equal
-/// `analyze`.
+/// Runs nashflow with `--state` and `--archive` (and `extra` flags), calls `fault` once the
+/// state has passed epoch 4 (nashflow still running), then runs to the end and checks the
+/// tables equal `analyze`, and that the archive holds every epoch and record exactly once.
 fn survives(name: &str, extra: &[&str], fault: impl FnOnce(&mut std::process::Child, &mut Broker)) {
     let dir = tmp(name);
     let mut broker = Broker::start(&dir.join("broker"));
     broker.create_topic("matches", 3);
     let log = simulate(&dir, 30_000, 5, Some(&broker.brokers()));
     let state = dir.join("state");
+    let archive = dir.join("archive");
     let brokers = broker.brokers();
     let args = |extra: &[&str]| {
         let mut a = run_args(&brokers);
         a.extend(["--epoch-records", "500", "--group", "faults", "--state"].map(String::from));
         a.push(state.display().to_string());
+        a.extend(["--archive".into(), archive.display().to_string()]);
         a.extend(extra.iter().map(|s| s.to_string()));
         a
     };
@@ -313,6 +315,36 @@ fn survives(name: &str, extra: &[&str], fault: impl FnOnce(&mut std::process::Ch
         .map(|o| o["next"].as_i64().unwrap())
         .sum();
     assert_eq!(next, 30_000, "offsets of the whole topic are durable");
+    // The restart dropped the epochs archived after the state it continued from, and
+    // archived them again as it recomputed them.
+    let sql = |q: &str| -> String {
+        let out = ok(bin()
+            .args(["sql", q, "--format", "csv", "--archive"])
+            .arg(&archive)
+            .output()
+            .unwrap());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let last = manifest["epoch"].as_u64().unwrap();
+    assert_eq!(
+        sql(
+            "SELECT count(*) AS n, count(DISTINCT epoch) AS e, min(epoch) AS a, \
+             max(epoch) AS b FROM (SELECT DISTINCT game, epoch FROM metrics_history)"
+        ),
+        format!("n,e,a,b\n{0},{0},0,{last}\n", last + 1)
+    );
+    assert_eq!(
+        sql(
+            "SELECT count(*) AS n FROM (SELECT game, epoch FROM metrics_history \
+             GROUP BY game, epoch HAVING count(*) > 1)"
+        ),
+        "n\n0\n",
+        "no epoch archived twice"
+    );
+    assert_eq!(
+        sql("SELECT count(*) AS n, count(DISTINCT match_id) AS ids FROM records_history"),
+        "n,ids\n30000,30000\n"
+    );
     if extra.contains(&"--state-compact-every") {
         assert!(manifest["base"].is_u64(), "the state was compacted");
         let files = std::fs::read_dir(state.join("segments")).unwrap().count();

@@ -133,16 +133,21 @@ pub fn dead_letters_batch(errors: &[RecordError]) -> RecordBatch {
 
 /// Writes one batch as a Snappy-compressed Parquet file.
 pub fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<(), String> {
-    let file = File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .build();
-    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut w = parquet_writer(path, batch.schema())?;
     w.write(batch)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     w.close().map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(())
+}
+
+/// A Parquet file at `path` for batches of `schema`, with nashflow's writer settings (Snappy),
+/// to be written batch by batch and closed.
+pub fn parquet_writer(path: &Path, schema: SchemaRef) -> Result<ArrowWriter<File>, String> {
+    let file = File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
+    ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Reads every batch of a Parquet file (for tests and tools).
