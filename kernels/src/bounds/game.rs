@@ -24,7 +24,7 @@ use good_lp::{microlp, variable, Expression, ProblemVariables, Solution, SolverM
 use serde::{Deserialize, Serialize};
 
 use super::interval::{
-    contrast, manski, msm_sorted, stratified, tipping_gamma, tv_certificate, Arm, Interval, Tipping,
+    contrast, manski, stratified, tipping_gamma, tv_certificate, Arm, Interval, Tipping,
 };
 use super::summary::{CellSummary, StratumStats};
 use crate::matrix::Matrix;
@@ -204,8 +204,8 @@ impl Game<'_> {
 
     /// The box entry of whole-cell statistics at Γ: MSM where it exists, else Manski.
     fn box_of(&self, i: usize, stats: &StratumStats, range: (f64, f64), gamma: f64) -> Interval {
-        match stats.weighted.as_deref() {
-            Some(w) => msm_sorted(w, gamma).expect("non-empty cell"),
+        match &stats.weighted {
+            Some(w) => w.msm(gamma),
             None => self.manski_of(i, stats, range),
         }
     }
@@ -643,7 +643,7 @@ fn cell_rows(
     }
     for &gamma in &cfg.gammas {
         if let Some(w) = &c.pooled.weighted {
-            let b = msm_sorted(w, gamma).expect("non-empty cell");
+            let b = w.msm(gamma);
             rows.push(row(None, Scope::Pooled, Some(gamma), Method::Msm, b, n));
         }
         if !strata.iter().any(Option::is_some) {
@@ -652,9 +652,7 @@ fn cell_rows(
         let mut any = false;
         let mut combo = Vec::new();
         for (s, weight, manski_b, st) in &parts {
-            let msm_b = st
-                .and_then(|x| x.weighted.as_deref())
-                .and_then(|w| msm_sorted(w, gamma));
+            let msm_b = st.and_then(|x| x.weighted.as_ref()).map(|w| w.msm(gamma));
             if let Some(b) = msm_b {
                 any = true;
                 let k = st.map_or(0, |x| x.n);

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::interval::Weighted;
 use crate::stats::{fixed_mean, quantize};
 
 /// What one seat of one match contributes to a cell's bounds.
@@ -34,7 +35,7 @@ pub struct StratumStats {
     pub n: u64,
     pub mean: f64,
     /// (value, propensity) ascending, present iff every sample carries a propensity.
-    pub weighted: Option<Vec<(f64, f64)>>,
+    pub weighted: Option<Weighted>,
 }
 
 impl StratumStats {
@@ -45,7 +46,8 @@ impl StratumStats {
         let weighted = sorted
             .iter()
             .map(|&(y, e)| e.map(|e| (y, e)))
-            .collect::<Option<Vec<_>>>();
+            .collect::<Option<Vec<_>>>()
+            .and_then(|pairs| Weighted::new(&pairs));
         StratumStats {
             stratum,
             n: n as u64,
@@ -263,19 +265,12 @@ mod tests {
         assert_eq!(one.strata[0].stratum, None);
         assert_eq!(one.stratum(&Some("a".into())).unwrap().n, 2);
         assert_eq!(
-            one.pooled.weighted.as_ref().unwrap()[0],
-            (-0.4, 0.25),
+            one.pooled.weighted.as_ref().unwrap().payoffs()[0],
+            -0.4,
             "ascending by payoff"
         );
         assert_eq!((one.min, one.max), (-0.4, 0.7));
-        let scores: Vec<f64> = one
-            .score
-            .weighted
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(|w| w.0)
-            .collect();
+        let scores: Vec<f64> = one.score.weighted.as_ref().unwrap().payoffs().to_vec();
         assert_eq!(scores, [0.0, 1.0, 1.0, 1.0], "ascending by score");
         assert_eq!((one.score.n, one.score.mean), (4, 0.75));
     }
