@@ -479,16 +479,21 @@ mod tests {
         );
     }
 
-    /// With fan-out 3, after every epoch: the readers see each epoch once and in order, the
-    /// directories stay within fan-out × levels, and merged sources are gone at the end.
-    #[test]
-    fn merges_keep_every_epoch_once_and_few_directories() {
-        let d = dir("merge");
-        let mut a = Archive::open_with(&d, None, 3, Duration::ZERO).unwrap();
-        for e in 0..100 {
+    /// A fresh archive in `d` of `epochs` epochs merged with `fanout` (no grace).
+    fn written(d: &Path, fanout: usize, epochs: u64) {
+        let mut a = Archive::open_with(d, None, fanout, Duration::ZERO).unwrap();
+        for e in 0..epochs {
             a.write_epoch(e, &tables(e)).unwrap();
         }
         a.finish().unwrap();
+    }
+
+    /// 100 epochs with fan-out 3: the readers see each epoch once and in order, in one
+    /// segment per digit of 100 in base 3, and the merges' sources are gone.
+    #[test]
+    fn merges_keep_every_epoch_once_and_few_directories() {
+        let d = dir("merge");
+        written(&d, 3, 100);
         assert_eq!(read(&d, "t"), expected("t", 0..=99));
         assert_eq!(read(&d, "u"), expected("u", 0..=99));
         let segments = live_segments(&d).unwrap();
@@ -558,11 +563,7 @@ mod tests {
     #[test]
     fn a_crash_at_any_step_reads_consistently() {
         let d = dir("crash");
-        let mut a = Archive::open_with(&d, None, 1000, Duration::ZERO).unwrap();
-        for e in 0..6 {
-            a.write_epoch(e, &tables(e)).unwrap();
-        }
-        a.finish().unwrap();
+        written(&d, 1000, 6);
         let sources: Vec<Segment> = (0..4).map(Segment::single).collect();
         rewrite(&d, &sources, Segment { first: 0, last: 3 }, None).unwrap();
         rewrite(
