@@ -112,10 +112,10 @@ impl GameAnalysis {
 
 /// Computes the causal bounds of an analysed game from its cells' bound summaries (row-major,
 /// `None` = no matches), against its σ, leaderboard order and Bradley–Terry ratings.
-pub fn add_bounds(
+pub fn add_bounds<C: std::borrow::Borrow<CellSummary>>(
     analysis: &mut GameAnalysis,
     policies: &[String],
-    cells: &[Option<CellSummary>],
+    cells: &[Option<C>],
     cfg: &BoundsConfig,
 ) -> Result<(), KernelError> {
     let order = analysis.ranking(policies);

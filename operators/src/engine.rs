@@ -281,15 +281,14 @@ impl BoundStore {
         for cell in self.changed.remove(game).unwrap_or_default() {
             let summary = sums.get(&cell).and_then(|acc| {
                 acc.summary().or_else(|| {
-                    let samples: Vec<BoundSample> = cells
-                        .get(&cell)
-                        .into_iter()
-                        .flatten()
-                        .flat_map(|((stratum, y, s, e), &count)| {
-                            let sample = bound_sample(stratum, *y, *s, *e);
-                            std::iter::repeat_n(sample, count.max(0) as usize)
-                        })
-                        .collect();
+                    let counts = cells.get(&cell)?;
+                    // Sized up front: collecting the flattened copies grew it by doubling.
+                    let mut samples =
+                        Vec::with_capacity(counts.values().map(|&c| c.max(0) as usize).sum());
+                    for ((stratum, y, s, e), &count) in counts {
+                        let sample = bound_sample(stratum, *y, *s, *e);
+                        samples.extend(std::iter::repeat_n(sample, count.max(0) as usize));
+                    }
                     CellSummary::of(&samples)
                 })
             });
@@ -411,11 +410,12 @@ fn snapshot(
         )?);
     }
     if let Some(bc) = &cfg.analysis.bounds {
-        // Row-major over `policies`; `None` where no match fed the cell.
-        let summaries: Vec<Option<CellSummary>> = (0..n * n)
+        // Row-major over `policies`; `None` where no match fed the cell. Lent, not copied:
+        // with propensities a summary holds every sample.
+        let summaries: Vec<Option<&CellSummary>> = (0..n * n)
             .map(|k| {
                 let cell = (policies[k / n].clone(), policies[k % n].clone());
-                bounds.and_then(|b| b.get(&cell)).cloned()
+                bounds.and_then(|b| b.get(&cell))
             })
             .collect();
         add_bounds(&mut analysis, &policies, &summaries, bc)?;

@@ -20,6 +20,8 @@
 //!   cells bounded like payoff cells, on the range [0, 1]);
 //! * a claim is certified when it holds for every Γ up to the largest configured Γ.
 
+use std::borrow::Borrow;
+
 use good_lp::{microlp, variable, Expression, ProblemVariables, Solution, SolverModel};
 use serde::{Deserialize, Serialize};
 
@@ -175,7 +177,7 @@ const REGRET_TOL: f64 = 1e-7;
 
 struct Game<'a> {
     n: usize,
-    cells: &'a [Option<CellSummary>],
+    cells: &'a [Option<&'a CellSummary>],
     range: (f64, f64),
     /// Observations per row.
     row_n: Vec<u64>,
@@ -183,7 +185,7 @@ struct Game<'a> {
 
 impl Game<'_> {
     fn cell(&self, i: usize, j: usize) -> Option<&CellSummary> {
-        self.cells[i * self.n + j].as_ref()
+        self.cells[i * self.n + j]
     }
 
     fn vacuous(&self) -> Interval {
@@ -302,10 +304,11 @@ fn min_exploitability(
 
 /// The bounds and certificates of one game. `cells` is row-major n×n (`None` = no matches),
 /// `payoff` the imputed payoff matrix that σ was solved on, `order` the leaderboard order,
-/// `ratings` the Bradley–Terry ratings (`None` = unrated).
-pub fn game_bounds(
+/// `ratings` the Bradley–Terry ratings (`None` = unrated). The cells are owned or borrowed (the
+/// streaming engine lends its summaries rather than copy them every epoch).
+pub fn game_bounds<C: Borrow<CellSummary>>(
     n: usize,
-    cells: &[Option<CellSummary>],
+    cells: &[Option<C>],
     payoff: &Matrix,
     sigma: &[f64],
     order: &[usize],
@@ -313,6 +316,11 @@ pub fn game_bounds(
     cfg: &BoundsConfig,
 ) -> Result<GameBounds, KernelError> {
     cfg.validate().map_err(KernelError::InvalidInput)?;
+    let cells: Vec<Option<&CellSummary>> = cells
+        .iter()
+        .map(|c| c.as_ref().map(Borrow::borrow))
+        .collect();
+    let cells = &cells[..];
     if cells.len() != n * n
         || payoff.n() != n
         || sigma.len() != n

@@ -96,28 +96,27 @@ pub struct Weighted {
     y: f64,
 }
 
-/// Neumaier-compensated running sums of `values`, starting at 0 (n + 1 entries).
-fn prefix_sums(values: impl Iterator<Item = f64>) -> Vec<f64> {
-    let (mut sum, mut comp) = (0.0f64, 0.0f64);
-    let mut out = vec![0.0];
-    for x in values {
-        let t = sum + x;
-        comp += if sum.abs() >= x.abs() {
-            (sum - t) + x
-        } else {
-            (x - t) + sum
-        };
-        sum = t;
-        out.push(sum + comp);
-    }
-    out
+/// A Neumaier-compensated running sum.
+#[derive(Clone, Copy, Default)]
+struct Compensated {
+    sum: f64,
+    comp: f64,
 }
 
-/// Entry t: the compensated sum of `values[t..]` (n + 1 entries).
-fn suffix_sums(values: impl DoubleEndedIterator<Item = f64>) -> Vec<f64> {
-    let mut out = prefix_sums(values.rev());
-    out.reverse();
-    out
+impl Compensated {
+    fn add(&mut self, x: f64) {
+        let t = self.sum + x;
+        self.comp += if self.sum.abs() >= x.abs() {
+            (self.sum - t) + x
+        } else {
+            (x - t) + self.sum
+        };
+        self.sum = t;
+    }
+
+    fn value(&self) -> f64 {
+        self.sum + self.comp
+    }
 }
 
 impl Weighted {
@@ -127,18 +126,33 @@ impl Weighted {
             return None;
         }
         debug_assert!(pairs.windows(2).all(|w| w[0].0 <= w[1].0));
-        let odds = |&(_, e): &(f64, f64)| 1.0 / e - 1.0;
-        let odds_y = |p: &(f64, f64)| odds(p) * p.0;
-        Some(Weighted {
-            u_before: prefix_sums(pairs.iter().map(odds)),
-            u_after: suffix_sums(pairs.iter().map(odds)),
-            uy_before: prefix_sums(pairs.iter().map(odds_y)),
-            uy_after: suffix_sums(pairs.iter().map(odds_y)),
-            y: *prefix_sums(pairs.iter().map(|p| p.0))
-                .last()
-                .expect("n + 1 sums"),
+        let n = pairs.len();
+        let odds: Vec<f64> = pairs.iter().map(|&(_, e)| 1.0 / e - 1.0).collect();
+        let mut w = Weighted {
             payoffs: pairs.iter().map(|p| p.0).collect(),
-        })
+            u_before: vec![0.0; n + 1],
+            u_after: vec![0.0; n + 1],
+            uy_before: vec![0.0; n + 1],
+            uy_after: vec![0.0; n + 1],
+            y: 0.0,
+        };
+        let [mut u, mut uy, mut y] = [Compensated::default(); 3];
+        for (t, (&o, &p)) in odds.iter().zip(&w.payoffs).enumerate() {
+            u.add(o);
+            uy.add(o * p);
+            y.add(p);
+            w.u_before[t + 1] = u.value();
+            w.uy_before[t + 1] = uy.value();
+        }
+        w.y = y.value();
+        let [mut u, mut uy] = [Compensated::default(); 2];
+        for (t, (&o, &p)) in odds.iter().zip(&w.payoffs).enumerate().rev() {
+            u.add(o);
+            uy.add(o * p);
+            w.u_after[t] = u.value();
+            w.uy_after[t] = uy.value();
+        }
+        Some(w)
     }
 
     /// The payoffs, ascending.
