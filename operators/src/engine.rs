@@ -435,8 +435,9 @@ fn snapshot(
 #[derive(Clone)]
 pub struct EpochReport<'a> {
     pub epoch: u64,
-    /// This epoch's input records, in arrival order.
-    pub input: Vec<&'a Match>,
+    /// This epoch's input records with their arrival numbers, in arrival order: the engine's
+    /// own (shared) records, so that a caller keeping them needs no copy.
+    pub input: &'a [(u64, Arc<Match>)],
     /// Records ingested so far.
     pub records: u64,
     pub state: &'a BTreeMap<String, GameSnapshot>,
@@ -460,6 +461,13 @@ pub struct EpochReport<'a> {
     pub held_records: u64,
     /// Elo results the games' logs hold after the epoch.
     pub held_results: u64,
+}
+
+impl<'a> EpochReport<'a> {
+    /// This epoch's input records, in arrival order.
+    pub fn input_records(&self) -> impl Iterator<Item = &'a Match> + Clone + 'a {
+        self.input.iter().map(|(_, m)| &**m)
+    }
 }
 
 /// The workers' dead letters since the last call, in arrival order.
@@ -846,7 +854,7 @@ pub fn run_stream(
         let triggers_now = out_triggers.lock().expect("trigger lock").clone();
         on_epoch(&EpochReport {
             epoch: t,
-            input: batch.iter().map(|(_, m)| &**m).collect(),
+            input: &batch,
             records: seq,
             state: &state,
             changed: changed.iter().map(|g| (g.as_str(), state.get(g))).collect(),

@@ -93,8 +93,9 @@ struct InputLog {
     bad: Vec<RecordError>,
     ledger_bad: Vec<RecordError>,
     fatal: Option<String>,
-    /// `--out`: the ledger over everything taken, for the final `matches` table.
-    kept: Option<Ledger>,
+    /// `--out`: the ledger over every epoch's records (shared with the engine), for the final
+    /// `matches` table.
+    kept: Option<Ledger<Arc<Match>>>,
     /// Source offsets read up to the last cut (or restored), the positions read since (few
     /// partitions, updated per message without allocating), and where each epoch ended,
     /// from this run's epoch `cut_base` on.
@@ -114,12 +115,9 @@ struct Cut {
 
 impl InputLog {
     /// A record was taken from `source` at `row`.
-    fn took(&mut self, m: &Match, source: Arc<str>, row: u64) {
+    fn took(&mut self, source: Arc<str>, row: u64) {
         self.origin.push((source, row));
         self.taken += 1;
-        if let Some(ledger) = &mut self.kept {
-            ledger.apply(m.clone());
-        }
     }
 
     /// Where epoch `k` (counted in this run) ended.
@@ -257,7 +255,7 @@ impl Iterator for Epochs {
             let mut log = self.log.lock().expect("log lock");
             match item {
                 Item::Record(m, source, row) => {
-                    log.took(&m, source, row);
+                    log.took(source, row);
                     epoch.push(m);
                     opened.get_or_insert_with(Instant::now);
                     if epoch.len() >= self.max_records {
@@ -438,7 +436,8 @@ fn start_sources(args: &RunArgs, restored: Option<&Restored>, tx: ItemSender) ->
 struct Durable {
     state: StateDir,
     compact_every: u64,
-    ledger: Ledger,
+    /// The live records, shared with the engine.
+    ledger: Ledger<Arc<Match>>,
     layout: nashflow_schemas::Layout,
     origins: std::collections::HashMap<String, (Arc<str>, u64)>,
 }
@@ -446,9 +445,9 @@ struct Durable {
 impl Durable {
     /// Applies epoch `k` of this run (its records and their origins) to the ledger.
     fn observe(&mut self, r: &EpochReport, log: &InputLog, k: usize) {
-        for (m, origin) in r.input.iter().zip(log.epoch(k).0) {
+        for ((_, m), origin) in r.input.iter().zip(log.epoch(k).0) {
             let key = m.key(self.layout);
-            match self.ledger.apply((*m).clone()) {
+            match self.ledger.apply(m.clone()) {
                 Outcome::Inserted => {
                     self.origins.insert(key, origin.clone());
                 }
@@ -490,10 +489,9 @@ impl Durable {
         }
         let (origins, bad) = log.epoch(k);
         let records: Vec<(&Match, &str, u64)> = r
-            .input
-            .iter()
+            .input_records()
             .zip(origins)
-            .map(|(m, (source, row))| (*m, &**source, *row))
+            .map(|(m, (source, row))| (m, &**source, *row))
             .collect();
         self.state.append(r.epoch, &records, bad, &progress)
     }
@@ -561,7 +559,7 @@ impl Published {
     /// Takes in an epoch's records and the rejections after those seen (`log` holds every
     /// one so far).
     fn observe(&mut self, r: &EpochReport, log: &InputLog) {
-        self.matches.apply(r.input.iter().copied());
+        self.matches.apply(r.input_records());
         self.dead.extend(&log.bad[self.bad_seen..]);
         self.bad_seen = log.bad.len();
         self.dead.extend(&log.ledger_bad[self.ledger_seen..]);
@@ -706,7 +704,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             let durable = Durable {
                 state,
                 compact_every: args.state_compact_every,
-                ledger: Ledger::new(args.model.layout),
+                ledger: Ledger::holding(args.model.layout),
                 layout: args.model.layout,
                 origins: Default::default(),
             };
@@ -741,7 +739,10 @@ pub fn run(args: &RunArgs) -> Result<()> {
     // The server's `matches` and `dead_letters` tables.
     let mut live = server.as_ref().map(|_| Published::new(args.model.layout));
     let mut log = InputLog {
-        kept: args.out.as_ref().map(|_| Ledger::new(args.model.layout)),
+        kept: args
+            .out
+            .as_ref()
+            .map(|_| Ledger::holding(args.model.layout)),
         ..Default::default()
     };
     let mut jobs: Vec<Job> = Vec::new();
@@ -762,7 +763,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         r.records
             .into_iter()
             .map(|(m, source, row)| {
-                log.took(&m, source.into(), row);
+                log.took(source.into(), row);
                 m
             })
             .collect::<Vec<Match>>()
@@ -793,12 +794,18 @@ pub fn run(args: &RunArgs) -> Result<()> {
             ..r.clone()
         };
         let k = (r.epoch - cfg.first_epoch) as usize;
-        log.lock()
-            .expect("log lock")
-            .ledger_rejections(r.dead_letters);
+        {
+            let mut log = log.lock().expect("log lock");
+            log.ledger_rejections(r.dead_letters);
+            if let Some(kept) = &mut log.kept {
+                for (_, m) in r.input {
+                    kept.apply(m.clone());
+                }
+            }
+        }
         if let (Some(archive), None, false) = (&mut archive, &archive_error, restoring) {
             let reports = game_reports(r.state.iter().map(|(g, s)| (g.clone(), s.clone())), &cfg);
-            let tables = tables::archive_tables(&reports, r.epoch, r.input.iter().copied(), r.jobs);
+            let tables = tables::archive_tables(&reports, r.epoch, r.input_records(), r.jobs);
             if let Err(e) = archive.write_epoch(r.epoch, &tables) {
                 archive_error = Some(anyhow::Error::msg(e));
             }
@@ -972,7 +979,7 @@ mod tests {
         let take = |log: &mut InputLog, n: usize| {
             for _ in 0..n {
                 let row = log.taken as u64 + 1;
-                log.took(&m, source.clone(), row);
+                log.took(source.clone(), row);
             }
         };
         let dead = |seq: u64| DeadLetter {
