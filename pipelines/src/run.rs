@@ -559,7 +559,7 @@ impl Published {
     /// Takes in an epoch's records and the rejections after those seen (`log` holds every
     /// one so far).
     fn observe(&mut self, r: &EpochReport, log: &InputLog) {
-        self.matches.apply(r.input_records());
+        self.matches.apply(r.input.iter().map(|(_, m)| m));
         self.dead.extend(&log.bad[self.bad_seen..]);
         self.bad_seen = log.bad.len();
         self.dead.extend(&log.ledger_bad[self.ledger_seen..]);

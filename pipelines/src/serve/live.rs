@@ -10,6 +10,7 @@
 //! times in all). A retraction filters its record out of the chunk holding it.
 
 use std::borrow::Borrow;
+use std::sync::Arc;
 
 use arrow::array::{BooleanArray, RecordBatch};
 use arrow::compute::{concat_batches, filter_record_batch};
@@ -87,10 +88,10 @@ impl<K> Chunks<K> {
     }
 }
 
-/// A live record and its arrival number among the records inserted.
+/// A live record (the engine's, shared) and its arrival number among the records inserted.
 struct Numbered {
     n: u64,
-    record: Box<Match>,
+    record: Arc<Match>,
 }
 
 impl Borrow<Match> for Numbered {
@@ -118,8 +119,8 @@ impl LiveMatches {
         }
     }
 
-    /// Applies an epoch's records in arrival order.
-    pub fn apply<'a>(&mut self, records: impl IntoIterator<Item = &'a Match>) {
+    /// Applies an epoch's records in arrival order (held shared, not copied).
+    pub fn apply<'a>(&mut self, records: impl IntoIterator<Item = &'a Arc<Match>>) {
         let first = self.next;
         // This epoch's inserted records by arrival number from `first`; `None` once retracted
         // within the epoch.
@@ -127,7 +128,7 @@ impl LiveMatches {
         let mut retracted: Vec<u64> = Vec::new();
         for m in records {
             let n = self.next;
-            let record = Box::new(m.clone());
+            let record = m.clone();
             match self.ledger.apply(Numbered { n, record }) {
                 Outcome::Inserted => {
                     fresh.push(Some(m));
@@ -225,6 +226,7 @@ mod tests {
     use nashflow_kernels::rng::SplitMix64;
     use nashflow_schemas::arrow_io::{dead_letters_batch, matches_batch};
     use nashflow_schemas::{Layout, Ledger, Match, RecordError};
+    use std::sync::Arc;
 
     use super::{DeadLetters, LiveMatches, Table, MAX_CHUNK};
 
@@ -283,7 +285,8 @@ mod tests {
                 }
                 batch.push(m);
             }
-            live.apply(batch.iter());
+            let shared: Vec<Arc<Match>> = batch.iter().cloned().map(Arc::new).collect();
+            live.apply(&shared);
             for m in &batch {
                 ledger.apply(m.clone());
             }
@@ -311,7 +314,8 @@ mod tests {
             let batch: Vec<Match> = (0..1000)
                 .map(|k| Match::new(format!("{e}-{k}"), "g", "a", "b", 1.0, 0.0))
                 .collect();
-            live.apply(batch.iter());
+            let shared: Vec<Arc<Match>> = batch.iter().cloned().map(Arc::new).collect();
+            live.apply(&shared);
         }
         let t = live.table();
         assert_eq!(t.num_rows(), 400_000);
