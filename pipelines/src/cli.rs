@@ -553,11 +553,10 @@ pub struct RunArgs {
     /// skipped (write `.x.part`, then rename it to `x.jsonl`).
     #[arg(long)]
     pub watch: bool,
-    /// Also close an epoch this many milliseconds after its first record or rejected row (0: by
-    /// count only).
-    /// Default: 1000 on a live run (--watch, stdin, Kafka or HTTP ingest, without
-    /// --exit-at-end), so that a slow stream's records show within a second; otherwise by
-    /// count only.
+    /// Also close an epoch this many milliseconds after its first record or rejected row
+    /// (0: by count only). Default: 1000 on a live run (--watch, stdin, Kafka or HTTP
+    /// ingest, without --exit-at-end), so that a slow stream's records show within a second;
+    /// otherwise by count only.
     #[arg(long)]
     pub epoch_ms: Option<u64>,
     #[command(flatten)]

@@ -103,8 +103,8 @@ pub async fn catalog(data: Option<&Path>, archive: Option<&Path>) -> Result<Sess
 }
 
 /// Registers `NAME_history` for every table of an archive written by `run --archive`, over
-/// the segments that hold each epoch once (`nashflow_connectors::archive::live_segments`); the tables carry their
-/// own `epoch` column.
+/// the segments that hold each epoch once (`nashflow_connectors::archive::live_segments`);
+/// the tables carry their own `epoch` column.
 pub async fn register_archive(ctx: &SessionContext, dir: &Path) -> Result<()> {
     let dir = std::path::absolute(dir).with_context(|| format!("--archive {}", dir.display()))?;
     let mut files: std::collections::BTreeMap<String, Vec<ListingTableUrl>> = Default::default();

@@ -50,8 +50,13 @@ pub fn manski(mean: f64, share: f64, range: (f64, f64)) -> Interval {
 /// The weight box of the marginal sensitivity model: a match logged with propensity `e`
 /// has true inverse weight in `[1 + (1/Γ)(1/e − 1), 1 + Γ(1/e − 1)]` (Γ ≥ 1).
 pub fn msm_weights(e: f64, gamma: f64) -> (f64, f64) {
-    let odds = 1.0 / e - 1.0;
-    (1.0 + odds / gamma, 1.0 + gamma * odds)
+    let u = odds(e);
+    (1.0 + u / gamma, 1.0 + gamma * u)
+}
+
+/// The odds `1/e − 1` of a match logged with propensity e: its weight box's spread.
+fn odds(e: f64) -> f64 {
+    1.0 / e - 1.0
 }
 
 /// The Hájek (self-normalised IPW) mean `Σ y/e / Σ 1/e`; `None` for an empty sample.
@@ -70,8 +75,8 @@ pub fn hajek(samples: &[(f64, f64)]) -> Option<f64> {
 ///
 /// With odds `u = 1/e − 1`, a pair's weight box is `[1 + u/Γ, 1 + Γu]`. The maximum of the
 /// weighted mean `Σ w·y / Σ w` over the box puts the upper weight on the largest payoffs and
-/// the lower weight on the first t (a threshold rule; the minimum mirrors it). With c = Γ − 1/Γ
-/// the mean at threshold t is
+/// the lower weight on the first t (a threshold rule; the minimum mirrors it). The mean at
+/// threshold t is
 ///
 /// `max: (Y + UY_<t / Γ + Γ·UY_≥t) / (n + U_<t / Γ + Γ·U_≥t)` and
 /// `min: (Y + Γ·UY_<t + UY_≥t / Γ) / (n + Γ·U_<t + U_≥t / Γ)`,
@@ -127,7 +132,7 @@ impl Weighted {
         }
         debug_assert!(pairs.windows(2).all(|w| w[0].0 <= w[1].0));
         let n = pairs.len();
-        let odds: Vec<f64> = pairs.iter().map(|&(_, e)| 1.0 / e - 1.0).collect();
+        let odds: Vec<f64> = pairs.iter().map(|&(_, e)| odds(e)).collect();
         let mut w = Weighted {
             payoffs: pairs.iter().map(|p| p.0).collect(),
             u_before: vec![0.0; n + 1],
@@ -191,7 +196,8 @@ impl Weighted {
         }
         (a.saturating_sub(1)..=(a + 1).min(n))
             .map(mean)
-            .fold(mean(a), better)
+            .reduce(better)
+            .expect("the range holds a")
     }
 }
 
