@@ -108,7 +108,7 @@ pub fn replicate_updates(
 /// match's context and propensity.
 pub fn bound_samples(m: &Match, layout: Layout) -> Vec<((String, String), BoundSample)> {
     let sample = |payoff: f64, other: f64| BoundSample {
-        stratum: m.context.clone(),
+        stratum: m.context.as_deref().map(str::to_string),
         payoff,
         score: win_score(payoff, other),
         propensity: m.propensity,

@@ -340,9 +340,13 @@ pub fn decode_row(
         batna_j: cx.float("batna_j", get("batna_j"))?,
         agreement: cx.boolean("agreement", get("agreement"))?,
         ef1: cx.boolean("ef1", get("ef1"))?,
-        context: cx.string("context", get("context"))?,
+        context: cx
+            .string("context", get("context"))?
+            .map(String::into_boxed_str),
         propensity,
-        source: cx.string("source", get("source"))?,
+        source: cx
+            .string("source", get("source"))?
+            .map(String::into_boxed_str),
         seed,
         retract: false,
     })

@@ -27,14 +27,17 @@ pub struct Match {
     pub agreement: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ef1: Option<bool>,
-    /// Observed stratum / confounder (strings and integers are both kept as text).
+    /// Observed stratum / confounder (strings and integers are both kept as text). Boxed
+    /// (16 bytes, not a `String`'s 24), as `source` is: the engine keeps every live record,
+    /// and with both boxed a shared record fits mimalloc's 256-byte size class instead of
+    /// the 320-byte one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub context: Option<String>,
+    pub context: Option<Box<str>>,
     /// Probability in (0, 1] that the matchmaker chose this pairing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub propensity: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
+    pub source: Option<Box<str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
     /// A retraction cancels the earlier match with the same `match_id`.
@@ -151,5 +154,22 @@ impl Match {
             && *propensity == other.propensity
             && *source == other.source
             && *seed == other.seed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Match;
+
+    /// The engine holds each live record in an `Arc` (two counters, 16 bytes, before it):
+    /// keep that within 256 bytes, mimalloc's size class below 320.
+    #[test]
+    fn a_shared_record_fits_256_bytes() {
+        assert!(
+            std::mem::size_of::<std::sync::Arc<Match>>() == 8
+                && std::mem::size_of::<Match>() + 16 <= 256,
+            "Match is {} bytes",
+            std::mem::size_of::<Match>()
+        );
     }
 }

@@ -427,7 +427,7 @@ fn with_causal_fields(epochs: Vec<Vec<Match>>) -> Vec<Vec<Match>> {
     let derive = |m: Match| {
         let h = m.match_id.bytes().fold(17u64, |h, b| mix(h ^ b as u64));
         Match {
-            context: (h % 7 != 0).then(|| ["x", "y", "z"][(h % 3) as usize].to_string()),
+            context: (h % 7 != 0).then(|| ["x", "y", "z"][(h % 3) as usize].into()),
             propensity: (h % 11 != 0)
                 .then(|| 0.05 + 0.9 * ((h >> 11) as f64 / (1u64 << 53) as f64)),
             ..m
