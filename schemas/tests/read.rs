@@ -83,6 +83,23 @@ fn csv_without_match_id_gets_derived_ids_and_default_game() {
 }
 
 #[test]
+fn empty_or_null_text_counts_as_missing() {
+    // A file with a match_id column whose value is empty or null in some rows: those rows get
+    // FILE:ROW ids as a file without the column does; names are trimmed; an empty game is the
+    // default one.
+    let text = r#"{"match_id":null,"policy_i":" a ","policy_j":"b","payoff_i":1,"payoff_j":0}
+{"match_id":"  ","game":"","policy_i":"a","policy_j":"b","payoff_i":1,"payoff_j":0}
+{"match_id":"x","game":"g","policy_i":"a","policy_j":"b","payoff_i":1,"payoff_j":0}
+"#;
+    let out = read_json("l.jsonl", text.as_bytes()).unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(ids(&out), vec!["l.jsonl:1", "l.jsonl:2", "x"]);
+    let m: Vec<&Match> = out.matches.iter().map(|(_, m)| m).collect();
+    assert_eq!(m[0].policy_i, "a");
+    assert_eq!((m[1].game.as_str(), m[2].game.as_str()), ("default", "g"));
+}
+
+#[test]
 fn csv_ragged_row_is_reported() {
     let out = read_csv(
         "r.csv",
