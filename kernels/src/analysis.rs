@@ -68,7 +68,8 @@ pub struct VsSigma {
 pub struct GameAnalysis {
     pub matrices: GameMatrices,
     pub sigma: Vec<f64>,
-    /// False when `mene` ran out of search budget (σ is then the best equilibrium found).
+    /// False when `mene` ran out of search budget (σ is then the best equilibrium found) or
+    /// `lle`'s continuation stalled before λ_max (σ is then the last QRE traced).
     pub solver_exact: bool,
     pub solve_seconds: f64,
     pub eval: Evaluation,

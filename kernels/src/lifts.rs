@@ -35,7 +35,8 @@ pub struct Level2 {
     /// (incumbent i, `(Mσ⁺)_i − (M_B σ_B)_i`).
     pub incumbent_shifts: Vec<(usize, f64)>,
     /// σ_B is proven to be the solver's answer: false only when general-sum `mene` ran out of
-    /// search budget on B (σ_B is then the highest-entropy equilibrium found).
+    /// search budget on B (σ_B is then the highest-entropy equilibrium found) or `lle`'s
+    /// continuation stalled on B.
     pub baseline_exact: bool,
 }
 

@@ -8,7 +8,7 @@ use nashflow_kernels::maxent::max_entropy;
 use nashflow_kernels::polytope::{Polytope, Row};
 use nashflow_kernels::ratings::nash_averaging;
 use nashflow_kernels::solvers::{
-    alpharank, log_fixation, mene, mene_hinted, nash_lp, support_of, LeaveOneOut,
+    alpharank, lle, log_fixation, mene, mene_hinted, nash_lp, support_of, LeaveOneOut,
     DEFAULT_NODE_LIMIT,
 };
 use nashflow_kernels::{Matrix, SolverConfig, SolverKind};
@@ -406,4 +406,134 @@ fn games_without_a_finite_range_or_policies_are_input_errors() {
             );
         }
     }
+}
+
+/// `max_k |σ_k − softmax(λ·Aσ)_k|` on the range-normalised matrix A: 0 at a logit QRE.
+fn logit_residual(m: &Matrix, sigma: &[f64], lambda: f64) -> f64 {
+    let a = m.normalized();
+    let u: Vec<f64> = a.mul_vec(sigma).iter().map(|x| lambda * x).collect();
+    let top = u.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let z: f64 = u.iter().map(|x| (x - top).exp()).sum();
+    sigma
+        .iter()
+        .zip(&u)
+        .map(|(s, x)| (s - (x - top).exp() / z).abs())
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn lle_is_a_logit_qre_at_lambda_max() {
+    for seed in 0..24u64 {
+        let n = 2 + (seed as usize % 9);
+        let m = if seed % 2 == 0 {
+            random_matrix(n, seed)
+        } else {
+            random_zero_sum(n, seed)
+        };
+        let o = lle(&m, 1e3);
+        assert!(o.reached, "seed {seed}: the continuation stalled");
+        let r = logit_residual(&m, &o.sigma, 1e3);
+        assert!(r < 1e-9, "seed {seed}: residual {r:e}, σ {:?}", o.sigma);
+    }
+}
+
+/// Expected values below come from an independent tracer (Python: the Davidenko ODE of the
+/// branch's unit tangent, oriented by `det [J; tᵀ] > 0`, integrated by scipy's DOP853 at
+/// rtol 1e-10 to λ = 1000, then Newton at λ = 1000), which shares no code with the kernel.
+#[test]
+fn lle_reaches_lambda_max_where_the_corrector_meets_rounding_noise() {
+    // A strategy vanishing like e^{−λ·gap} puts ln σ near −700, so an absolute Newton
+    // tolerance is never met there; stepping in λ stalled at λ ≈ 410 on this game.
+    let m = Matrix::from_rows(&[
+        vec![
+            0.47546450486956493,
+            0.13170929761876837,
+            0.9726580472997354,
+            0.695768948457315,
+        ],
+        vec![
+            0.1288586757637613,
+            0.9057554186227444,
+            0.10309416055223464,
+            0.09265923469986326,
+        ],
+        vec![
+            0.3315509955444087,
+            0.9379591602010316,
+            0.03302448147910453,
+            0.9182072410802024,
+        ],
+        vec![
+            0.6116115786951265,
+            0.06705163812025805,
+            0.5685917254285109,
+            0.4587907225182739,
+        ],
+    ])
+    .unwrap();
+    let o = lle(&m, 1e3);
+    assert!(o.reached);
+    let want = [
+        0.6337448334335758,
+        1.5081801625809248e-204,
+        1.957942289912932e-05,
+        0.3662355871435251,
+    ];
+    assert_close(&o.sigma, &want, 1e-9);
+    assert!(logit_residual(&m, &o.sigma, 1e3) < 1e-12);
+}
+
+#[test]
+fn lle_stays_on_the_principal_branch_past_a_near_bifurcation() {
+    // Near λ ≈ 16 the principal branch turns sharply towards pure strategy 0 while another
+    // branch, heading to the mixed QRE of strategies 0 and 1 (≈ 0.538 / 0.462, also a QRE at
+    // λ = 1000), passes close by. Long steps that ignore the orientation land on it.
+    let m = Matrix::from_rows(&[
+        vec![
+            0.7990900156872612,
+            0.298384143785668,
+            0.7438724816550131,
+            0.9107055302292645,
+        ],
+        vec![
+            0.6903065678263812,
+            0.42455378504290675,
+            0.6248915185718587,
+            0.8552803087512422,
+        ],
+        vec![
+            0.7112645952610148,
+            0.25225660133820893,
+            0.007620752082920013,
+            0.8797588086448973,
+        ],
+        vec![
+            0.6233899990465585,
+            0.0634982470684694,
+            0.5509553894427747,
+            0.5890171959544112,
+        ],
+    ])
+    .unwrap();
+    let o = lle(&m, 1e3);
+    assert!(o.reached);
+    assert_close(&o.sigma, &[1.0, 0.0, 0.0, 0.0], 1e-12);
+}
+
+#[test]
+fn lle_keeps_tied_strategies_tied_through_a_bifurcation() {
+    // Strategies 2 and 3 earn the same against 0 and 1 and each other's deviation loss is
+    // the same, so σ_2 = σ_3 all along the branch from uniform play, which passes through a
+    // pitchfork near λ ≈ 7.14 (a true bifurcation, not a nearly tied one). The continuation
+    // goes straight through it and ends at the QRE (0, 0, ½, ½), on the tied branch.
+    let m = Matrix::from_rows(&[
+        vec![1.0, 3.0, 0.0, 3.0],
+        vec![0.0, 3.0, 0.0, 0.0],
+        vec![1.0, 3.0, 2.0, 2.0],
+        vec![1.0, 3.0, 1.0, 3.0],
+    ])
+    .unwrap();
+    let o = lle(&m, 1e3);
+    assert!(o.reached, "the continuation stalled at the bifurcation");
+    assert_close(&o.sigma, &[0.0, 0.0, 0.5, 0.5], 1e-9);
 }

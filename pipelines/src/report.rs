@@ -375,11 +375,11 @@ impl GameReport {
             out.push_str(&crate::causal::summary(b, &self.policies));
         }
         if !a.solver_exact {
-            out.push_str("note: the mene search budget ran out; σ is the highest-entropy equilibrium found, not proven maximal (--mene-node-limit)\n");
+            out.push_str(&format!("note: {}\n", self.solver.inexact_reason()));
         }
         let short = a.lifts.level2.iter().filter(|l| !l.baseline_exact).count();
         if short > 0 {
-            out.push_str(&format!("note: for {short} of {} Level 2 candidates the mene search budget ran out on the game without them; their σ_B is the highest-entropy equilibrium found (lifts metric baseline_exact = 0)\n", a.lifts.level2.len()));
+            out.push_str(&format!("note: for {short} of {} Level 2 candidates, on the game without them {} (lifts metric baseline_exact = 0)\n", a.lifts.level2.len(), self.solver.inexact_reason()));
         }
         if a.bradley_terry.regularized {
             out.push_str("ratings: the win graph is not strongly connected; one virtual draw per pair was added\n");

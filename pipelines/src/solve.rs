@@ -161,10 +161,7 @@ pub fn run(args: &SolveArgs) -> Result<()> {
 fn notes(out: &serde_json::Value, kind: SolverKind) -> Vec<&'static str> {
     let mut notes = Vec::new();
     if out["solver_exact"] == false {
-        notes.push(
-            "mene's search ran out of budget (--mene-node-limit): σ is the highest-entropy \
-             equilibrium found, not proven the maximum",
-        );
+        notes.push(kind.inexact_reason());
     }
     if kind == SolverKind::NashLp && out["constant_sum"] == false {
         notes.push(

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 pub use alpharank::{alpharank, log_fixation};
 pub use cce::cce;
 pub use leave_one_out::LeaveOneOut;
-pub use lle::lle;
+pub use lle::{lle, Lle};
 pub use mene::{
     brute_force_max_entropy, equilibrium_polytope, mene, mene_budgeted, mene_hinted, support_of,
     MeneOutcome, CONSTANT_SUM_TOL, DEFAULT_NODE_LIMIT,
@@ -42,6 +42,21 @@ pub enum SolverKind {
 }
 
 impl SolverKind {
+    /// What an inexact σ (`Solved::exact` false) means for this solver, for the notes below
+    /// a table.
+    pub fn inexact_reason(self) -> &'static str {
+        match self {
+            SolverKind::Lle => {
+                "lle's continuation stalled before λ_max (--lle-lambda): σ is the last logit QRE \
+                 reached on the principal branch"
+            }
+            _ => {
+                "the mene search budget ran out (--mene-node-limit): σ is the highest-entropy \
+                 equilibrium found, not proven the maximum"
+            }
+        }
+    }
+
     pub const ALL: [SolverKind; 7] = [
         SolverKind::Mene,
         SolverKind::NashLp,
@@ -101,8 +116,8 @@ pub struct SolverConfig {
     pub mene_node_limit: usize,
 }
 
-/// σ and whether the solver's own guarantee holds (only `mene` can fall short, when its
-/// search budget runs out).
+/// σ and whether the solver's own guarantee holds: general-sum `mene` falls short when its
+/// search budget runs out, `lle` when its continuation cannot reach λ_max.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Solved {
     pub sigma: Vec<f64>,
@@ -222,14 +237,20 @@ impl SolverConfig {
             });
         }
         let n = m.n();
+        if self.kind == SolverKind::Lle {
+            let o = lle(m, self.lle_lambda);
+            return Ok(Solved {
+                sigma: o.sigma,
+                exact: o.reached,
+            });
+        }
         let sigma = match self.kind {
-            SolverKind::Mene => unreachable!("handled above"),
             SolverKind::NashLp => nash_lp(m)?,
             SolverKind::Uniform => vec![1.0 / n as f64; n],
             SolverKind::Prd => prd(m, self.prd_iterations, self.prd_dt, self.prd_gamma),
             SolverKind::Alpharank => alpharank(m, self.alpharank_m, self.alpharank_alpha),
             SolverKind::Cce => cce(m),
-            SolverKind::Lle => lle(m, self.lle_lambda),
+            SolverKind::Mene | SolverKind::Lle => unreachable!("handled above"),
         };
         Ok(Solved { sigma, exact: true })
     }
