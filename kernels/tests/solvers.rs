@@ -437,6 +437,23 @@ fn lle_is_a_logit_qre_at_lambda_max() {
     }
 }
 
+#[test]
+fn lle_reaches_a_large_lambda_max_in_few_steps() {
+    // The step cap grows with λ, so λ_max = 10⁶ is reached within the step budget, on a
+    // pure coordination game (an exact pitchfork at λ = 2, uniform play all along) too.
+    let coordination = Matrix::from_rows(&[vec![1.0, 0.0], vec![0.0, 1.0]]).unwrap();
+    let o = lle(&coordination, 1e6);
+    assert!(o.reached);
+    assert_close(&o.sigma, &[0.5, 0.5], 1e-12);
+    for seed in 0..6u64 {
+        let m = random_matrix(3 + seed as usize, 100 + seed);
+        let o = lle(&m, 1e6);
+        assert!(o.reached, "seed {seed}");
+        let r = logit_residual(&m, &o.sigma, 1e6);
+        assert!(r < 1e-6, "seed {seed}: residual {r:e}");
+    }
+}
+
 /// Expected values below come from an independent tracer (Python: the Davidenko ODE of the
 /// branch's unit tangent, oriented by `det [J; tᵀ] > 0`, integrated by scipy's DOP853 at
 /// rtol 1e-10 to λ = 1000, then Newton at λ = 1000), which shares no code with the kernel.

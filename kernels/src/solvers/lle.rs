@@ -24,6 +24,8 @@ const MAX_FIRST_CORRECTION: f64 = 0.5;
 /// A corrector that contracts worse than this per iteration is not in Newton's basin.
 const MAX_CONTRACTION: f64 = 0.5;
 const MAX_STEPS: usize = 20_000;
+/// The longest step at small λ.
+const MAX_STEP: f64 = 50.0;
 /// Steps at or below this length may change the orientation (see the loop in [`lle`]): near
 /// a true bifurcation the corrector stalls on steps much shorter than this.
 const H_CROSS: f64 = 1e-3;
@@ -104,6 +106,10 @@ fn correct(
         g[n] = row.dot(&(&w - anchor));
         let d = aug.lu().solve(&(-g))?;
         let size = d.amax();
+        if it > 0 && size > MAX_CONTRACTION * last && last < 1e3 * tol {
+            // Stagnation just above the tolerance: the rounding noise of λ·u at large λ.
+            return Some(w);
+        }
         if !size.is_finite()
             || (it == 0 && size > MAX_FIRST_CORRECTION)
             || (it > 0 && size > MAX_CONTRACTION * last && size > tol)
@@ -177,7 +183,9 @@ pub fn lle(m: &Matrix, lambda_max: f64) -> Lle {
             continue;
         }
         (z, t, orientation) = (w, tw, ow);
-        h = (h * 1.5).min(50.0);
+        // Far out the branch is nearly straight in (y, λ): the cap grows with λ so that a
+        // large λ_max costs a few more steps, not λ_max / 50.
+        h = (h * 1.5).min(MAX_STEP.max(0.5 * z[n]));
     }
     Lle {
         sigma: sigma_of(&z),

@@ -1,0 +1,114 @@
+"""Independent reference solvers (numpy/scipy) for `nashflow solve`'s prd, cce and lle.
+
+They share no code or method with the Rust kernels where that matters: lle integrates the
+branch's tangent ODE instead of predictor-corrector continuation, cce uses scipy's L-BFGS-B
+on the dual and trust-constr on the primal instead of projected Newton.
+"""
+import numpy as np
+from scipy.integrate import solve_ivp
+from scipy.optimize import LinearConstraint, minimize
+from scipy.special import logsumexp
+
+
+def normalise(m):
+    lo, hi = m.min(), m.max()
+    return np.zeros_like(m) if hi <= lo else (m - lo) / (hi - lo)
+
+
+def prd(m, iterations=100_000, dt=1e-3, gamma=1e-6):
+    """Projected replicator dynamics on the normalised matrix; clip at gamma, renormalise;
+    the average of all iterates."""
+    a = normalise(m)
+    s = np.full(len(a), 1.0 / len(a))
+    total = np.zeros(len(a))
+    for _ in range(iterations):
+        u = a @ s
+        s = np.maximum(s + dt * s * (u - s @ u), gamma)
+        s /= s.sum()
+        total += s
+    return total / total.sum()
+
+
+def _cce_gains(m):
+    """gains[k, i*n+j]: the symmetrised gain of deviating to k at the joint outcome (i, j)."""
+    a = normalise(m)
+    n = len(a)
+    g = np.empty((n, n, n))
+    for k in range(n):
+        row = a[k][None, :] - a
+        g[k] = 0.5 * (row + row.T)
+    return g.reshape(n, -1)
+
+
+def cce_dual(m):
+    """Max-entropy symmetric CCE via the dual (L-BFGS-B). Returns (σ, max constraint
+    violation); a large violation means the dual's optimum is at infinity."""
+    g = _cce_gains(m)
+    n = len(m)
+
+    def f(lam):
+        e = -lam @ g
+        lz = logsumexp(e)
+        return lz, -(g @ np.exp(e - lz))
+
+    r = minimize(f, np.zeros(n), jac=True, method="L-BFGS-B", bounds=[(0, None)] * n,
+                 options=dict(ftol=1e-15, gtol=1e-12, maxiter=20000, maxcor=50))
+    e = -r.x @ g
+    p = np.exp(e - logsumexp(e))
+    return p.reshape(n, n).sum(1), float((g @ p).max())
+
+
+def cce_primal(m):
+    """Max-entropy CCE as the primal problem over joint distributions (trust-constr)."""
+    g = _cce_gains(m)
+    n = len(m)
+
+    def neg_entropy(p):
+        q = np.maximum(p, 1e-300)
+        return (q * np.log(q)).sum(), np.log(q) + 1
+
+    cons = [LinearConstraint(g, -np.inf, 0), LinearConstraint(np.ones((1, n * n)), 1, 1)]
+    r = minimize(neg_entropy, np.full(n * n, 1 / n / n), jac=True, method="trust-constr",
+                 constraints=cons, bounds=[(0, 1)] * (n * n),
+                 options=dict(maxiter=5000, gtol=1e-14, xtol=1e-16, barrier_tol=1e-14))
+    p = np.maximum(r.x, 0)
+    return (p / p.sum()).reshape(n, n).sum(1)
+
+
+def lle(m, lam_max=1000.0):
+    """Symmetric logit QRE at lam_max on the principal branch: integrates dz/ds = t(z), the
+    unit tangent of H(y, λ) = y − λ·A e^y + lse(λ·A e^y) = 0 oriented by det [J; t] > 0, by
+    DOP853 from uniform play at λ = 0, stops at λ = lam_max and polishes by Newton."""
+    a = normalise(m)
+    n = len(a)
+
+    def parts(z):
+        y, lam = z[:n], z[n]
+        u = a @ np.exp(y)
+        p = np.exp(lam * u - logsumexp(lam * u))
+        jy = np.eye(n) - lam * (a - np.outer(np.ones(n), p @ a)) * np.exp(y)[None, :]
+        return np.hstack([jy, (p @ u - u)[:, None]]), y - lam * u + logsumexp(lam * u)
+
+    def tangent(_, z):
+        j, _ = parts(z)
+        t = np.linalg.svd(j)[2][-1]
+        return t if np.linalg.det(np.vstack([j, t])) > 0 else -t
+
+    def reached(_, z):
+        return z[n] - lam_max
+
+    reached.terminal, reached.direction = True, 1
+    z0 = np.concatenate([np.full(n, -np.log(n)), [0.0]])
+    sol = solve_ivp(tangent, (0, 1e6), z0, method="DOP853", rtol=1e-10, atol=1e-10,
+                    events=reached)
+    if sol.status != 1:
+        raise RuntimeError(f"the ODE did not reach λ = {lam_max}: {sol.message}")
+    y = sol.y_events[0][0][:n]
+    for _ in range(100):
+        j, h = parts(np.concatenate([y, [lam_max]]))
+        d = np.linalg.solve(j[:, :n], -h)
+        y = y + d
+        if np.abs(d).max() < 1e-13:
+            break
+    s = np.exp(y)
+    return s / s.sum()
