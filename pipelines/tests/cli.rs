@@ -446,6 +446,17 @@ fn solve_json_and_csv() {
     // A general-sum game: nash-lp's maximin is no equilibrium here, and the table says so.
     let out = run(bin().args(["solve", "--solver", "nash-lp"]).arg(&csv_path));
     assert!(String::from_utf8_lossy(&out.stdout).contains("note: the game is not constant-sum"));
+    // λ·payoff overflows long before λ = 1e300, so lle stalls, says so, and flags σ.
+    let out = run(bin()
+        .args(["solve", "--solver", "lle", "--lle-lambda", "1e300"])
+        .arg(&csv_path));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("note: lle's continuation stalled"));
+    let out = run(bin()
+        .args(["solve", "--format", "json", "--solver", "lle"])
+        .arg(&csv_path));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["solver_exact"], Value::Bool(true));
+    assert!(v["sigma"][1].as_f64().unwrap() > 0.999, "defect: {v}");
     let out = run(bin()
         .args(["solve", "--format", "json", "--solver", "nash-lp"])
         .arg(&json_path));
