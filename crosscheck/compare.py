@@ -4,7 +4,7 @@
 
 Games cycle through three kinds: general-sum uniform payoffs, zero-sum (X − Xᵀ), and
 constant-sum win rates rounded to 0.1 (ties, hence degenerate equilibria). Prints each
-game's largest |σ difference| and flags those above --tol.
+game's largest |σ difference| and flags those above --tol; exits 1 when any is flagged.
 """
 import argparse
 import json
@@ -40,6 +40,7 @@ def main():
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--max-n", type=int, default=10)
     ap.add_argument("--tol", type=float, default=1e-6)
+    ap.add_argument("--quiet", action="store_true", help="print only flagged games and the summary")
     args = ap.parse_args()
     # trust-constr warns about its own factorisations on degenerate CCE problems.
     warnings.filterwarnings("ignore", category=UserWarning)
@@ -61,11 +62,13 @@ def main():
         worst = max(worst, d)
         flag = d > args.tol
         flagged += flag
-        print(f"{t:4d} n={n:2d} kind={t % 3} max|Δσ|={d:.2e}{note}{'  <==' if flag else ''}")
+        if flag or not args.quiet:
+            print(f"{t:4d} n={n:2d} kind={t % 3} max|Δσ|={d:.2e}{note}{'  <==' if flag else ''}")
         if flag:
             print("     nashflow ", np.round(got, 6), "\n     reference", np.round(want, 6))
-    print(f"worst {worst:.2e}; {flagged} of {args.games} above {args.tol:g}")
+    print(f"{args.solver}: worst {worst:.2e}; {flagged} of {args.games} above {args.tol:g}")
+    return 1 if flagged else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
