@@ -1,4 +1,5 @@
-"""Compares `nashflow solve --solver S` with reference.py on random games.
+"""Compares `nashflow solve --solver S` (prd, cce, lle, alpharank) with reference.py on random
+games.
 
     python3 crosscheck/compare.py target/release/nashflow lle --games 150 --seed 11 --max-n 15
 
@@ -35,7 +36,7 @@ def games(rng, count, max_n):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("nashflow")
-    ap.add_argument("solver", choices=["prd", "cce", "lle"])
+    ap.add_argument("solver", choices=["prd", "cce", "lle", "alpharank"])
     ap.add_argument("--games", type=int, default=60)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--max-n", type=int, default=10)

@@ -1,8 +1,10 @@
-"""Independent reference solvers (numpy/scipy) for `nashflow solve`'s prd, cce and lle.
+"""Independent reference solvers (numpy/scipy/mpmath) for `nashflow solve`'s prd, cce, lle and
+α-Rank.
 
 They share no code or method with the Rust kernels where that matters: lle integrates the
 branch's tangent ODE instead of predictor-corrector continuation, cce uses scipy's L-BFGS-B
-on the dual and trust-constr on the primal instead of projected Newton.
+on the dual and trust-constr on the primal instead of projected Newton, α-Rank in 300-digit
+arithmetic instead of log space.
 """
 import numpy as np
 from scipy.integrate import solve_ivp
@@ -112,3 +114,38 @@ def lle(m, lam_max=1000.0):
             break
     s = np.exp(y)
     return s / s.sum()
+
+
+def alpharank(m, pop=50, alpha=100.0, digits=300):
+    """Single-population α-Rank, local selection model, on raw payoffs, in mpmath at
+    `digits` decimal digits (no log-space tricks: e^{−m·α·Δ} is simply representable)."""
+    import mpmath
+
+    mpmath.mp.dps = digits
+    n = len(m)
+    if n == 1:
+        return np.ones(1)
+
+    def fixation(u):
+        if u == 0:
+            return mpmath.mpf(1) / pop
+        return (1 - mpmath.exp(-u)) / (1 - mpmath.exp(-pop * u))
+
+    # t[s][r]: probability of moving from resident s to r.
+    t = mpmath.zeros(n, n)
+    for s in range(n):
+        for r in range(n):
+            if r != s:
+                t[s, r] = fixation(alpha * (mpmath.mpf(m[r][s]) - mpmath.mpf(m[s][r]))) / (n - 1)
+        t[s, s] = 1 - sum(t[s, r] for r in range(n) if r != s)
+    # π (T − I) = 0 with Σπ = 1: replace one equation by the normalisation.
+    a = mpmath.zeros(n, n)
+    for i in range(n):
+        for j in range(n):
+            a[i, j] = t[j, i] - (1 if i == j else 0)
+    for j in range(n):
+        a[n - 1, j] = 1
+    b = mpmath.zeros(n, 1)
+    b[n - 1] = 1
+    pi = mpmath.lu_solve(a, b)
+    return np.array([float(x) for x in pi])
