@@ -149,3 +149,43 @@ def alpharank(m, pop=50, alpha=100.0, digits=300):
     b[n - 1] = 1
     pi = mpmath.lu_solve(a, b)
     return np.array([float(x) for x in pi])
+
+
+def mene_enumerate(m, tol=1e-12):
+    """Max-entropy symmetric Nash equilibrium of a nondegenerate game by enumerating every
+    support S: solve M_SS x = v·1, Σx = 1, keep x > 0 with (Mx)_k ≤ v off S; the equilibria
+    are then isolated points, and the one of largest entropy wins. Meant for generic games;
+    raises when two equilibria tie in entropy."""
+    from itertools import combinations
+
+    a = np.asarray(m, dtype=float)
+    n = len(a)
+    tol = tol * max(a.max() - a.min(), 1e-300)
+    found = []
+    for size in range(1, n + 1):
+        for s in combinations(range(n), size):
+            s = list(s)
+            k = np.zeros((size + 1, size + 1))
+            k[:size, :size] = a[np.ix_(s, s)]
+            k[:size, size] = -1
+            k[size, :size] = 1
+            rhs = np.zeros(size + 1)
+            rhs[size] = 1
+            if np.linalg.cond(k) > 1e12:
+                # No isolated equilibrium here (antisymmetric games make every even-size
+                # support singular; generic ones have a unique, odd-size support).
+                continue
+            sol = np.linalg.solve(k, rhs)
+            x, v = sol[:size], sol[size]
+            if (x <= tol).any():
+                continue
+            sigma = np.zeros(n)
+            sigma[s] = x
+            if (a @ sigma > v + tol).any():
+                continue
+            found.append(sigma)
+    entropies = [-(p[p > 0] * np.log(p[p > 0])).sum() for p in found]
+    order = np.argsort(entropies)[::-1]
+    if len(found) > 1 and entropies[order[0]] - entropies[order[1]] < 1e-9:
+        raise ValueError("degenerate game: two equilibria of equal entropy")
+    return found[order[0]]
