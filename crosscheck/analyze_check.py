@@ -5,8 +5,9 @@
 Writes a random match log (CSV: both seats, self-play, draws, some constant-sum and some
 general-sum payoffs), analyses it, and recomputes from the raw rows: the payoff matrix, σ
 (mene, by support enumeration), regret, exploitability, value and welfare, win rates, games,
-sequential Elo, the Bradley–Terry MLE with its standard errors, and Nash averaging. Exits 1
-when any differs by more than its tolerance.
+sequential Elo, the Bradley–Terry MLE with its standard errors, Nash averaging, Level 1 and 2
+for every candidate, and exact Shapley and Banzhaf values (UW, NW). Exits 1 when any differs
+by more than its tolerance.
 """
 import argparse
 import csv
@@ -23,11 +24,14 @@ import reference
 
 
 def match_log(rng, policies, matches, constant_sum):
-    strength = rng.normal(size=policies)
+    # Transitive strength plus a cyclic (antisymmetric) part, so that σ is mixed.
+    strength = 0.3 * rng.normal(size=policies)
+    cycle = rng.normal(size=(policies, policies))
+    cycle = 1.5 * (cycle - cycle.T)
     rows = []
     for t in range(matches):
         i, j = (int(x) for x in rng.integers(0, policies, 2))
-        p = 1 / (1 + np.exp(strength[j] - strength[i]))
+        p = 1 / (1 + np.exp(strength[j] - strength[i] - cycle[i, j]))
         if rng.random() < 0.5:  # win / draw / loss
             a = rng.choice([1.0, 0.5, 0.0], p=[p * 0.9, 0.1, (1 - p) * 0.9])
         else:
@@ -110,7 +114,56 @@ def independent(rows, names):
     out["bt_se"] = scale * np.sqrt(np.diag(cov))
     a = m - m.T
     out["nash_avg"] = a @ reference.mene_enumerate(a)
+    out.update(lifts_and_attribution(m, {"uw": m + m.T, "nw": nw}))
     return out
+
+
+def lifts_and_attribution(m, welfare):
+    """Level 1 and 2 per candidate, and exact Shapley/Banzhaf of v(S) = σ_Sᵀ W_S σ_S."""
+    n = len(m)
+    solved = {}
+
+    def sigma_of(s):
+        s = tuple(s)
+        if s not in solved:
+            solved[s] = reference.mene_enumerate(m[np.ix_(s, s)])
+        return solved[s]
+
+    def value(w, s):
+        if not s:
+            return 0.0
+        x = sigma_of(s)
+        return x @ w[np.ix_(s, s)] @ x
+
+    full = list(range(n))
+    sigma = sigma_of(full)
+    l1, l2 = [], []
+    for c in range(n):
+        b = [k for k in full if k != c]
+        sb = sigma_of(b)
+        pl = np.array([m[i, c] - sb @ m[i, b] for i in b])
+        l1.append([*pl, pl.mean(), sb @ pl, pl.min(), pl.max()])
+        shift = m[b] @ sigma - m[np.ix_(b, b)] @ sb
+        l2.append([*(value(w, full) - value(w, b) for w in welfare.values()), sigma[c],
+                   np.abs(sigma[b] - sb).sum(), *shift])
+    shapley = {k: np.zeros(n) for k in welfare}
+    banzhaf = {k: np.zeros(n) for k in welfare}
+    from itertools import combinations
+    from math import factorial
+
+    for i in range(n):
+        others = [k for k in full if k != i]
+        for size in range(n):
+            weight = factorial(size) * factorial(n - size - 1) / factorial(n)
+            for s in combinations(others, size):
+                with_i = sorted((*s, i))
+                for k, w in welfare.items():
+                    gain = value(w, with_i) - value(w, list(s))
+                    shapley[k][i] += weight * gain
+                    banzhaf[k][i] += gain / 2 ** (n - 1)
+    return dict(level1=np.array(l1), level2=np.array(l2),
+                shapley=np.concatenate([shapley[k] for k in welfare]),
+                banzhaf=np.concatenate([banzhaf[k] for k in welfare]))
 
 
 def main():
@@ -121,6 +174,7 @@ def main():
     ap.add_argument("--matches", type=int, default=4000)
     ap.add_argument("--dominant", action="store_true",
                     help="make p0 win every non-self match (the win graph is then not strongly connected)")
+    ap.add_argument("--verbose", action="store_true", help="print every quantity's largest difference")
     args = ap.parse_args()
     failures = 0
     for constant_sum in (True, False):
@@ -138,7 +192,7 @@ def main():
                 writer = csv.DictWriter(f, fieldnames=list(rows[0]))
                 writer.writeheader()
                 writer.writerows(rows)
-            out = subprocess.run([args.nashflow, "analyze", path, "--format", "json", "--no-level3", "--quiet"],
+            out = subprocess.run([args.nashflow, "analyze", path, "--format", "json", "--quiet"],
                                  capture_output=True, text=True, check=True).stdout
         g = json.loads(out)
         g = g["games"][0] if "games" in g else g
@@ -154,19 +208,31 @@ def main():
                    bt_se=np.array([bt[p]["se"] for p in names]),
                    nash_avg=np.array([g["ratings"]["nash_avg"][p] for p in names]),
                    regularized=float(g["ratings"]["regularized"]))
+        l1, l2, l3 = g["level1"], g["level2"], g["level3"]
+        got["level1"] = np.array([[*(l1[c]["per_incumbent"][p] for p in names if p != c), l1[c]["uniform_avg"],
+                                   l1[c]["equilibrium_avg"], l1[c]["min"], l1[c]["max"]] for c in names])
+        got["level2"] = np.array([[l2[c]["delta_eco"]["uw"], l2[c]["delta_eco"]["nw"], l2[c]["entry_mass"],
+                                   l2[c]["equilibrium_shift"], *(l2[c]["incumbent_shifts"][p] for p in names if p != c)]
+                                  for c in names])
+        assert l3["method"] == "exact"
+        got["shapley"] = np.array([l3["shapley"][k][p] for k in ("uw", "nw") for p in names])
+        got["banzhaf"] = np.array([l3["banzhaf"][k][p] for k in ("uw", "nw") for p in names])
         # Cell means are fixed-point sums (2⁻³² per match).
         tols = dict(payoff=1e-9, sigma=1e-8, regret=1e-8, exploitability=1e-8, value=1e-8, uw=1e-8,
                     nw=1e-8, games=0, win_rate=1e-12, elo=1e-9, bt_rating=1e-7, bt_se=1e-7,
-                    nash_avg=1e-8, regularized=0)
+                    nash_avg=1e-8, regularized=0, level1=1e-8, level2=1e-8, shapley=1e-8, banzhaf=1e-8)
         kind = "constant-sum" if constant_sum else "general-sum"
         before = failures
         for key, tol in tols.items():
             d = float(np.abs(np.asarray(got[key]) - np.asarray(want[key])).max())
             bad = d > tol
             failures += bad
+            if args.verbose:
+                print(f"  {kind} {key}: max|Δ| {d:.1e}")
             if bad:
                 print(f"{kind} {key}: max|Δ| {d:.2e} above {tol:g}\n  nashflow  {got[key]}\n  reference {want[key]}")
-        print(f"analyze ({kind}, {args.policies} policies, {args.matches} matches): "
+        support = int((want["sigma"] > 0).sum())
+        print(f"analyze ({kind}, {args.policies} policies, {args.matches} matches, support {support}): "
               f"{len(tols)} quantities, {'all within tolerance' if failures == before else 'FAILED'}")
     return 1 if failures else 0
 
