@@ -6,8 +6,9 @@ Writes a random match log (CSV: both seats, self-play, draws, some constant-sum 
 general-sum payoffs), analyses it, and recomputes from the raw rows: the payoff matrix, σ
 (mene, by support enumeration), regret, exploitability, value and welfare, win rates, games,
 sequential Elo, the Bradley–Terry MLE with its standard errors, Nash averaging, Level 1 and 2
-for every candidate, and exact Shapley and Banzhaf values (UW, NW). Exits 1 when any differs
-by more than its tolerance.
+for every candidate, exact Shapley and Banzhaf values (UW, NW), and each cell's pooled Manski
+and marginal-sensitivity bounds at Γ = 1, 2, 4. Exits 1 when any differs by more than its
+tolerance.
 """
 import argparse
 import csv
@@ -37,7 +38,8 @@ def match_log(rng, policies, matches, constant_sum):
         else:
             a = float(np.clip(p + rng.normal(scale=0.2), 0, 1))
         b = 1 - a if constant_sum else float(np.clip(1 - a + rng.normal(scale=0.1), 0, 1))
-        rows.append(dict(match_id=f"m{t}", policy_i=f"p{i}", policy_j=f"p{j}", payoff_i=a, payoff_j=b))
+        rows.append(dict(match_id=f"m{t}", policy_i=f"p{i}", policy_j=f"p{j}", payoff_i=a, payoff_j=b,
+                         propensity=float(rng.uniform(0.05, 1.0))))
     return rows
 
 
@@ -115,7 +117,53 @@ def independent(rows, names):
     a = m - m.T
     out["nash_avg"] = a @ reference.mene_enumerate(a)
     out.update(lifts_and_attribution(m, {"uw": m + m.T, "nw": nw}))
+    out["bounds"] = causal_bounds(rows, names)
     return out
+
+
+GAMMAS = (1.0, 2.0, 4.0)
+
+
+def causal_bounds(rows, names):
+    """Pooled Manski bounds and marginal-sensitivity (Tan) bounds per cell, the latter as a
+    linear-fractional program (Charnes–Cooper LP) over the weight box, not a threshold rule.
+    Rows in (i, j) order: [manski lo, hi, msm lo, hi at each Γ in GAMMAS]."""
+    from scipy.optimize import linprog
+
+    idx = {p: k for k, p in enumerate(names)}
+    n = len(names)
+    obs = defaultdict(list)
+    for r in rows:
+        i, j, e = idx[r["policy_i"]], idx[r["policy_j"]], r["propensity"]
+        obs[i, j].append((r["payoff_i"], e))
+        obs[j, i].append((r["payoff_j"], e))
+    lo_y = min(min(r["payoff_i"], r["payoff_j"]) for r in rows)
+    hi_y = max(max(r["payoff_i"], r["payoff_j"]) for r in rows)
+
+    def msm(cell, gamma, sign):
+        y = np.array([o[0] for o in cell])
+        u = 1 / np.array([o[1] for o in cell]) - 1
+        lo, hi = 1 + u / gamma, 1 + gamma * u
+        k = len(y)
+        # variables (t_1..t_k, s): max sign·Σ y t, Σ t = 1, lo·s ≤ t ≤ hi·s.
+        a_ub = np.vstack([np.hstack([np.eye(k), -hi[:, None]]), np.hstack([-np.eye(k), lo[:, None]])])
+        res = linprog(np.r_[-sign * y, 0], A_ub=a_ub, b_ub=np.zeros(2 * k),
+                      A_eq=np.r_[np.ones(k), 0][None, :], b_eq=[1], bounds=[(0, None)] * (k + 1),
+                      method="highs", options=dict(primal_feasibility_tolerance=1e-10,
+                                                   dual_feasibility_tolerance=1e-10))
+        return sign * -res.fun
+
+    table = []
+    for i in range(n):
+        total = sum(len(obs[i, k]) for k in range(n))
+        for j in range(n):
+            cell = obs[i, j]
+            mean, p = np.mean([o[0] for o in cell]), len(cell) / total
+            row = [mean * p + lo_y * (1 - p), mean * p + hi_y * (1 - p)]
+            for gamma in GAMMAS:
+                row += [msm(cell, gamma, -1), msm(cell, gamma, 1)]
+            table.append(row)
+    return np.array(table)
 
 
 def lifts_and_attribution(m, welfare):
@@ -192,7 +240,8 @@ def main():
                 writer = csv.DictWriter(f, fieldnames=list(rows[0]))
                 writer.writeheader()
                 writer.writerows(rows)
-            out = subprocess.run([args.nashflow, "analyze", path, "--format", "json", "--quiet"],
+            out = subprocess.run([args.nashflow, "analyze", path, "--format", "json", "--quiet", "--bounds",
+                                  "--gamma", ",".join(str(x) for x in GAMMAS)],
                                  capture_output=True, text=True, check=True).stdout
         g = json.loads(out)
         g = g["games"][0] if "games" in g else g
@@ -215,12 +264,19 @@ def main():
                                    l2[c]["equilibrium_shift"], *(l2[c]["incumbent_shifts"][p] for p in names if p != c)]
                                   for c in names])
         assert l3["method"] == "exact"
+        pooled = {(b["policy_i"], b["policy_j"], b["method"], b["gamma"]): (b["lo"], b["hi"])
+                  for b in g["causal"]["bounds"] if b["scope"] == "pooled" and b["policy_j"] is not None
+                  and b["method"] in ("manski", "msm")}
+        got["bounds"] = np.array([[*pooled[a, b, "manski", None],
+                                   *(x for gm in GAMMAS for x in pooled[a, b, "msm", gm])]
+                                  for a in names for b in names])
         got["shapley"] = np.array([l3["shapley"][k][p] for k in ("uw", "nw") for p in names])
         got["banzhaf"] = np.array([l3["banzhaf"][k][p] for k in ("uw", "nw") for p in names])
         # Cell means are fixed-point sums (2⁻³² per match).
         tols = dict(payoff=1e-9, sigma=1e-8, regret=1e-8, exploitability=1e-8, value=1e-8, uw=1e-8,
                     nw=1e-8, games=0, win_rate=1e-12, elo=1e-9, bt_rating=1e-7, bt_se=1e-7,
-                    nash_avg=1e-8, regularized=0, level1=1e-8, level2=1e-8, shapley=1e-8, banzhaf=1e-8)
+                    nash_avg=1e-8, regularized=0, level1=1e-8, level2=1e-8, shapley=1e-8, banzhaf=1e-8,
+                    bounds=1e-8)
         kind = "constant-sum" if constant_sum else "general-sum"
         before = failures
         for key, tol in tols.items():
