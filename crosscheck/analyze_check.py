@@ -4,9 +4,10 @@
 
 Writes a random match log (CSV: both seats, self-play, draws, some constant-sum and some
 general-sum payoffs), analyses it, and recomputes from the raw rows: the payoff matrix, σ
-(mene, by support enumeration), regret, exploitability, value and welfare, win rates, games,
+(mene, by support enumeration), regret, exploitability, value and welfare (UW, NW, NW+ with
+BATNAs, EF1 over agreed matches) at σ and per policy vs σ, win rates, games,
 sequential Elo, the Bradley–Terry MLE with its standard errors, Nash averaging, Level 1 and 2
-for every candidate, exact Shapley and Banzhaf values (UW, NW), and each cell's pooled Manski
+for every candidate, exact Shapley and Banzhaf values (UW, NW, NW+), and each cell's pooled Manski
 and marginal-sensitivity bounds at Γ = 1, 2, 4. Exits 1 when any differs by more than its
 tolerance.
 """
@@ -40,6 +41,12 @@ def match_log(rng, policies, matches, constant_sum):
         b = 1 - a if constant_sum else float(np.clip(1 - a + rng.normal(scale=0.1), 0, 1))
         rows.append(dict(match_id=f"m{t}", policy_i=f"p{i}", policy_j=f"p{j}", payoff_i=a, payoff_j=b,
                          propensity=float(rng.uniform(0.05, 1.0))))
+    # Negotiation columns: BATNAs, agreement, and an EF1 flag that is sometimes absent and is
+    # also set on failed negotiations (where it must be ignored).
+    for r in rows:
+        r["batna_i"], r["batna_j"] = (round(float(x), 3) for x in rng.uniform(0, 0.4, 2))
+        r["agreement"] = "true" if rng.random() < 0.8 else "false"
+        r["ef1"] = "" if rng.random() < 0.2 else ("true" if rng.random() < 0.6 else "false")
     return rows
 
 
@@ -47,24 +54,32 @@ def independent(rows, names):
     n = len(names)
     idx = {p: k for k, p in enumerate(names)}
     total, count, nw = np.zeros((n, n)), np.zeros((n, n)), np.zeros((n, n))
+    nw_plus, ef1, ef1_n = np.zeros((n, n)), np.zeros((n, n)), np.zeros((n, n))
     wins, games = np.zeros((n, n)), np.zeros(n)
     for r in rows:
         i, j, a, b = idx[r["policy_i"]], idx[r["policy_j"]], r["payoff_i"], r["payoff_j"]
         q = np.sqrt(max(a, 0) * max(b, 0))
+        q_plus = np.sqrt(max(0, a - r["batna_i"]) * max(0, b - r["batna_j"]))
+        counts_ef1 = r["ef1"] != "" and r["agreement"] != "false"
         for x, y, pay in ((i, j, a), (j, i, b)):
             total[x, y] += pay
             count[x, y] += 1
             nw[x, y] += q
+            nw_plus[x, y] += q_plus
+            if counts_ef1:
+                ef1[x, y] += r["ef1"] == "true"
+                ef1_n[x, y] += 1
         games[i] += 1
         if i != j:
             games[j] += 1
             s = 1.0 if a > b else (0.5 if a == b else 0.0)
             wins[i, j] += s
             wins[j, i] += 1 - s
-    known = count > 0
     with np.errstate(invalid="ignore", divide="ignore"):
-        m, nw = total / count, nw / count
-    for x in (m, nw):  # column-mean imputation: the known entries of column j, else 0
+        m, nw, nw_plus, ef1 = total / count, nw / count, nw_plus / count, ef1 / ef1_n
+    # Column-mean imputation: the known entries of column j, else 0. An EF1 cell is known
+    # when one of its matches counts.
+    for x, known in ((m, count > 0), (nw, count > 0), (nw_plus, count > 0), (ef1, ef1_n > 0)):
         for j in range(n):
             col = x[known[:, j], j]
             x[~known[:, j], j] = col.mean() if len(col) else 0.0
@@ -72,7 +87,9 @@ def independent(rows, names):
     u = m @ sigma
     v = sigma @ u
     out = dict(payoff=m, sigma=sigma, regret=u - v, exploitability=(u - v).max(), value=v,
-               uw=sigma @ (m + m.T) @ sigma, nw=sigma @ nw @ sigma, games=games)
+               uw=sigma @ (m + m.T) @ sigma, nw=sigma @ nw @ sigma, games=games,
+               nw_plus=sigma @ nw_plus @ sigma, ef1=sigma @ ef1 @ sigma,
+               vs_sigma=np.concatenate([(m + m.T) @ sigma, nw @ sigma, nw_plus @ sigma, ef1 @ sigma]))
     non_self = wins + wins.T
     np.fill_diagonal(non_self, 0)
     out["win_rate"] = wins.sum(1) / non_self.sum(1)
@@ -121,7 +138,7 @@ def independent(rows, names):
     out["bt_se"] = scale * np.sqrt(np.diag(cov))
     a = m - m.T
     out["nash_avg"] = a @ reference.mene_enumerate(a)
-    out.update(lifts_and_attribution(m, {"uw": m + m.T, "nw": nw}))
+    out.update(lifts_and_attribution(m, {"uw": m + m.T, "nw": nw, "nw_plus": nw_plus}))
     out["bounds"] = causal_bounds(rows, names)
     return out
 
@@ -240,11 +257,14 @@ def main():
         rng = np.random.default_rng(args.seed + constant_sum)
         rows = match_log(rng, args.policies, args.matches, constant_sum)
         if args.missing_cells:
+            # At most one empty cell per column: two imputed cells of one column are equal,
+            # which makes ties (degenerate equilibria) that the reference does not handle.
             k = int(rng.integers(0, args.policies))
-            dropped = {(f"p{k}", f"p{k}")}
-            while len(dropped) < args.missing_cells:
-                a, b = (int(x) for x in rng.choice(args.policies, 2, replace=False))
+            dropped, used = {(f"p{k}", f"p{k}")}, {k}
+            while len(dropped) < args.missing_cells and len(used) + 2 <= args.policies:
+                a, b = (int(x) for x in rng.choice([q for q in range(args.policies) if q not in used], 2, replace=False))
                 dropped |= {(f"p{a}", f"p{b}"), (f"p{b}", f"p{a}")}
+                used |= {a, b}
             rows = [r for r in rows if (r["policy_i"], r["policy_j"]) not in dropped]
         if args.dominant:
             for r in rows:
@@ -269,6 +289,8 @@ def main():
         got = dict(payoff=np.array(g["matrices"]["payoff"]), sigma=np.array(g["sigma"]),
                    regret=np.array(g["regret"]), exploitability=g["exploitability"],
                    value=g["welfare"]["value"], uw=g["welfare"]["uw"], nw=g["welfare"]["nw"],
+                   nw_plus=g["welfare"]["nw_plus"], ef1=g["welfare"]["ef1"],
+                   vs_sigma=np.concatenate([g["vs_sigma"][k] for k in ("uw", "nw", "nw_plus", "ef1")]),
                    games=np.array(g["games_played"]), win_rate=np.array(g["win_rate"]),
                    elo=np.array([g["ratings"]["elo"][p] for p in names]),
                    bt_rating=np.array([bt[p]["rating"] for p in names]),
@@ -278,7 +300,8 @@ def main():
         l1, l2, l3 = g["level1"], g["level2"], g["level3"]
         got["level1"] = np.array([[*(l1[c]["per_incumbent"][p] for p in names if p != c), l1[c]["uniform_avg"],
                                    l1[c]["equilibrium_avg"], l1[c]["min"], l1[c]["max"]] for c in names])
-        got["level2"] = np.array([[l2[c]["delta_eco"]["uw"], l2[c]["delta_eco"]["nw"], l2[c]["entry_mass"],
+        got["level2"] = np.array([[l2[c]["delta_eco"]["uw"], l2[c]["delta_eco"]["nw"],
+                                   l2[c]["delta_eco"]["nw_plus"], l2[c]["entry_mass"],
                                    l2[c]["equilibrium_shift"], *(l2[c]["incumbent_shifts"][p] for p in names if p != c)]
                                   for c in names])
         assert l3["method"] == "exact"
@@ -288,12 +311,13 @@ def main():
         got["bounds"] = np.array([[*pooled[a, b, "manski", None],
                                    *(x for gm in GAMMAS for x in pooled.get((a, b, "msm", gm), (np.nan, np.nan)))]
                                   for a in names for b in names])
-        got["shapley"] = np.array([l3["shapley"][k][p] for k in ("uw", "nw") for p in names])
-        got["banzhaf"] = np.array([l3["banzhaf"][k][p] for k in ("uw", "nw") for p in names])
+        got["shapley"] = np.array([l3["shapley"][k][p] for k in ("uw", "nw", "nw_plus") for p in names])
+        got["banzhaf"] = np.array([l3["banzhaf"][k][p] for k in ("uw", "nw", "nw_plus") for p in names])
         # Cell means are fixed-point sums (2⁻³² per match).
-        tols = dict(payoff=1e-9, sigma=1e-8, regret=1e-8, exploitability=1e-8, value=1e-8, uw=1e-8,
-                    nw=1e-8, games=0, win_rate=1e-12, elo=1e-9, bt_rating=1e-7, bt_se=1e-7,
-                    nash_avg=1e-8, regularized=0, level1=1e-8, level2=1e-8, shapley=1e-8, banzhaf=1e-8,
+        tols = dict(payoff=1e-9, sigma=1e-8, regret=1e-8, exploitability=1e-8, value=1e-8,
+                    uw=1e-8, nw=1e-8, nw_plus=1e-8, ef1=1e-8, vs_sigma=1e-8, games=0,
+                    win_rate=1e-12, elo=1e-9, bt_rating=1e-7, bt_se=1e-7, nash_avg=1e-8,
+                    regularized=0, level1=1e-8, level2=1e-8, shapley=1e-8, banzhaf=1e-8,
                     bounds=1e-8)
         kind = "constant-sum" if constant_sum else "general-sum"
         before = failures
