@@ -8,8 +8,8 @@ general-sum payoffs), analyses it, and recomputes from the raw rows: the payoff 
 BATNAs, EF1 over agreed matches) at σ and per policy vs σ, win rates, games,
 sequential Elo, the Bradley–Terry MLE with its standard errors, Nash averaging, Level 1 and 2
 for every candidate, exact Shapley and Banzhaf values (UW, NW, NW+), and each cell's pooled Manski
-and marginal-sensitivity bounds at Γ = 1, 2, 4. Exits 1 when any differs by more than its
-tolerance.
+and marginal-sensitivity bounds at Γ = 1, 2, 4, per `context` stratum and stratified. Exits 1
+when any differs by more than its tolerance.
 """
 import argparse
 import csv
@@ -47,6 +47,7 @@ def match_log(rng, policies, matches, constant_sum):
         r["batna_i"], r["batna_j"] = (round(float(x), 3) for x in rng.uniform(0, 0.4, 2))
         r["agreement"] = "true" if rng.random() < 0.8 else "false"
         r["ef1"] = "" if rng.random() < 0.2 else ("true" if rng.random() < 0.6 else "false")
+        r["context"] = str(rng.choice(["map_a", "map_b", "map_c", ""]))  # "" = no context
     return rows
 
 
@@ -139,7 +140,7 @@ def independent(rows, names):
     a = m - m.T
     out["nash_avg"] = a @ reference.mene_enumerate(a)
     out.update(lifts_and_attribution(m, {"uw": m + m.T, "nw": nw, "nw_plus": nw_plus}))
-    out["bounds"] = causal_bounds(rows, names)
+    out["bounds"], out["strata"], out["stratified"] = causal_bounds(rows, names)
     return out
 
 
@@ -147,18 +148,24 @@ GAMMAS = (1.0, 2.0, 4.0)
 
 
 def causal_bounds(rows, names):
-    """Pooled Manski bounds and marginal-sensitivity (Tan) bounds per cell, the latter as a
+    """Manski bounds and marginal-sensitivity (Tan) bounds per cell, the latter as a
     linear-fractional program (Charnes–Cooper LP) over the weight box, not a threshold rule.
-    Rows in (i, j) order: [manski lo, hi, msm lo, hi at each Γ in GAMMAS]."""
+    Returns the pooled rows in (i, j) order ([manski lo, hi, msm lo, hi at each Γ in GAMMAS]),
+    the per-stratum rows (a dict keyed by (i, j, stratum)) and the stratified rows: Σ_s w_s ·
+    bound_s, w_s = the share of i's observations in stratum s, a stratum where i never met j
+    entering with its Manski bound, each end clamped into the pooled bound."""
     from scipy.optimize import linprog
 
     idx = {p: k for k, p in enumerate(names)}
     n = len(names)
-    obs = defaultdict(list)
+    obs, strat = defaultdict(list), defaultdict(list)
     for r in rows:
-        i, j, e = idx[r["policy_i"]], idx[r["policy_j"]], r["propensity"]
+        i, j, e, c = idx[r["policy_i"]], idx[r["policy_j"]], r["propensity"], r["context"] or None
         obs[i, j].append((r["payoff_i"], e))
         obs[j, i].append((r["payoff_j"], e))
+        strat[i, j, c].append((r["payoff_i"], e))
+        strat[j, i, c].append((r["payoff_j"], e))
+    contexts = sorted({r["context"] or None for r in rows}, key=lambda c: (c is not None, c or ""))
     lo_y = min(min(r["payoff_i"], r["payoff_j"]) for r in rows)
     hi_y = max(max(r["payoff_i"], r["payoff_j"]) for r in rows)
 
@@ -175,20 +182,40 @@ def causal_bounds(rows, names):
                                                    dual_feasibility_tolerance=1e-10))
         return sign * -res.fun
 
-    table = []
+    def bounds(cell, total):
+        """[manski lo, hi, msm lo, hi per Γ] of one cell (or stratum) with i's `total`."""
+        if not cell:  # never met: Manski is the payoff range; no MSM rows
+            return [lo_y, hi_y] + [np.nan] * (2 * len(GAMMAS))
+        mean, p = np.mean([o[0] for o in cell]), len(cell) / total
+        row = [mean * p + lo_y * (1 - p), mean * p + hi_y * (1 - p)]
+        for gamma in GAMMAS:
+            row += [msm(cell, gamma, -1), msm(cell, gamma, 1)]
+        return row
+
+    table, strata, stratified = [], {}, []
     for i in range(n):
         total = sum(len(obs[i, k]) for k in range(n))
         for j in range(n):
-            cell = obs[i, j]
-            if not cell:  # never met: Manski is the payoff range; no MSM rows
-                table.append([lo_y, hi_y] + [np.nan] * (2 * len(GAMMAS)))
+            pooled = bounds(obs[i, j], total)
+            table.append(pooled)
+            mixed = np.zeros(len(pooled))
+            for c in contexts:
+                total_c = sum(len(strat[i, k, c]) for k in range(n))
+                if total_c == 0:
+                    continue
+                row = np.array(bounds(strat[i, j, c], total_c))
+                if strat[i, j, c]:
+                    strata[i, j, c] = row
+                manski = np.tile(row[:2], len(GAMMAS) + 1)
+                mixed += total_c / total * np.where(np.isnan(row), manski, row)
+            if not obs[i, j]:
+                stratified.append([np.nan] * len(pooled))  # no stratified rows for a pair never met
                 continue
-            mean, p = np.mean([o[0] for o in cell]), len(cell) / total
-            row = [mean * p + lo_y * (1 - p), mean * p + hi_y * (1 - p)]
-            for gamma in GAMMAS:
-                row += [msm(cell, gamma, -1), msm(cell, gamma, 1)]
-            table.append(row)
-    return np.array(table)
+            for k in range(0, len(pooled), 2):
+                lo, hi = pooled[k], pooled[k + 1]
+                mixed[k], mixed[k + 1] = min(max(mixed[k], lo), hi), max(min(mixed[k + 1], hi), lo)
+            stratified.append(list(mixed))
+    return np.array(table), strata, np.array(stratified)
 
 
 def lifts_and_attribution(m, welfare):
@@ -311,6 +338,20 @@ def main():
         got["bounds"] = np.array([[*pooled[a, b, "manski", None],
                                    *(x for gm in GAMMAS for x in pooled.get((a, b, "msm", gm), (np.nan, np.nan)))]
                                   for a in names for b in names])
+        rows_of = defaultdict(dict)
+        for b in g["causal"]["bounds"]:
+            if b["scope"] in ("stratum", "stratified") and b["method"] in ("manski", "msm"):
+                rows_of[b["scope"], b["policy_i"], b["policy_j"], b["stratum"]][b["method"], b["gamma"]] = (b["lo"], b["hi"])
+
+        def flat(r):
+            return [*r.get(("manski", None), (np.nan, np.nan)),
+                    *(x for gm in GAMMAS for x in r.get(("msm", gm), (np.nan, np.nan)))]
+
+        got["stratified"] = np.array([flat(rows_of["stratified", a, b, None]) for a in names for b in names])
+        # Per-stratum rows, in the reference's key order (cells where the stratum met).
+        strata_keys = list(want["strata"])
+        got["strata"] = np.array([flat(rows_of["stratum", names[i], names[j], c]) for i, j, c in strata_keys])
+        want["strata"] = np.array([want["strata"][k] for k in strata_keys])
         got["shapley"] = np.array([l3["shapley"][k][p] for k in ("uw", "nw", "nw_plus") for p in names])
         got["banzhaf"] = np.array([l3["banzhaf"][k][p] for k in ("uw", "nw", "nw_plus") for p in names])
         # Cell means are fixed-point sums (2⁻³² per match).
@@ -318,7 +359,7 @@ def main():
                     uw=1e-8, nw=1e-8, nw_plus=1e-8, ef1=1e-8, vs_sigma=1e-8, games=0,
                     win_rate=1e-12, elo=1e-9, bt_rating=1e-7, bt_se=1e-7, nash_avg=1e-8,
                     regularized=0, level1=1e-8, level2=1e-8, shapley=1e-8, banzhaf=1e-8,
-                    bounds=1e-8)
+                    bounds=1e-8, strata=1e-8, stratified=1e-8)
         kind = "constant-sum" if constant_sum else "general-sum"
         before = failures
         for key, tol in tols.items():
