@@ -8,8 +8,9 @@ general-sum payoffs), analyses it, and recomputes from the raw rows: the payoff 
 BATNAs, EF1 over agreed matches) at σ and per policy vs σ, win rates, games,
 sequential Elo, the Bradley–Terry MLE with its standard errors, Nash averaging, Level 1 and 2
 for every candidate, exact Shapley and Banzhaf values (UW, NW, NW+), and each cell's pooled Manski
-and marginal-sensitivity bounds at Γ = 1, 2, 4, per `context` stratum and stratified. Exits 1
-when any differs by more than its tolerance.
+and marginal-sensitivity bounds at Γ = 1, 2, 4, per `context` stratum and stratified, with the
+range of every regret and of the exploitability over that box. Exits 1 when any differs by
+more than its tolerance.
 """
 import argparse
 import csv
@@ -141,7 +142,34 @@ def independent(rows, names):
     out["nash_avg"] = a @ reference.mene_enumerate(a)
     out.update(lifts_and_attribution(m, {"uw": m + m.T, "nw": nw, "nw_plus": nw_plus}))
     out["bounds"], out["strata"], out["stratified"] = causal_bounds(rows, names)
+    out["regret_range"] = box_ranges(out["bounds"], sigma)
     return out
+
+
+def box_ranges(bounds, sigma):
+    """Per Γ: the range of each regret and of the exploitability of the fixed σ over the box
+    (each cell within its pooled MSM bound at Γ, else its Manski bound). The regret is linear
+    in M, so its ends are sums over cells; the exploitability's minimum is an LP here."""
+    from scipy.optimize import linprog
+
+    n = len(sigma)
+    out = []
+    for g in range(len(GAMMAS)):
+        lo = np.where(np.isnan(bounds[:, 2 + 2 * g]), bounds[:, 0], bounds[:, 2 + 2 * g])
+        hi = np.where(np.isnan(bounds[:, 3 + 2 * g]), bounds[:, 1], bounds[:, 3 + 2 * g])
+        coef = []
+        for k in range(n):
+            c = -np.outer(sigma, sigma)
+            c[k] += sigma
+            coef.append(c.ravel())
+        coef = np.array(coef)
+        r_lo = np.minimum(coef * lo, coef * hi).sum(1)
+        r_hi = np.maximum(coef * lo, coef * hi).sum(1)
+        # min over the box of max_k regret_k: variables (M, t), minimise t, coef·M − t ≤ 0.
+        res = linprog(np.r_[np.zeros(n * n), 1], A_ub=np.hstack([coef, -np.ones((n, 1))]),
+                      b_ub=np.zeros(n), bounds=[*zip(lo, hi), (None, None)], method="highs")
+        out += [*r_lo, *r_hi, res.fun, r_hi.max()]
+    return np.array(out)
 
 
 GAMMAS = (1.0, 2.0, 4.0)
@@ -347,6 +375,12 @@ def main():
             return [*r.get(("manski", None), (np.nan, np.nan)),
                     *(x for gm in GAMMAS for x in r.get(("msm", gm), (np.nan, np.nan)))]
 
+        ranges = {(b["method"], b["policy_i"], b["gamma"]): (b["lo"], b["hi"]) for b in g["causal"]["bounds"]
+                  if b["method"] in ("regret", "exploitability")}
+        got["regret_range"] = np.array([x for gm in GAMMAS for x in
+                                        [*(ranges["regret", p, gm][0] for p in names),
+                                         *(ranges["regret", p, gm][1] for p in names),
+                                         *ranges["exploitability", None, gm]]])
         got["stratified"] = np.array([flat(rows_of["stratified", a, b, None]) for a in names for b in names])
         # Per-stratum rows, in the reference's key order (cells where the stratum met).
         strata_keys = list(want["strata"])
@@ -359,7 +393,7 @@ def main():
                     uw=1e-8, nw=1e-8, nw_plus=1e-8, ef1=1e-8, vs_sigma=1e-8, games=0,
                     win_rate=1e-12, elo=1e-9, bt_rating=1e-7, bt_se=1e-7, nash_avg=1e-8,
                     regularized=0, level1=1e-8, level2=1e-8, shapley=1e-8, banzhaf=1e-8,
-                    bounds=1e-8, strata=1e-8, stratified=1e-8)
+                    bounds=1e-8, strata=1e-8, stratified=1e-8, regret_range=1e-8)
         kind = "constant-sum" if constant_sum else "general-sum"
         before = failures
         for key, tol in tols.items():
