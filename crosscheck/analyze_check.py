@@ -9,8 +9,8 @@ BATNAs, EF1 over agreed matches) at σ and per policy vs σ, win rates, games,
 sequential Elo, the Bradley–Terry MLE with its standard errors, Nash averaging, Level 1 and 2
 for every candidate, exact Shapley and Banzhaf values (UW, NW, NW+), and each cell's pooled Manski
 and marginal-sensitivity bounds at Γ = 1, 2, 4, per `context` stratum and stratified, with the
-range of every regret and of the exploitability over that box. Exits 1 when any differs by
-more than its tolerance.
+range of every regret and of the exploitability over that box, and the tipping Γ of each
+adjacent-rank claim. Exits 1 when any differs by more than its tolerance.
 """
 import argparse
 import csv
@@ -144,6 +144,58 @@ def independent(rows, names):
     out["bounds"], out["strata"], out["stratified"] = causal_bounds(rows, names)
     out["regret_range"] = box_ranges(out["bounds"], sigma)
     return out
+
+
+def msm_end(cell, gamma, sign):
+    """The extreme (sign +1: max, −1: min) self-normalised weighted mean over the MSM weight
+    box at Γ, by Dinkelbach's parametrisation: the optimum λ solves
+    max_w Σ w·(sign·y − λ) = 0, whose inner maximum takes each weight at an end of its range."""
+    from scipy.optimize import brentq
+
+    y = sign * np.array([o[0] for o in cell])
+    u = 1 / np.array([o[1] for o in cell]) - 1
+    lo, hi = 1 + u / gamma, 1 + gamma * u
+
+    def h(lam):
+        d = y - lam
+        return np.maximum(lo * d, hi * d).sum()
+
+    return sign * brentq(h, y.min() - 1e-9, y.max() + 1e-9, xtol=1e-15, rtol=1e-15)
+
+
+def rank_tipping(rows, names, m, sigma, a, b, gamma_max=100.0):
+    """Smallest Γ at which `Σ_j σ_j (lo_Γ(a, j) − hi_Γ(b, j))` reaches 0 (1 if it already
+    has at Γ = 1, or if a's payoff against σ does not beat b's by more than the leaderboard's
+    tie, 1e-9 of the range; None if it has not by gamma_max), by Brent's method on ln Γ."""
+    from scipy.optimize import brentq
+
+    idx = {p: k for k, p in enumerate(names)}
+    obs = defaultdict(list)
+    for r in rows:
+        i, j, e = idx[r["policy_i"]], idx[r["policy_j"]], r["propensity"]
+        obs[i, j].append((r["payoff_i"], e))
+        obs[j, i].append((r["payoff_j"], e))
+    ia, ib = idx[a], idx[b]
+    u = m @ sigma
+    if u[ia] - u[ib] <= 1e-9 * (m.max() - m.min()):
+        return 1.0
+
+    lo_y = min(min(r["payoff_i"], r["payoff_j"]) for r in rows)
+    hi_y = max(max(r["payoff_i"], r["payoff_j"]) for r in rows)
+
+    def end(cell, g, sign):  # the box: MSM where the pair met (all rows carry propensities)
+        return msm_end(cell, g, sign) if cell else (hi_y if sign > 0 else lo_y)
+
+    def band_lo(log_gamma):
+        g = np.exp(log_gamma)
+        return sum(sigma[j] * (end(obs[ia, j], g, -1) - end(obs[ib, j], g, 1))
+                   for j in range(len(names)) if sigma[j] > 0)
+
+    if band_lo(0.0) <= 0:
+        return 1.0
+    if band_lo(np.log(gamma_max)) > 0:
+        return None
+    return float(np.exp(brentq(band_lo, 0.0, np.log(gamma_max), xtol=1e-12)))
 
 
 def box_ranges(bounds, sigma):
@@ -381,6 +433,15 @@ def main():
                                         [*(ranges["regret", p, gm][0] for p in names),
                                          *(ranges["regret", p, gm][1] for p in names),
                                          *ranges["exploitability", None, gm]]])
+        # Tipping Γ of each adjacent-rank claim nashflow made (msm): the pairs are nashflow's,
+        # the Γ the reference's. nashflow reports the upper end of a bisection bracket of
+        # relative width 1e-6, so the tolerance is relative.
+        claims = [c for c in g["causal"]["certificates"] if c["kind"] == "rank" and c["method"] == "msm"]
+        tip_got = np.array([np.nan if c["tipping_gamma"] is None else c["tipping_gamma"] for c in claims])
+        tip_want = [rank_tipping(rows, names, want["payoff"], want["sigma"], c["policy"], c["other"]) for c in claims]
+        tip_want = np.array([np.nan if t is None else t for t in tip_want])
+        got["rank_tipping"] = np.log(tip_got)
+        want["rank_tipping"] = np.log(tip_want)
         got["stratified"] = np.array([flat(rows_of["stratified", a, b, None]) for a in names for b in names])
         # Per-stratum rows, in the reference's key order (cells where the stratum met).
         strata_keys = list(want["strata"])
@@ -393,7 +454,8 @@ def main():
                     uw=1e-8, nw=1e-8, nw_plus=1e-8, ef1=1e-8, vs_sigma=1e-8, games=0,
                     win_rate=1e-12, elo=1e-9, bt_rating=1e-7, bt_se=1e-7, nash_avg=1e-8,
                     regularized=0, level1=1e-8, level2=1e-8, shapley=1e-8, banzhaf=1e-8,
-                    bounds=1e-8, strata=1e-8, stratified=1e-8, regret_range=1e-8)
+                    bounds=1e-8, strata=1e-8, stratified=1e-8, regret_range=1e-8,
+                    rank_tipping=2e-6)
         kind = "constant-sum" if constant_sum else "general-sum"
         before = failures
         for key, tol in tols.items():

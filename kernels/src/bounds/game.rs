@@ -452,6 +452,9 @@ pub fn game_bounds<C: Borrow<CellSummary>>(
     let u = payoff.mul_vec(sigma);
     let value: f64 = sigma.iter().zip(&u).map(|(s, x)| s * x).sum();
     let mut certificates = Vec::new();
+    // Payoffs this close are the leaderboard's tie (σ's support members earn the same payoff
+    // in exact arithmetic): such a claim fails at Γ = 1, whatever the rounding's sign.
+    let rank_tie = crate::analysis::RANK_TIE * payoff.range();
     for pair in order.windows(2) {
         let (a, b) = (pair[0], pair[1]);
         let band = |gamma: f64| {
@@ -463,6 +466,7 @@ pub fn game_bounds<C: Borrow<CellSummary>>(
         certificates.push(rank_certificate(
             Claim::RanksAbove { above: a, below: b },
             u[a] - u[b],
+            rank_tie,
             band,
             cfg,
         ));
@@ -514,13 +518,17 @@ pub fn game_bounds<C: Borrow<CellSummary>>(
 
 /// The MSM certificate of a rank claim whose naive contrast is `naive` and whose contrast
 /// band over the box at Γ is `band` (positive = the claim holds).
+/// The certificate of "the contrast is positive" with observed contrast `naive`; a `naive` at
+/// or below `tie` already fails at Γ = 1.
 fn rank_certificate(
     claim: Claim,
     naive: f64,
+    tie: f64,
     band: impl Fn(f64) -> Interval,
     cfg: &BoundsConfig,
 ) -> Certificate {
-    let tipping = if naive > 0.0 {
+    let holds = naive > tie;
+    let tipping = if holds {
         tipping_gamma(&band, true, cfg.gamma_max)
     } else {
         Tipping::At(1.0)
@@ -530,7 +538,7 @@ fn rank_certificate(
         method: Method::Msm,
         naive,
         tipping_gamma: tipping.gamma(),
-        certified: naive > 0.0 && tipping.robust_at(cfg.certify_gamma()),
+        certified: holds && tipping.robust_at(cfg.certify_gamma()),
         bound: band(cfg.certify_gamma()).lo,
     }
 }
@@ -565,7 +573,13 @@ fn rating_certificates(
                     });
                 Interval::new(sum.lo / others, sum.hi / others)
             };
-            rank_certificate(Claim::RatesAbove { above: a, below: b }, ra - rb, band, cfg)
+            rank_certificate(
+                Claim::RatesAbove { above: a, below: b },
+                ra - rb,
+                0.0,
+                band,
+                cfg,
+            )
         })
         .collect()
 }
@@ -685,5 +699,27 @@ fn cell_rows(
                 n,
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A contrast at or below the tie fails at Γ = 1 whatever its band says, so that the
+    /// sign of rounding between two support members (equal payoffs against σ in exact
+    /// arithmetic) cannot decide the certificate.
+    #[test]
+    fn a_tied_rank_claim_tips_at_one() {
+        let cfg = BoundsConfig::default();
+        let claim = Claim::RanksAbove { above: 0, below: 1 };
+        // The band stays positive up to Γ = 3.
+        let band = |g: f64| Interval::new(0.3 - 0.1 * g, 0.3 + 0.1 * g);
+        let tied = rank_certificate(claim.clone(), 1e-17, 1e-9, band, &cfg);
+        assert_eq!((tied.tipping_gamma, tied.certified), (Some(1.0), false));
+        let clear = rank_certificate(claim, 1e-3, 1e-9, band, &cfg);
+        let t = clear.tipping_gamma.unwrap();
+        assert!((t / 3.0 - 1.0).abs() < 2e-6, "{t}");
+        assert!(clear.certified, "holds up to Γ = 2, the largest reported");
     }
 }
