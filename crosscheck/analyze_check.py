@@ -10,7 +10,7 @@ sequential Elo, the Bradley–Terry MLE with its standard errors, Nash averaging
 for every candidate, exact Shapley and Banzhaf values (UW, NW, NW+), and each cell's pooled Manski
 and marginal-sensitivity bounds at Γ = 1, 2, 4, per `context` stratum and stratified, with the
 range of every regret and of the exploitability over that box, and the tipping Γ of each
-adjacent-rank claim. Exits 1 when any differs by more than its tolerance.
+adjacent-rank and adjacent-rating claim. Exits 1 when any differs by more than its tolerance.
 """
 import argparse
 import csv
@@ -192,6 +192,38 @@ def rank_tipping(rows, names, m, sigma, a, b, gamma_max=100.0):
                    for j in range(len(names)) if sigma[j] > 0)
 
     if band_lo(0.0) <= 0:
+        return 1.0
+    if band_lo(np.log(gamma_max)) > 0:
+        return None
+    return float(np.exp(brentq(band_lo, 0.0, np.log(gamma_max), xtol=1e-12)))
+
+
+def rating_tipping(rows, names, a, b, gap, gamma_max=100.0):
+    """Tipping Γ of "a rates above b" (rating gap `gap`): the score contrast of a round robin,
+    `(1/(R−1))·(lo S_ab − hi S_ba + Σ_{k≠a,b} (lo S_ak − hi S_bk))`, each mean score (win 1,
+    draw ½, loss 0) bounded by MSM at Γ; every policy is rated here."""
+    from scipy.optimize import brentq
+
+    idx = {p: k for k, p in enumerate(names)}
+    scores = defaultdict(list)
+    for r in rows:
+        i, j, e = idx[r["policy_i"]], idx[r["policy_j"]], r["propensity"]
+        si = 1.0 if r["payoff_i"] > r["payoff_j"] else (0.5 if r["payoff_i"] == r["payoff_j"] else 0.0)
+        scores[i, j].append((si, e))
+        scores[j, i].append((1 - si, e))
+    ia, ib, n = idx[a], idx[b], len(names)
+
+    def end(cell, g, sign):
+        return msm_end(cell, g, sign) if cell else (1.0 if sign > 0 else 0.0)
+
+    def band_lo(log_gamma):
+        g = np.exp(log_gamma)
+        total = end(scores[ia, ib], g, -1) - end(scores[ib, ia], g, 1)
+        total += sum(end(scores[ia, k], g, -1) - end(scores[ib, k], g, 1)
+                     for k in range(n) if k not in (ia, ib))
+        return total / (n - 1)
+
+    if gap <= 0 or band_lo(0.0) <= 0:
         return 1.0
     if band_lo(np.log(gamma_max)) > 0:
         return None
@@ -442,6 +474,11 @@ def main():
         tip_want = np.array([np.nan if t is None else t for t in tip_want])
         got["rank_tipping"] = np.log(tip_got)
         want["rank_tipping"] = np.log(tip_want)
+        claims = [c for c in g["causal"]["certificates"] if c["kind"] == "rating"]
+        got["rating_tipping"] = np.log([np.nan if c["tipping_gamma"] is None else c["tipping_gamma"]
+                                        for c in claims])
+        tips = [rating_tipping(rows, names, c["policy"], c["other"], c["naive"]) for c in claims]
+        want["rating_tipping"] = np.log([np.nan if t is None else t for t in tips])
         got["stratified"] = np.array([flat(rows_of["stratified", a, b, None]) for a in names for b in names])
         # Per-stratum rows, in the reference's key order (cells where the stratum met).
         strata_keys = list(want["strata"])
@@ -455,7 +492,7 @@ def main():
                     win_rate=1e-12, elo=1e-9, bt_rating=1e-7, bt_se=1e-7, nash_avg=1e-8,
                     regularized=0, level1=1e-8, level2=1e-8, shapley=1e-8, banzhaf=1e-8,
                     bounds=1e-8, strata=1e-8, stratified=1e-8, regret_range=1e-8,
-                    rank_tipping=2e-6)
+                    rank_tipping=2e-6, rating_tipping=2e-6)
         kind = "constant-sum" if constant_sum else "general-sum"
         before = failures
         for key, tol in tols.items():
