@@ -9,8 +9,8 @@ BATNAs, EF1 over agreed matches) at σ and per policy vs σ, win rates, games,
 sequential Elo, the Bradley–Terry MLE with its standard errors, Nash averaging, Level 1 and 2
 for every candidate, exact Shapley and Banzhaf values (UW, NW, NW+), and each cell's pooled Manski
 and marginal-sensitivity bounds at Γ = 1, 2, 4, per `context` stratum and stratified, with the
-range of every regret and of the exploitability over that box, and the tipping Γ of each
-adjacent-rank and adjacent-rating claim. Exits 1 when any differs by more than its tolerance.
+range of every regret and of the exploitability over that box, the tipping Γ of each
+adjacent-rank and adjacent-rating claim, and each adjacent-rank pair's TV certificate. Exits 1 when any differs by more than its tolerance.
 """
 import argparse
 import csv
@@ -228,6 +228,32 @@ def rating_tipping(rows, names, a, b, gap, gamma_max=100.0):
     if band_lo(np.log(gamma_max)) > 0:
         return None
     return float(np.exp(brentq(band_lo, 0.0, np.log(gamma_max), xtol=1e-12)))
+
+
+def tv_certificate(rows, names, a, b, lo_y, hi_y):
+    """(naive, bound) of "a ranks above b" by context: arms are all of a's and all of b's
+    observations; bound = M_a·TV(P(Z|a), P(Z)) + M_b·TV(P(Z|b), P(Z)), P(Z) pooling both arms,
+    M_f the span of arm f's stratum means (the payoff range if it misses a stratum)."""
+    arms = {a: defaultdict(list), b: defaultdict(list)}
+    for r in rows:
+        for seat, other, pay in (("policy_i", "policy_j", "payoff_i"), ("policy_j", "policy_i", "payoff_j")):
+            if r[seat] in arms:
+                arms[r[seat]][r["context"] or None].append(r[pay])
+    strata = sorted(set(arms[a]) | set(arms[b]), key=lambda c: (c is not None, c or ""))
+    count = {f: np.array([len(arms[f][z]) for z in strata], dtype=float) for f in (a, b)}
+    pooled = (count[a] + count[b]) / (count[a].sum() + count[b].sum())
+
+    def span(f):
+        if (count[f] == 0).any():
+            return hi_y - lo_y
+        means = [np.mean(arms[f][z]) for z in strata]
+        return max(means) - min(means)
+
+    def tv(f):
+        return 0.5 * np.abs(count[f] / count[f].sum() - pooled).sum()
+
+    naive = np.mean(sum(arms[a].values(), [])) - np.mean(sum(arms[b].values(), []))
+    return naive, span(a) * tv(a) + span(b) * tv(b)
 
 
 def box_ranges(bounds, sigma):
@@ -474,6 +500,14 @@ def main():
         tip_want = np.array([np.nan if t is None else t for t in tip_want])
         got["rank_tipping"] = np.log(tip_got)
         want["rank_tipping"] = np.log(tip_want)
+        claims = [c for c in g["causal"]["certificates"] if c["kind"] == "rank" and c["method"] == "tv"]
+        y_range = g["causal"]["payoff_range"]
+        got["tv"] = np.array([[c["naive"], c["bound"], c["certified"]] for c in claims], dtype=float)
+        tv_rows = []
+        for c in claims:
+            naive, bound = tv_certificate(rows, names, c["policy"], c["other"], *y_range)
+            tv_rows.append([naive, bound, bound < abs(naive) and naive > 0])
+        want["tv"] = np.array(tv_rows, dtype=float)
         claims = [c for c in g["causal"]["certificates"] if c["kind"] == "rating"]
         got["rating_tipping"] = np.log([np.nan if c["tipping_gamma"] is None else c["tipping_gamma"]
                                         for c in claims])
@@ -492,7 +526,7 @@ def main():
                     win_rate=1e-12, elo=1e-9, bt_rating=1e-7, bt_se=1e-7, nash_avg=1e-8,
                     regularized=0, level1=1e-8, level2=1e-8, shapley=1e-8, banzhaf=1e-8,
                     bounds=1e-8, strata=1e-8, stratified=1e-8, regret_range=1e-8,
-                    rank_tipping=2e-6, rating_tipping=2e-6)
+                    rank_tipping=2e-6, rating_tipping=2e-6, tv=1e-9)
         kind = "constant-sum" if constant_sum else "general-sum"
         before = failures
         for key, tol in tols.items():
