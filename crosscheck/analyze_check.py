@@ -163,33 +163,30 @@ def msm_end(cell, gamma, sign):
     return sign * brentq(h, y.min() - 1e-9, y.max() + 1e-9, xtol=1e-15, rtol=1e-15)
 
 
-def rank_tipping(rows, names, m, sigma, a, b, gamma_max=100.0):
-    """Smallest Γ at which `Σ_j σ_j (lo_Γ(a, j) − hi_Γ(b, j))` reaches 0 (1 if it already
-    has at Γ = 1, or if a's payoff against σ does not beat b's by more than the leaderboard's
-    tie, 1e-9 of the range; None if it has not by gamma_max), by Brent's method on ln Γ."""
-    from scipy.optimize import brentq
-
+def cell_samples(rows, names, value="payoff"):
+    """(value, propensity) per ordered cell (i, j), from both seats: the payoff, or the score
+    (win 1, draw ½, loss 0)."""
     idx = {p: k for k, p in enumerate(names)}
-    obs = defaultdict(list)
+    out = defaultdict(list)
     for r in rows:
-        i, j, e = idx[r["policy_i"]], idx[r["policy_j"]], r["propensity"]
-        obs[i, j].append((r["payoff_i"], e))
-        obs[j, i].append((r["payoff_j"], e))
-    ia, ib = idx[a], idx[b]
-    u = m @ sigma
-    if u[ia] - u[ib] <= 1e-9 * (m.max() - m.min()):
-        return 1.0
+        i, j, e, a, b = idx[r["policy_i"]], idx[r["policy_j"]], r["propensity"], r["payoff_i"], r["payoff_j"]
+        if value == "score":
+            a = 1.0 if a > b else (0.5 if a == b else 0.0)
+            b = 1 - a
+        out[i, j].append((a, e))
+        out[j, i].append((b, e))
+    return out
 
-    lo_y = min(min(r["payoff_i"], r["payoff_j"]) for r in rows)
-    hi_y = max(max(r["payoff_i"], r["payoff_j"]) for r in rows)
 
-    def end(cell, g, sign):  # the box: MSM where the pair met (all rows carry propensities)
-        return msm_end(cell, g, sign) if cell else (hi_y if sign > 0 else lo_y)
+def payoff_range(rows):
+    return (min(min(r["payoff_i"], r["payoff_j"]) for r in rows),
+            max(max(r["payoff_i"], r["payoff_j"]) for r in rows))
 
-    def band_lo(log_gamma):
-        g = np.exp(log_gamma)
-        return sum(sigma[j] * (end(obs[ia, j], g, -1) - end(obs[ib, j], g, 1))
-                   for j in range(len(names)) if sigma[j] > 0)
+
+def first_flip(band_lo, gamma_max):
+    """Smallest Γ ≥ 1 with band_lo(ln Γ) ≤ 0 (1 if already at Γ = 1, None if not by
+    gamma_max), by Brent's method on ln Γ."""
+    from scipy.optimize import brentq
 
     if band_lo(0.0) <= 0:
         return 1.0
@@ -198,36 +195,49 @@ def rank_tipping(rows, names, m, sigma, a, b, gamma_max=100.0):
     return float(np.exp(brentq(band_lo, 0.0, np.log(gamma_max), xtol=1e-12)))
 
 
-def rating_tipping(rows, names, a, b, gap, gamma_max=100.0):
-    """Tipping Γ of "a rates above b" (rating gap `gap`): the score contrast of a round robin,
-    `(1/(R−1))·(lo S_ab − hi S_ba + Σ_{k≠a,b} (lo S_ak − hi S_bk))`, each mean score (win 1,
-    draw ½, loss 0) bounded by MSM at Γ; every policy is rated here."""
-    from scipy.optimize import brentq
+def box_end(cell, gamma, sign, lo, hi):
+    """One end of a cell's box at Γ: MSM where the pair met (all rows carry propensities),
+    else the range [lo, hi]."""
+    return msm_end(cell, gamma, sign) if cell else (hi if sign > 0 else lo)
 
+
+def rank_tipping(rows, names, m, sigma, a, b, gamma_max=100.0):
+    """Tipping Γ of "a ranks above b": the first Γ at which `Σ_j σ_j (lo_Γ(a, j) − hi_Γ(b, j))`
+    reaches 0; 1 also when a's payoff against σ does not beat b's by more than the
+    leaderboard's tie, 1e-9 of the range."""
     idx = {p: k for k, p in enumerate(names)}
-    scores = defaultdict(list)
-    for r in rows:
-        i, j, e = idx[r["policy_i"]], idx[r["policy_j"]], r["propensity"]
-        si = 1.0 if r["payoff_i"] > r["payoff_j"] else (0.5 if r["payoff_i"] == r["payoff_j"] else 0.0)
-        scores[i, j].append((si, e))
-        scores[j, i].append((1 - si, e))
-    ia, ib, n = idx[a], idx[b], len(names)
-
-    def end(cell, g, sign):
-        return msm_end(cell, g, sign) if cell else (1.0 if sign > 0 else 0.0)
+    ia, ib = idx[a], idx[b]
+    u = m @ sigma
+    if u[ia] - u[ib] <= 1e-9 * (m.max() - m.min()):
+        return 1.0
+    obs, (lo_y, hi_y) = cell_samples(rows, names), payoff_range(rows)
 
     def band_lo(log_gamma):
         g = np.exp(log_gamma)
-        total = end(scores[ia, ib], g, -1) - end(scores[ib, ia], g, 1)
-        total += sum(end(scores[ia, k], g, -1) - end(scores[ib, k], g, 1)
+        return sum(sigma[j] * (box_end(obs[ia, j], g, -1, lo_y, hi_y) - box_end(obs[ib, j], g, 1, lo_y, hi_y))
+                   for j in range(len(names)) if sigma[j] > 0)
+
+    return first_flip(band_lo, gamma_max)
+
+
+def rating_tipping(rows, names, a, b, gap, gamma_max=100.0):
+    """Tipping Γ of "a rates above b" (rating gap `gap`): the score contrast of a round robin,
+    `(1/(R−1))·(lo S_ab − hi S_ba + Σ_{k≠a,b} (lo S_ak − hi S_bk))`, each mean score bounded
+    by MSM at Γ (else [0, 1]); every policy is rated here."""
+    if gap <= 0:
+        return 1.0
+    idx = {p: k for k, p in enumerate(names)}
+    scores = cell_samples(rows, names, "score")
+    ia, ib, n = idx[a], idx[b], len(names)
+
+    def band_lo(log_gamma):
+        g = np.exp(log_gamma)
+        total = box_end(scores[ia, ib], g, -1, 0, 1) - box_end(scores[ib, ia], g, 1, 0, 1)
+        total += sum(box_end(scores[ia, k], g, -1, 0, 1) - box_end(scores[ib, k], g, 1, 0, 1)
                      for k in range(n) if k not in (ia, ib))
         return total / (n - 1)
 
-    if gap <= 0 or band_lo(0.0) <= 0:
-        return 1.0
-    if band_lo(np.log(gamma_max)) > 0:
-        return None
-    return float(np.exp(brentq(band_lo, 0.0, np.log(gamma_max), xtol=1e-12)))
+    return first_flip(band_lo, gamma_max)
 
 
 def tv_certificate(rows, names, a, b, lo_y, hi_y):
@@ -294,18 +304,13 @@ def causal_bounds(rows, names):
     entering with its Manski bound, each end clamped into the pooled bound."""
     from scipy.optimize import linprog
 
-    idx = {p: k for k, p in enumerate(names)}
     n = len(names)
-    obs, strat = defaultdict(list), defaultdict(list)
-    for r in rows:
-        i, j, e, c = idx[r["policy_i"]], idx[r["policy_j"]], r["propensity"], r["context"] or None
-        obs[i, j].append((r["payoff_i"], e))
-        obs[j, i].append((r["payoff_j"], e))
-        strat[i, j, c].append((r["payoff_i"], e))
-        strat[j, i, c].append((r["payoff_j"], e))
+    obs, (lo_y, hi_y) = cell_samples(rows, names), payoff_range(rows)
     contexts = sorted({r["context"] or None for r in rows}, key=lambda c: (c is not None, c or ""))
-    lo_y = min(min(r["payoff_i"], r["payoff_j"]) for r in rows)
-    hi_y = max(max(r["payoff_i"], r["payoff_j"]) for r in rows)
+    strat = defaultdict(list)  # (i, j, stratum) → samples
+    for c in contexts:
+        for (i, j), cell in cell_samples([r for r in rows if (r["context"] or None) == c], names).items():
+            strat[i, j, c] = cell
 
     def msm(cell, gamma, sign):
         y = np.array([o[0] for o in cell])

@@ -517,9 +517,8 @@ pub fn game_bounds<C: Borrow<CellSummary>>(
 }
 
 /// The MSM certificate of a rank claim whose naive contrast is `naive` and whose contrast
-/// band over the box at Γ is `band` (positive = the claim holds).
-/// The certificate of "the contrast is positive" with observed contrast `naive`; a `naive` at
-/// or below `tie` already fails at Γ = 1.
+/// band over the box at Γ is `band` (positive = the claim holds); a `naive` at or below `tie`
+/// already fails at Γ = 1.
 fn rank_certificate(
     claim: Claim,
     naive: f64,

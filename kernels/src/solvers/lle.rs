@@ -38,12 +38,7 @@ pub struct Lle {
 }
 
 /// `H(y, λ)` and its Jacobian `[∂H/∂y | ∂H/∂λ]` (n × (n + 1)).
-fn residual(
-    a: &Matrix,
-    y: &[f64],
-    lambda: f64,
-    with_jacobian: bool,
-) -> (DVector<f64>, DMatrix<f64>) {
+fn residual(a: &Matrix, y: &[f64], lambda: f64) -> (DVector<f64>, DMatrix<f64>) {
     let n = a.n();
     let sigma: Vec<f64> = y.iter().map(|v| v.exp()).collect();
     let u = a.mul_vec(&sigma);
@@ -52,9 +47,6 @@ fn residual(
     let z: f64 = w.iter().sum();
     let lse = top + z.ln();
     let h = DVector::from_iterator(n, (0..n).map(|i| y[i] - lambda * u[i] + lse));
-    if !with_jacobian {
-        return (h, DMatrix::zeros(0, 0));
-    }
     let p: Vec<f64> = w.iter().map(|x| x / z).collect();
     // ∂lse/∂u_k = λ·p_k, so ∂H_i/∂y_j = δ_ij − λ·(M[i,j] − (pᵀM)_j)·σ_j.
     let pm: Vec<f64> = (0..n)
@@ -99,7 +91,7 @@ fn correct(
     let mut last = f64::INFINITY;
     let tol = NEWTON_TOL * (1.0 + w.amax());
     for it in 0..12 {
-        let (h, jac) = residual(a, &w.as_slice()[..n], w[n], true);
+        let (h, jac) = residual(a, &w.as_slice()[..n], w[n]);
         let mut aug = jac.insert_row(n, 0.0);
         aug.row_mut(n).copy_from(&row.transpose());
         let mut g = h.insert_row(n, 0.0);
@@ -140,7 +132,7 @@ pub fn lle(m: &Matrix, lambda_max: f64) -> Lle {
     let mut e_lambda = DVector::zeros(n + 1);
     e_lambda[n] = 1.0;
     let tangent_at = |z: &DVector<f64>, prev: &DVector<f64>| {
-        let (_, jac) = residual(&a, &z.as_slice()[..n], z[n], true);
+        let (_, jac) = residual(&a, &z.as_slice()[..n], z[n]);
         tangent(&jac, prev)
     };
     let Some((mut t, mut orientation)) = tangent_at(&z, &e_lambda) else {
