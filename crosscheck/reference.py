@@ -3,12 +3,13 @@
 
 They share no code or method with the Rust kernels where that matters: lle integrates the
 branch's tangent ODE instead of predictor-corrector continuation, cce uses scipy's L-BFGS-B
-on the dual and trust-constr on the primal instead of projected Newton, α-Rank in 300-digit
+on the dual (on the face found by HiGHS LPs where the dual's optimum is at infinity) instead
+of projected Newton, α-Rank in 300-digit
 arithmetic instead of log space.
 """
 import numpy as np
 from scipy.integrate import solve_ivp
-from scipy.optimize import LinearConstraint, minimize
+from scipy.optimize import linprog, minimize
 from scipy.special import logsumexp
 
 
@@ -42,39 +43,80 @@ def _cce_gains(m):
     return g.reshape(n, -1)
 
 
-def cce_dual(m):
-    """Max-entropy symmetric CCE via the dual (L-BFGS-B). Returns (σ, max constraint
-    violation); a large violation means the dual's optimum is at infinity."""
-    g = _cce_gains(m)
-    n = len(m)
+def _max_entropy_dual(gs, free):
+    """Minimises the dual ln Σ_c exp(−λ·gs[:, c]) of max entropy over the columns of `gs`
+    subject to gs·p ≤ 0 (= 0 where `free`, whose multipliers are unbounded): L-BFGS-B, then
+    Newton on the multipliers it left positive or free (the dual is smooth; its Hessian is
+    the covariance of the gains under p), kept while it lowers the gradient. Returns p."""
+    rows = gs.shape[0]
+
+    def p_at(lam):
+        e = -lam @ gs
+        return np.exp(e - logsumexp(e))
 
     def f(lam):
-        e = -lam @ g
-        lz = logsumexp(e)
-        return lz, -(g @ np.exp(e - lz))
+        p = p_at(lam)
+        return logsumexp(-lam @ gs), -(gs @ p)
 
-    r = minimize(f, np.zeros(n), jac=True, method="L-BFGS-B", bounds=[(0, None)] * n,
-                 options=dict(ftol=1e-15, gtol=1e-12, maxiter=20000, maxcor=50))
-    e = -r.x @ g
-    p = np.exp(e - logsumexp(e))
+    bounds = [(None, None) if t else (0, None) for t in free]
+    lam = minimize(f, np.zeros(rows), jac=True, method="L-BFGS-B", bounds=bounds,
+                   options=dict(ftol=1e-15, gtol=1e-12, maxiter=20000, maxcor=50)).x
+    active = free | (lam > 0)
+
+    def residual(lam):
+        a = gs @ p_at(lam)
+        return np.abs(a[active]).max(initial=0.0)
+
+    for _ in range(20):
+        p = p_at(lam)
+        ga = gs[active]
+        mean = ga @ p
+        hess = (ga * p) @ ga.T - np.outer(mean, mean)
+        step = np.linalg.lstsq(hess, mean, rcond=1e-14)[0]
+        trial = lam.copy()
+        trial[active] += step
+        if (trial[~free] < 0).any() or residual(trial) >= residual(lam):
+            break
+        lam = trial
+    return p_at(lam)
+
+
+def cce_dual(m):
+    """Max-entropy symmetric CCE via the dual. Returns (σ, max constraint violation); a large
+    violation means the dual's optimum is at infinity (see `cce_face`)."""
+    g = _cce_gains(m)
+    n = len(m)
+    p = _max_entropy_dual(g, np.zeros(n, dtype=bool))
     return p.reshape(n, n).sum(1), float((g @ p).max())
 
 
-def cce_primal(m):
-    """Max-entropy CCE as the primal problem over joint distributions (trust-constr)."""
+def cce_face(m, tol=1e-9):
+    """Max-entropy CCE when the dual's optimum is at infinity (`cce_dual` reports a large
+    violation): that happens when every CCE has some joint cells at zero, or holds some
+    deviation constraint with equality. Facial reduction finds both by linear programs (HiGHS:
+    the largest probability each cell can take over the CCE polytope, and the largest slack
+    of each constraint); on the face they span, the reduced problem has an interior point, so
+    its dual (equalities with free multipliers) has a finite optimum.
+    Returns (σ, max constraint violation on the face)."""
     g = _cce_gains(m)
     n = len(m)
+    cells = n * n
+    ones = np.ones((1, cells))
 
-    def neg_entropy(p):
-        q = np.maximum(p, 1e-300)
-        return (q * np.log(q)).sum(), np.log(q) + 1
+    def largest(c):
+        r = linprog(-c, A_ub=g, b_ub=np.zeros(n), A_eq=ones, b_eq=[1.0], bounds=(0, 1),
+                    method="highs")
+        if r.status != 0:
+            raise RuntimeError(f"the CCE polytope LP failed: {r.message}")
+        return -r.fun
 
-    cons = [LinearConstraint(g, -np.inf, 0), LinearConstraint(np.ones((1, n * n)), 1, 1)]
-    r = minimize(neg_entropy, np.full(n * n, 1 / n / n), jac=True, method="trust-constr",
-                 constraints=cons, bounds=[(0, 1)] * (n * n),
-                 options=dict(maxiter=5000, gtol=1e-14, xtol=1e-16, barrier_tol=1e-14))
-    p = np.maximum(r.x, 0)
-    return (p / p.sum()).reshape(n, n).sum(1)
+    live = np.array([largest(np.eye(cells)[c]) > tol for c in range(cells)])
+    tight = np.array([largest(-g[k]) <= tol for k in range(n)])
+    p = np.zeros(cells)
+    p[live] = _max_entropy_dual(g[:, live], tight)
+    a = g @ p
+    violation = float(max(np.abs(a[tight]).max(initial=0.0), a[~tight].max(initial=0.0)))
+    return p.reshape(n, n).sum(1), violation
 
 
 def lle(m, lam_max=1000.0):
