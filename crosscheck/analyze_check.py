@@ -10,7 +10,8 @@ sequential Elo, the Bradley–Terry MLE with its standard errors, Nash averaging
 for every candidate, exact Shapley and Banzhaf values (UW, NW, NW+), and each cell's pooled Manski
 and marginal-sensitivity bounds at Γ = 1, 2, 4, per `context` stratum and stratified, with the
 range of every regret and of the exploitability over that box, the tipping Γ of each
-adjacent-rank and adjacent-rating claim, and each adjacent-rank pair's TV certificate. Exits 1 when any differs by more than its tolerance.
+adjacent-rank and adjacent-rating claim and of each policy's equilibrium claim, and each
+adjacent-rank pair's TV certificate. Exits 1 when any differs by more than its tolerance.
 """
 import argparse
 import csv
@@ -236,6 +237,26 @@ def rating_tipping(rows, names, a, b, gap, gamma_max=100.0):
         total += sum(box_end(scores[ia, k], g, -1, 0, 1) - box_end(scores[ib, k], g, 1, 0, 1)
                      for k in range(n) if k not in (ia, ib))
         return total / (n - 1)
+
+    return first_flip(band_lo, gamma_max)
+
+
+def equilibrium_tipping(rows, names, sigma, k, gamma_max=100.0):
+    """Tipping Γ of "k has no profitable deviation from σ" (σ fixed): the first Γ at which
+    k's largest regret over the box reaches 1e-7 of the payoff range. The regret is linear in
+    M, with coefficient σ_j·[i = k] − σ_i·σ_j on M[i, j], so its largest value takes each
+    cell's upper end where the coefficient is positive and its lower end where negative."""
+    obs, (lo_y, hi_y) = cell_samples(rows, names), payoff_range(rows)
+    ik = names.index(k)
+    coef = -np.outer(sigma, sigma)
+    coef[ik] += sigma
+    tol = 1e-7 * (hi_y - lo_y)
+
+    def band_lo(log_gamma):
+        g = np.exp(log_gamma)
+        top = sum(c * box_end(obs[i, j], g, 1 if c > 0 else -1, lo_y, hi_y)
+                  for (i, j), c in np.ndenumerate(coef) if c != 0)
+        return tol - top
 
     return first_flip(band_lo, gamma_max)
 
@@ -518,6 +539,12 @@ def main():
                                         for c in claims])
         tips = [rating_tipping(rows, names, c["policy"], c["other"], c["naive"]) for c in claims]
         want["rating_tipping"] = np.log([np.nan if t is None else t for t in tips])
+        # Tipping Γ of each policy's equilibrium claim: nashflow's σ, the reference's box.
+        claims = [c for c in g["causal"]["certificates"] if c["kind"] == "equilibrium"]
+        got["equilibrium_tipping"] = np.log([np.nan if c["tipping_gamma"] is None else c["tipping_gamma"]
+                                             for c in claims])
+        tips = [equilibrium_tipping(rows, names, got["sigma"], c["policy"]) for c in claims]
+        want["equilibrium_tipping"] = np.log([np.nan if t is None else t for t in tips])
         got["stratified"] = np.array([flat(rows_of["stratified", a, b, None]) for a in names for b in names])
         # Per-stratum rows, in the reference's key order (cells where the stratum met).
         strata_keys = list(want["strata"])
@@ -531,7 +558,8 @@ def main():
                     win_rate=1e-12, elo=1e-9, bt_rating=1e-7, bt_se=1e-7, nash_avg=1e-8,
                     regularized=0, level1=1e-8, level2=1e-8, shapley=1e-8, banzhaf=1e-8,
                     bounds=1e-8, strata=1e-8, stratified=1e-8, regret_range=1e-8,
-                    rank_tipping=2e-6, rating_tipping=2e-6, tv=1e-9)
+                    rank_tipping=2e-6, rating_tipping=2e-6,
+                    equilibrium_tipping=2e-6, tv=1e-9)
         kind = "constant-sum" if constant_sum else "general-sum"
         before = failures
         for key, tol in tols.items():
