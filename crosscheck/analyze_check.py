@@ -53,25 +53,29 @@ def match_log(rng, policies, matches, constant_sum):
     return rows
 
 
-def independent(rows, names):
+def meta_game(rows, names, weights=None):
+    """The meta-game of `rows` (each counted `weights[k]` times; 1 by default): cell means of
+    the payoff, NW, NW+ and EF1 with column-mean imputation, σ by support enumeration, regret,
+    exploitability and welfare at σ; also the win counts and games per policy."""
     n = len(names)
     idx = {p: k for k, p in enumerate(names)}
     total, count, nw = np.zeros((n, n)), np.zeros((n, n)), np.zeros((n, n))
     nw_plus, ef1, ef1_n = np.zeros((n, n)), np.zeros((n, n)), np.zeros((n, n))
     wins, games = np.zeros((n, n)), np.zeros(n)
-    for r in rows:
+    for k, r in enumerate(rows):
+        w = 1.0 if weights is None else float(weights[k])
         i, j, a, b = idx[r["policy_i"]], idx[r["policy_j"]], r["payoff_i"], r["payoff_j"]
         q = np.sqrt(max(a, 0) * max(b, 0))
         q_plus = np.sqrt(max(0, a - r["batna_i"]) * max(0, b - r["batna_j"]))
         counts_ef1 = r["ef1"] != "" and r["agreement"] != "false"
         for x, y, pay in ((i, j, a), (j, i, b)):
-            total[x, y] += pay
-            count[x, y] += 1
-            nw[x, y] += q
-            nw_plus[x, y] += q_plus
+            total[x, y] += w * pay
+            count[x, y] += w
+            nw[x, y] += w * q
+            nw_plus[x, y] += w * q_plus
             if counts_ef1:
-                ef1[x, y] += r["ef1"] == "true"
-                ef1_n[x, y] += 1
+                ef1[x, y] += w * (r["ef1"] == "true")
+                ef1_n[x, y] += w
         games[i] += 1
         if i != j:
             games[j] += 1
@@ -89,10 +93,19 @@ def independent(rows, names):
     sigma = reference.mene_enumerate(m)
     u = m @ sigma
     v = sigma @ u
-    out = dict(payoff=m, sigma=sigma, regret=u - v, exploitability=(u - v).max(), value=v,
-               uw=sigma @ (m + m.T) @ sigma, nw=sigma @ nw @ sigma, games=games,
-               nw_plus=sigma @ nw_plus @ sigma, ef1=sigma @ ef1 @ sigma,
-               vs_sigma=np.concatenate([(m + m.T) @ sigma, nw @ sigma, nw_plus @ sigma, ef1 @ sigma]))
+    return dict(payoff=m, sigma=sigma, regret=u - v, exploitability=(u - v).max(), value=v,
+                uw=sigma @ (m + m.T) @ sigma, nw=sigma @ nw @ sigma, games=games,
+                nw_plus=sigma @ nw_plus @ sigma, ef1=sigma @ ef1 @ sigma,
+                vs_sigma=np.concatenate([(m + m.T) @ sigma, nw @ sigma, nw_plus @ sigma, ef1 @ sigma]),
+                wins=wins, nw_cells=nw, nw_plus_cells=nw_plus)
+
+
+def independent(rows, names):
+    n = len(names)
+    idx = {p: k for k, p in enumerate(names)}
+    out = meta_game(rows, names)
+    m, sigma, wins, games = out["payoff"], out["sigma"], out.pop("wins"), out["games"]
+    nw, nw_plus = out.pop("nw_cells"), out.pop("nw_plus_cells")
     non_self = wins + wins.T
     np.fill_diagonal(non_self, 0)
     out["win_rate"] = wins.sum(1) / non_self.sum(1)
