@@ -1,5 +1,6 @@
-"""Checks the streaming Poisson bootstrap of `nashflow run --bootstrap B` against an
-independent computation of its stated convention.
+"""Checks the bootstrap intervals of `nashflow run --bootstrap B` (streaming Poisson) and of
+`nashflow analyze --bootstrap B` (stratified) against independent computations of their
+stated conventions.
 
     python3 crosscheck/bootstrap_check.py target/release/nashflow --seed 1
 
@@ -10,7 +11,8 @@ b, w ~ Poisson(1) by inverse-CDF sampling of one uniform from SplitMix64 keyed b
 mean, imputed and solved like the point estimate (mene, here by support enumeration). The
 percentile intervals (numpy's default linear interpolation) of every policy's mass and regret
 and of value, exploitability, UW, NW, NW+ and EF1 must equal the engine's. Exits 1 when any
-differs by more than 1e-8.
+differs by more than 1e-8. With `--analyze` it checks `analyze --bootstrap` instead, whose
+replicate resamples the matches of every ordered seat pair (see `stratified_weights`).
 """
 import argparse
 import csv
@@ -53,6 +55,31 @@ def poisson_weight(seed, replicate, match_id):
     return k
 
 
+def keyed_stream(seed, stream):
+    """SplitMix64's sub-stream `stream` of `seed`: yields next_u64 values."""
+    state = mix(seed ^ mix((stream + GOLDEN) & MASK))
+    while True:
+        state = (state + GOLDEN) & MASK
+        yield mix(state)
+
+
+def stratified_weights(rows, names, seed, replicate):
+    """`analyze --bootstrap`'s replicate as per-row counts: the ordered seat pairs
+    (policy_i, policy_j) in matrix order of (row, column), each drawing as many of its matches
+    (in log order) as it has, with replacement, by `(next_u64 · len) >> 64`."""
+    idx = {p: k for k, p in enumerate(names)}
+    strata = {}
+    for k, r in enumerate(rows):
+        strata.setdefault((idx[r["policy_i"]], idx[r["policy_j"]]), []).append(k)
+    draws = keyed_stream(seed, replicate)
+    counts = np.zeros(len(rows))
+    for key in sorted(strata):
+        members = strata[key]
+        for _ in members:
+            counts[members[(next(draws) * len(members)) >> 64]] += 1
+    return counts
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("nashflow")
@@ -61,6 +88,8 @@ def main():
     ap.add_argument("--matches", type=int, default=3000)
     ap.add_argument("--replicates", type=int, default=16)
     ap.add_argument("--level", type=float, default=0.9)
+    ap.add_argument("--analyze", action="store_true",
+                    help="check `analyze --bootstrap` (resampling within ordered seat pairs) instead")
     args = ap.parse_args()
     failures = 0
     for constant_sum in (True, False):
@@ -72,16 +101,22 @@ def main():
                 writer = csv.DictWriter(f, fieldnames=list(rows[0]))
                 writer.writeheader()
                 writer.writerows(rows)
-            out = subprocess.run([args.nashflow, "run", "-i", path, "--exit-at-end", "--no-serve", "-q",
-                                  "--format", "json", "--epoch-records", "700",
-                                  "--bootstrap", str(args.replicates), "--seed", str(args.seed),
-                                  "--ci-level", str(args.level)],
-                                 capture_output=True, text=True, check=True).stdout
+            common = ["--format", "json", "--bootstrap", str(args.replicates), "--seed", str(args.seed),
+                      "--ci-level", str(args.level)]
+            if args.analyze:
+                command = [args.nashflow, "analyze", path, "--quiet", *common]
+            else:
+                command = [args.nashflow, "run", "-i", path, "--exit-at-end", "--no-serve", "-q",
+                           "--epoch-records", "700", *common]
+            out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         g = json.loads(out)
         g = g["games"][0] if "games" in g else g
         names, boot = g["policies"], g["bootstrap"]
-        per = [meta_game(rows, names, [poisson_weight(args.seed, b, r["match_id"]) for r in rows])
-               for b in range(args.replicates)]
+        if args.analyze:
+            weights = [stratified_weights(rows, names, args.seed, b) for b in range(args.replicates)]
+        else:
+            weights = [[poisson_weight(args.seed, b, r["match_id"]) for r in rows] for b in range(args.replicates)]
+        per = [meta_game(rows, names, w) for w in weights]
         a = (1 - args.level) / 2
 
         def interval(xs):
@@ -106,7 +141,7 @@ def main():
                 failures += 1
                 print(f"{kind} bootstrap {key}: max|Δ| {d:.2e} above 1e-8\n  nashflow  {got[key]}\n  reference {want[key]}")
         spread = float((want["mass"][:, 2] - want["mass"][:, 0]).max())
-        print(f"bootstrap ({kind}, {len(names)} policies, {len(rows)} matches, {args.replicates} replicates, "
+        print(f"{'analyze' if args.analyze else 'run'} bootstrap ({kind}, {len(names)} policies, {len(rows)} matches, {args.replicates} replicates, "
               f"widest mass interval {spread:.3g}): {len(got)} quantities, worst |Δ| {worst:.1e}, "
               f"{'all within 1e-8' if failures == before else 'FAILED'}")
     return 1 if failures else 0
