@@ -11,7 +11,8 @@ for every candidate, exact Shapley and Banzhaf values (UW, NW, NW+), and each ce
 and marginal-sensitivity bounds at Γ = 1, 2, 4, per `context` stratum and stratified, with the
 range of every regret and of the exploitability over that box, the tipping Γ of each
 adjacent-rank and adjacent-rating claim and of each policy's equilibrium claim, and each
-adjacent-rank pair's TV certificate. Exits 1 when any differs by more than its tolerance.
+adjacent-rank pair's TV certificate. With `--monte-carlo N`, Level 3 is sampled (nashflow's
+stated permutations and coalitions, replayed) instead of exact. Exits 1 when any differs by more than its tolerance.
 """
 import argparse
 import csv
@@ -100,7 +101,7 @@ def meta_game(rows, names, weights=None):
                 wins=wins, nw_cells=nw, nw_plus_cells=nw_plus)
 
 
-def independent(rows, names):
+def independent(rows, names, monte_carlo=None):
     n = len(names)
     idx = {p: k for k, p in enumerate(names)}
     out = meta_game(rows, names)
@@ -154,7 +155,7 @@ def independent(rows, names):
     out["bt_se"] = scale * np.sqrt(np.diag(cov))
     a = m - m.T
     out["nash_avg"] = a @ reference.mene_enumerate(a)
-    out.update(lifts_and_attribution(m, {"uw": m + m.T, "nw": nw, "nw_plus": nw_plus}))
+    out.update(lifts_and_attribution(m, {"uw": m + m.T, "nw": nw, "nw_plus": nw_plus}, monte_carlo))
     out["bounds"], out["strata"], out["stratified"] = causal_bounds(rows, names)
     out["regret_range"] = box_ranges(out["bounds"], sigma)
     return out
@@ -395,8 +396,10 @@ def causal_bounds(rows, names):
     return np.array(table), strata, np.array(stratified)
 
 
-def lifts_and_attribution(m, welfare):
-    """Level 1 and 2 per candidate, and exact Shapley/Banzhaf of v(S) = σ_Sᵀ W_S σ_S."""
+def lifts_and_attribution(m, welfare, monte_carlo=None):
+    """Level 1 and 2 per candidate, and Shapley/Banzhaf of v(S) = σ_Sᵀ W_S σ_S: exact, or with
+    `monte_carlo` = (samples, seed) the estimates and standard errors of nashflow's stated
+    sampling replayed (see `sampled_attribution`)."""
     n = len(m)
     solved = {}
 
@@ -423,6 +426,10 @@ def lifts_and_attribution(m, welfare):
         shift = m[b] @ sigma - m[np.ix_(b, b)] @ sb
         l2.append([*(value(w, full) - value(w, b) for w in welfare.values()), sigma[c],
                    np.abs(sigma[b] - sb).sum(), *shift])
+    out = dict(level1=np.array(l1), level2=np.array(l2))
+    if monte_carlo:
+        out.update(sampled_attribution(n, welfare, value, *monte_carlo))
+        return out
     shapley = {k: np.zeros(n) for k in welfare}
     banzhaf = {k: np.zeros(n) for k in welfare}
     from itertools import combinations
@@ -438,9 +445,46 @@ def lifts_and_attribution(m, welfare):
                     gain = value(w, with_i) - value(w, list(s))
                     shapley[k][i] += weight * gain
                     banzhaf[k][i] += gain / 2 ** (n - 1)
-    return dict(level1=np.array(l1), level2=np.array(l2),
-                shapley=np.concatenate([shapley[k] for k in welfare]),
-                banzhaf=np.concatenate([banzhaf[k] for k in welfare]))
+    out.update(shapley=np.concatenate([shapley[k] for k in welfare]),
+               banzhaf=np.concatenate([banzhaf[k] for k in welfare]))
+    return out
+
+
+def sampled_attribution(n, welfare, value, samples, seed):
+    """Monte-Carlo Shapley and Banzhaf as nashflow states them: Shapley over `samples`
+    permutations, each a Fisher–Yates shuffle of 0..n−1 (k from n−1 down to 1 swaps with
+    below(draw, k+1)) on stream (seed, 1), crediting each entrant its marginal value; Banzhaf
+    over `samples` coalitions on stream (seed, 2), player i a member when its draw is odd,
+    crediting every player v(S ∪ {i}) − v(S ∖ {i}). Means and standard errors of the mean
+    (sample variance with n − 1)."""
+    gains = {("shapley", k): [[] for _ in range(n)] for k in welfare}
+    gains.update({("banzhaf", k): [[] for _ in range(n)] for k in welfare})
+    draws = reference.keyed_stream(seed, 1)
+    for _ in range(samples):
+        order = list(range(n))
+        for k in range(n - 1, 0, -1):
+            j = reference.below(next(draws), k + 1)
+            order[k], order[j] = order[j], order[k]
+        for k, w in welfare.items():
+            members, prev = [], 0.0
+            for i in order:
+                members = sorted(members + [i])
+                cur = value(w, members)
+                gains["shapley", k][i].append(cur - prev)
+                prev = cur
+    draws = reference.keyed_stream(seed, 2)
+    for _ in range(samples):
+        inside = [next(draws) & 1 == 1 for _ in range(n)]
+        for i in range(n):
+            rest = [p for p in range(n) if inside[p] and p != i]
+            for k, w in welfare.items():
+                gains["banzhaf", k][i].append(value(w, sorted(rest + [i])) - value(w, rest))
+    out = {}
+    for kind in ("shapley", "banzhaf"):
+        per = [np.array(gains[kind, k][i]) for k in welfare for i in range(n)]
+        out[kind] = np.array([x.mean() for x in per])
+        out[kind + "_se"] = np.array([x.std(ddof=1) / np.sqrt(len(x)) for x in per])
+    return out
 
 
 def main():
@@ -455,7 +499,12 @@ def main():
     ap.add_argument("--missing-cells", type=int, default=0,
                     help="drop every match of one self-play pair and of random other pairs until at least "
                          "this many cells are empty, so that column-mean imputation is checked too")
+    ap.add_argument("--monte-carlo", type=int, default=0, metavar="SAMPLES",
+                    help="check Level 3 by Monte Carlo (--exact-max 3, this many samples, --seed) instead of exactly")
     args = ap.parse_args()
+    sampled = ["--exact-max", "3", "--mc-samples", str(args.monte_carlo), "--seed", str(args.seed)] \
+        if args.monte_carlo else []
+    monte_carlo = (args.monte_carlo, args.seed) if args.monte_carlo else None
     failures = 0
     for constant_sum in (True, False):
         rng = np.random.default_rng(args.seed + constant_sum)
@@ -483,12 +532,12 @@ def main():
                 writer.writeheader()
                 writer.writerows(rows)
             out = subprocess.run([args.nashflow, "analyze", path, "--format", "json", "--quiet", "--bounds",
-                                  "--gamma", ",".join(str(x) for x in GAMMAS)],
+                                  "--gamma", ",".join(str(x) for x in GAMMAS), *sampled],
                                  capture_output=True, text=True, check=True).stdout
         g = json.loads(out)
         g = g["games"][0] if "games" in g else g
         names = g["policies"]
-        want = independent(rows, names)
+        want = independent(rows, names, monte_carlo)
         bt = g["ratings"]["bradley_terry"]
         got = dict(payoff=np.array(g["matrices"]["payoff"]), sigma=np.array(g["sigma"]),
                    regret=np.array(g["regret"]), exploitability=g["exploitability"],
@@ -508,7 +557,7 @@ def main():
                                    l2[c]["delta_eco"]["nw_plus"], l2[c]["entry_mass"],
                                    l2[c]["equilibrium_shift"], *(l2[c]["incumbent_shifts"][p] for p in names if p != c)]
                                   for c in names])
-        assert l3["method"] == "exact"
+        assert l3["method"] == ("monte-carlo" if args.monte_carlo else "exact")
         pooled = {(b["policy_i"], b["policy_j"], b["method"], b["gamma"]): (b["lo"], b["hi"])
                   for b in g["causal"]["bounds"] if b["scope"] == "pooled" and b["policy_j"] is not None
                   and b["method"] in ("manski", "msm")}
@@ -565,6 +614,9 @@ def main():
         want["strata"] = np.array([want["strata"][k] for k in strata_keys])
         got["shapley"] = np.array([l3["shapley"][k][p] for k in ("uw", "nw", "nw_plus") for p in names])
         got["banzhaf"] = np.array([l3["banzhaf"][k][p] for k in ("uw", "nw", "nw_plus") for p in names])
+        if args.monte_carlo:
+            for key in ("shapley_se", "banzhaf_se"):
+                got[key] = np.array([l3[key][k][p] for k in ("uw", "nw", "nw_plus") for p in names])
         # Cell means are fixed-point sums (2⁻³² per match).
         tols = dict(payoff=1e-9, sigma=1e-8, regret=1e-8, exploitability=1e-8, value=1e-8,
                     uw=1e-8, nw=1e-8, nw_plus=1e-8, ef1=1e-8, vs_sigma=1e-8, games=0,
@@ -573,6 +625,8 @@ def main():
                     bounds=1e-8, strata=1e-8, stratified=1e-8, regret_range=1e-8,
                     rank_tipping=2e-6, rating_tipping=2e-6,
                     equilibrium_tipping=2e-6, tv=1e-9)
+        if args.monte_carlo:
+            tols.update(shapley_se=1e-8, banzhaf_se=1e-8)
         kind = "constant-sum" if constant_sum else "general-sum"
         before = failures
         for key, tol in tols.items():

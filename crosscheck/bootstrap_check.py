@@ -24,15 +24,7 @@ import tempfile
 import numpy as np
 
 from analyze_check import match_log, meta_game
-
-MASK = (1 << 64) - 1
-GOLDEN = 0x9E3779B97F4A7C15
-
-
-def mix(z):
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
-    return z ^ (z >> 31)
+from reference import GOLDEN, MASK, below, keyed_stream, mix
 
 
 def fnv1a(key):
@@ -55,14 +47,6 @@ def poisson_weight(seed, replicate, match_id):
     return k
 
 
-def keyed_stream(seed, stream):
-    """SplitMix64's sub-stream `stream` of `seed`: yields next_u64 values."""
-    state = mix(seed ^ mix((stream + GOLDEN) & MASK))
-    while True:
-        state = (state + GOLDEN) & MASK
-        yield mix(state)
-
-
 def stratified_weights(rows, names, seed, replicate):
     """`analyze --bootstrap`'s replicate as per-row counts: the ordered seat pairs
     (policy_i, policy_j) in matrix order of (row, column), each drawing as many of its matches
@@ -76,7 +60,7 @@ def stratified_weights(rows, names, seed, replicate):
     for key in sorted(strata):
         members = strata[key]
         for _ in members:
-            counts[members[(next(draws) * len(members)) >> 64]] += 1
+            counts[members[below(next(draws), len(members))]] += 1
     return counts
 
 

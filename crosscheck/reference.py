@@ -231,3 +231,27 @@ def mene_enumerate(m, tol=1e-12):
     if len(found) > 1 and entropies[order[0]] - entropies[order[1]] < 1e-9:
         raise ValueError("degenerate game: two equilibria of equal entropy")
     return found[order[0]]
+
+
+# nashflow's documented random streams (README, Conventions), for the checks that replay them.
+MASK = (1 << 64) - 1
+GOLDEN = 0x9E3779B97F4A7C15
+
+
+def mix(z):
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
+    return z ^ (z >> 31)
+
+
+def keyed_stream(seed, stream):
+    """SplitMix64's sub-stream `stream` of `seed`: yields next_u64 values."""
+    state = mix(seed ^ mix((stream + GOLDEN) & MASK))
+    while True:
+        state = (state + GOLDEN) & MASK
+        yield mix(state)
+
+
+def below(draw, k):
+    """A draw mapped to 0..k−1, as `(draw · k) >> 64`."""
+    return (draw * k) >> 64
