@@ -7,8 +7,8 @@ general-sum payoffs), analyses it, and recomputes from the raw rows: the payoff 
 (mene, by support enumeration), regret, exploitability, value and welfare (UW, NW, NW+ with
 BATNAs, EF1 over agreed matches) at σ and per policy vs σ, win rates, games,
 sequential Elo, the Bradley–Terry MLE with its standard errors, Nash averaging, Level 1 and 2
-for every candidate, exact Shapley and Banzhaf values (UW, NW, NW+), and each cell's pooled Manski
-and marginal-sensitivity bounds at Γ = 1, 2, 4, per `context` stratum and stratified, with the
+for every candidate, keystones, exact Shapley and Banzhaf values (UW, NW, NW+), and each cell's
+pooled Manski and marginal-sensitivity bounds at Γ = 1, 2, 4, per `context` stratum and stratified, with the
 range of every regret and of the exploitability over that box, the tipping Γ of each
 adjacent-rank and adjacent-rating claim and of each policy's equilibrium claim, and each
 adjacent-rank pair's TV certificate. With `--monte-carlo N`, Level 3 is sampled (nashflow's
@@ -156,6 +156,8 @@ def independent(rows, names, monte_carlo=None):
     a = m - m.T
     out["nash_avg"] = a @ reference.mene_enumerate(a)
     out.update(lifts_and_attribution(m, {"uw": m + m.T, "nw": nw, "nw_plus": nw_plus}, monte_carlo))
+    # Keystone: dropping k from the full population, W(P ∖ {k}) − W(P), next to k's mass.
+    out["keystone"] = np.column_stack([-out["level2"][:, :3], sigma])
     out["bounds"], out["strata"], out["stratified"] = causal_bounds(rows, names)
     out["regret_range"] = box_ranges(out["bounds"], sigma)
     return out
@@ -553,6 +555,8 @@ def main():
         l1, l2, l3 = g["level1"], g["level2"], g["level3"]
         got["level1"] = np.array([[*(l1[c]["per_incumbent"][p] for p in names if p != c), l1[c]["uniform_avg"],
                                    l1[c]["equilibrium_avg"], l1[c]["min"], l1[c]["max"]] for c in names])
+        got["keystone"] = np.array([[*(k["removal_delta"][w] for w in ("uw", "nw", "nw_plus")), k["mass"]]
+                                    for k in sorted(g["keystone"], key=lambda k: names.index(k["policy"]))])
         got["level2"] = np.array([[l2[c]["delta_eco"]["uw"], l2[c]["delta_eco"]["nw"],
                                    l2[c]["delta_eco"]["nw_plus"], l2[c]["entry_mass"],
                                    l2[c]["equilibrium_shift"], *(l2[c]["incumbent_shifts"][p] for p in names if p != c)]
@@ -621,7 +625,7 @@ def main():
         tols = dict(payoff=1e-9, sigma=1e-8, regret=1e-8, exploitability=1e-8, value=1e-8,
                     uw=1e-8, nw=1e-8, nw_plus=1e-8, ef1=1e-8, vs_sigma=1e-8, games=0,
                     win_rate=1e-12, elo=1e-9, bt_rating=1e-7, bt_se=1e-7, nash_avg=1e-8,
-                    regularized=0, level1=1e-8, level2=1e-8, shapley=1e-8, banzhaf=1e-8,
+                    regularized=0, level1=1e-8, level2=1e-8, keystone=1e-8, shapley=1e-8, banzhaf=1e-8,
                     bounds=1e-8, strata=1e-8, stratified=1e-8, regret_range=1e-8,
                     rank_tipping=2e-6, rating_tipping=2e-6,
                     equilibrium_tipping=2e-6, tv=1e-9)
