@@ -489,12 +489,32 @@ def sampled_attribution(n, welfare, value, samples, seed):
     return out
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def nashflow_json(rows, command):
+    """Writes `rows` as a CSV log, runs `command(path)` (a nashflow command printing JSON) and
+    returns its one game."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "log.csv")
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        out = subprocess.run(command(path), capture_output=True, text=True, check=True).stdout
+    g = json.loads(out)
+    return g["games"][0] if "games" in g else g
+
+
+def parser(doc, policies, matches):
+    """The options every check shares: the binary, the seed and the log's size."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("nashflow")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--policies", type=int, default=7)
-    ap.add_argument("--matches", type=int, default=4000)
+    ap.add_argument("--policies", type=int, default=policies)
+    ap.add_argument("--matches", type=int, default=matches)
+    return ap
+
+
+def main():
+    ap = parser(__doc__, 7, 4000)
     ap.add_argument("--dominant", action="store_true",
                     help="make p0 win every non-self match (the win graph is then not strongly connected)")
     ap.add_argument("--verbose", action="store_true", help="print every quantity's largest difference")
@@ -527,17 +547,8 @@ def main():
                     r["payoff_i"], r["payoff_j"] = 1.0, 0.0
                 elif r["policy_j"] == "p0" and r["policy_i"] != "p0":
                     r["payoff_i"], r["payoff_j"] = 0.0, 1.0
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "log.csv")
-            with open(path, "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-                writer.writeheader()
-                writer.writerows(rows)
-            out = subprocess.run([args.nashflow, "analyze", path, "--format", "json", "--quiet", "--bounds",
-                                  "--gamma", ",".join(str(x) for x in GAMMAS), *sampled],
-                                 capture_output=True, text=True, check=True).stdout
-        g = json.loads(out)
-        g = g["games"][0] if "games" in g else g
+        g = nashflow_json(rows, lambda path: [args.nashflow, "analyze", path, "--format", "json", "--quiet",
+                                              "--bounds", "--gamma", ",".join(str(x) for x in GAMMAS), *sampled])
         names = g["policies"]
         want = independent(rows, names, monte_carlo)
         bt = g["ratings"]["bradley_terry"]

@@ -14,16 +14,9 @@ and of value, exploitability, UW, NW, NW+ and EF1 must equal the engine's. Exits
 differs by more than 1e-8. With `--analyze` it checks `analyze --bootstrap` instead, whose
 replicate resamples the matches of every ordered seat pair (see `stratified_weights`).
 """
-import argparse
-import csv
-import json
-import os
-import subprocess
-import tempfile
-
 import numpy as np
 
-from analyze_check import match_log, meta_game
+from analyze_check import match_log, meta_game, nashflow_json, parser
 from reference import GOLDEN, MASK, below, keyed_stream, mix
 
 
@@ -65,11 +58,7 @@ def stratified_weights(rows, names, seed, replicate):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("nashflow")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--policies", type=int, default=6)
-    ap.add_argument("--matches", type=int, default=3000)
+    ap = parser(__doc__, 6, 3000)
     ap.add_argument("--replicates", type=int, default=16)
     ap.add_argument("--level", type=float, default=0.9)
     ap.add_argument("--analyze", action="store_true",
@@ -79,22 +68,13 @@ def main():
     for constant_sum in (True, False):
         rng = np.random.default_rng(args.seed + 10 * constant_sum)
         rows = match_log(rng, args.policies, args.matches, constant_sum)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "log.csv")
-            with open(path, "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-                writer.writeheader()
-                writer.writerows(rows)
-            common = ["--format", "json", "--bootstrap", str(args.replicates), "--seed", str(args.seed),
-                      "--ci-level", str(args.level)]
-            if args.analyze:
-                command = [args.nashflow, "analyze", path, "--quiet", *common]
-            else:
-                command = [args.nashflow, "run", "-i", path, "--exit-at-end", "--no-serve", "-q",
-                           "--epoch-records", "700", *common]
-            out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-        g = json.loads(out)
-        g = g["games"][0] if "games" in g else g
+        common = ["--format", "json", "--bootstrap", str(args.replicates), "--seed", str(args.seed),
+                  "--ci-level", str(args.level)]
+        if args.analyze:
+            g = nashflow_json(rows, lambda path: [args.nashflow, "analyze", path, "--quiet", *common])
+        else:
+            g = nashflow_json(rows, lambda path: [args.nashflow, "run", "-i", path, "--exit-at-end", "--no-serve",
+                                                  "-q", "--epoch-records", "700", *common])
         names, boot = g["policies"], g["bootstrap"]
         if args.analyze:
             weights = [stratified_weights(rows, names, args.seed, b) for b in range(args.replicates)]
