@@ -1,11 +1,12 @@
-"""Compares `nashflow solve --solver S` (prd, cce, lle, alpharank, mene) with reference.py on
+"""Compares `nashflow solve --solver S` (prd, cce, lle, alpharank, mene, nash-lp) with reference.py on
 random games.
 
     python3 crosscheck/compare.py target/release/nashflow lle --games 150 --seed 11 --max-n 15
 
 Games cycle through three kinds: general-sum uniform payoffs, zero-sum (X − Xᵀ), and
 constant-sum win rates rounded to 0.1 (ties, hence degenerate equilibria; skipped for
-mene, whose reference enumerates supports and needs isolated equilibria). Prints each
+mene, whose reference enumerates supports and needs isolated equilibria, and for nash-lp,
+whose maximin strategy need not be unique there). Prints each
 game's largest |σ difference| and flags those above --tol; exits 1 when any is flagged.
 """
 import argparse
@@ -36,7 +37,7 @@ def games(rng, count, max_n):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("nashflow")
-    ap.add_argument("solver", choices=["prd", "cce", "lle", "alpharank", "mene"])
+    ap.add_argument("solver", choices=["prd", "cce", "lle", "alpharank", "mene", "nash-lp"])
     ap.add_argument("--games", type=int, default=60)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--max-n", type=int, default=10)
@@ -45,7 +46,7 @@ def main():
     args = ap.parse_args()
     worst, flagged, compared = 0.0, 0, 0
     for t, m in games(np.random.default_rng(args.seed), args.games, args.max_n):
-        if args.solver == "mene" and t % 3 == 2:
+        if args.solver in ("mene", "nash-lp") and t % 3 == 2:
             continue
         n = len(m)
         doc = json.dumps({"policies": [f"p{k}" for k in range(n)], "payoff": m.tolist()})
@@ -60,6 +61,8 @@ def main():
                 note = f" (dual at infinity: violation {violation:.1e}; on the face: {face:.1e})"
         elif args.solver == "mene":
             want = reference.mene_enumerate(m)
+        elif args.solver == "nash-lp":
+            want = reference.maximin(m)
         else:
             want = getattr(reference, args.solver)(m)
         d = float(np.abs(got - want).max())

@@ -1,5 +1,5 @@
-"""Independent reference solvers (numpy/scipy/mpmath) for `nashflow solve`'s prd, cce, lle and
-α-Rank.
+"""Independent reference solvers (numpy/scipy/mpmath) for `nashflow solve`'s mene, nash-lp,
+prd, cce, lle and α-Rank.
 
 They share no code or method with the Rust kernels where that matters: lle integrates the
 branch's tangent ODE instead of predictor-corrector continuation, cce uses scipy's L-BFGS-B
@@ -117,6 +117,18 @@ def cce_face(m, tol=1e-9):
     a = g @ p
     violation = float(max(np.abs(a[tight]).max(initial=0.0), a[~tight].max(initial=0.0)))
     return p.reshape(n, n).sum(1), violation
+
+
+def maximin(m):
+    """argmax_σ min_j (σᵀM)_j by HiGHS (a simplex method; unique on generic games)."""
+    n = len(m)
+    # Variables (σ, z): maximise z subject to z − (σᵀM)_j ≤ 0 and Σσ = 1.
+    r = linprog(np.r_[np.zeros(n), -1.0], A_ub=np.hstack([-m.T, np.ones((n, 1))]), b_ub=np.zeros(n),
+                A_eq=np.r_[np.ones(n), 0.0][None, :], b_eq=[1.0],
+                bounds=[(0, None)] * n + [(None, None)], method="highs")
+    if r.status != 0:
+        raise RuntimeError(f"the maximin LP failed: {r.message}")
+    return np.maximum(r.x[:n], 0) / np.maximum(r.x[:n], 0).sum()
 
 
 def lle(m, lam_max=1000.0):
