@@ -12,7 +12,9 @@ mean, imputed and solved like the point estimate (mene, here by support enumerat
 percentile intervals (numpy's default linear interpolation) of every policy's mass and regret
 and of value, exploitability, UW, NW, NW+ and EF1 must equal the engine's. Exits 1 when any
 differs by more than 1e-8. With `--analyze` it checks `analyze --bootstrap` instead, whose
-replicate resamples the matches of every ordered seat pair (see `stratified_weights`).
+replicate resamples the matches of every ordered seat pair (see `stratified_weights`). With
+`--churn` the log also holds duplicates, conflicts and retractions, and the reference keeps
+only the live matches (see `with_churn`).
 """
 import numpy as np
 
@@ -57,23 +59,51 @@ def stratified_weights(rows, names, seed, replicate):
     return counts
 
 
+def with_churn(rng, rows, share=0.04):
+    """The log with about `share` of its matches each sent again (an exact duplicate), sent
+    again with another payoff (a conflict) and retracted, each later in the log than the
+    match; also the live matches the ledger keeps, in the order they arrived: a duplicate or
+    conflict never enters, the first stays, and a retraction cancels the match."""
+    log = [dict(r, retract="") for r in rows]
+    for kind in ("duplicate", "conflict", "retract"):
+        for k in rng.choice(len(rows), int(share * len(rows)), replace=False):
+            r = dict(rows[int(k)], retract="")
+            if kind == "conflict":
+                r["payoff_i"] = round(1.0 - r["payoff_i"], 6) if r["payoff_i"] != 0.5 else 0.25
+            elif kind == "retract":
+                r["retract"] = "true"
+            log.insert(int(rng.integers(int(k) + 1, len(log) + 1)), r)
+    live = {}
+    for r in log:
+        if r["retract"] == "true":
+            live.pop(r["match_id"], None)
+        elif r["match_id"] not in live:
+            live[r["match_id"]] = r
+    return log, list(live.values())
+
+
 def main():
     ap = parser(__doc__, 6, 3000)
     ap.add_argument("--replicates", type=int, default=16)
     ap.add_argument("--level", type=float, default=0.9)
     ap.add_argument("--analyze", action="store_true",
                     help="check `analyze --bootstrap` (resampling within ordered seat pairs) instead")
+    ap.add_argument("--churn", action="store_true",
+                    help="add duplicates, conflicts and retractions to the log (the reference keeps the live matches)")
     args = ap.parse_args()
     failures = 0
     for constant_sum in (True, False):
         rng = np.random.default_rng(args.seed + 10 * constant_sum)
         rows = match_log(rng, args.policies, args.matches, constant_sum)
+        log = rows
+        if args.churn:
+            log, rows = with_churn(rng, rows)
         common = ["--format", "json", "--bootstrap", str(args.replicates), "--seed", str(args.seed),
                   "--ci-level", str(args.level)]
         if args.analyze:
-            g = nashflow_json(rows, lambda path: [args.nashflow, "analyze", path, "--quiet", *common])
+            g = nashflow_json(log, lambda path: [args.nashflow, "analyze", path, "--quiet", *common])
         else:
-            g = nashflow_json(rows, lambda path: [args.nashflow, "run", "-i", path, "--exit-at-end", "--no-serve",
+            g = nashflow_json(log, lambda path: [args.nashflow, "run", "-i", path, "--exit-at-end", "--no-serve",
                                                   "-q", "--epoch-records", "700", *common])
         names, boot = g["policies"], g["bootstrap"]
         if args.analyze:
@@ -96,6 +126,8 @@ def main():
         for key in ("value", "exploitability", "uw", "nw", "nw_plus", "ef1"):
             got[key] = np.array(triple(boot[key]))
             want[key] = interval([r[key] for r in per])
+        # The live matches: what dedupe and retractions leave.
+        got["matches"], want["matches"] = np.array(g["matches"]), np.array(len(rows))
         kind = "constant-sum" if constant_sum else "general-sum"
         before, worst = failures, 0.0
         for key in got:
