@@ -8,11 +8,12 @@ general-sum payoffs), analyses it, and recomputes from the raw rows: the payoff 
 BATNAs, EF1 over agreed matches) at σ and per policy vs σ, win rates, games,
 sequential Elo, the Bradley–Terry MLE with its standard errors, Nash averaging, Level 1 and 2
 for every candidate, keystones, exact Shapley and Banzhaf values (UW, NW, NW+), and each cell's
-pooled Manski and marginal-sensitivity bounds at Γ = 1, 2, 4, per `context` stratum and stratified, with the
-range of every regret and of the exploitability over that box, the tipping Γ of each
-adjacent-rank and adjacent-rating claim and of each policy's equilibrium claim, and each
-adjacent-rank pair's TV certificate. With `--monte-carlo N`, Level 3 is sampled (nashflow's
-stated permutations and coalitions, replayed) instead of exact. Exits 1 when any differs by more than its tolerance.
+pooled Manski and marginal-sensitivity bounds at Γ = 1, 2, 4, per `context` stratum and
+stratified, with the range of every regret and of the exploitability over that box, the
+tipping Γ of each adjacent-rank and adjacent-rating claim and of each policy's equilibrium
+claim, and each adjacent-rank pair's TV certificate. With `--monte-carlo N`, Level 3 is
+sampled (nashflow's stated permutations and coalitions, replayed) instead of exact. Exits 1
+when any differs by more than its tolerance.
 """
 import argparse
 import csv
@@ -57,7 +58,7 @@ def match_log(rng, policies, matches, constant_sum):
 def meta_game(rows, names, weights=None):
     """The meta-game of `rows` (each counted `weights[k]` times; 1 by default): cell means of
     the payoff, NW, NW+ and EF1 with column-mean imputation, σ by support enumeration, regret,
-    exploitability and welfare at σ; also the win counts and games per policy."""
+    exploitability and welfare at σ; also the (unweighted) win counts and games per policy."""
     n = len(names)
     idx = {p: k for k, p in enumerate(names)}
     total, count, nw = np.zeros((n, n)), np.zeros((n, n)), np.zeros((n, n))
@@ -616,11 +617,12 @@ def main():
                                         for c in claims])
         tips = [rating_tipping(rows, names, c["policy"], c["other"], c["naive"]) for c in claims]
         want["rating_tipping"] = np.log([np.nan if t is None else t for t in tips])
-        # Tipping Γ of each policy's equilibrium claim: nashflow's σ, the reference's box.
+        # Tipping Γ of each policy's equilibrium claim (the claims are nashflow's, σ and the
+        # box the reference's).
         claims = [c for c in g["causal"]["certificates"] if c["kind"] == "equilibrium"]
         got["equilibrium_tipping"] = np.log([np.nan if c["tipping_gamma"] is None else c["tipping_gamma"]
                                              for c in claims])
-        tips = [equilibrium_tipping(rows, names, got["sigma"], c["policy"]) for c in claims]
+        tips = [equilibrium_tipping(rows, names, want["sigma"], c["policy"]) for c in claims]
         want["equilibrium_tipping"] = np.log([np.nan if t is None else t for t in tips])
         got["stratified"] = np.array([flat(rows_of["stratified", a, b, None]) for a in names for b in names])
         # Per-stratum rows, in the reference's key order (cells where the stratum met).

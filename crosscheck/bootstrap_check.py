@@ -19,7 +19,7 @@ only the live matches (see `with_churn`).
 import numpy as np
 
 from analyze_check import match_log, meta_game, nashflow_json, parser
-from reference import GOLDEN, MASK, below, keyed_stream, mix
+from reference import MASK, below, keyed_stream, mix
 
 
 def fnv1a(key):
@@ -30,9 +30,9 @@ def fnv1a(key):
 
 
 def poisson_weight(seed, replicate, match_id):
-    """Poisson(1) by walking the CDF (capped at 20) with one uniform of the keyed stream."""
-    state = mix((seed ^ mix(fnv1a(match_id))) ^ mix((replicate + GOLDEN) & MASK))
-    u = (mix((state + GOLDEN) & MASK) >> 11) * 2.0**-53
+    """Poisson(1) by walking the CDF (capped at 20) with the first uniform of the stream
+    (seed XOR mix(FNV-1a(match_id)), replicate)."""
+    u = (next(keyed_stream(seed ^ mix(fnv1a(match_id)), replicate)) >> 11) * 2.0**-53
     k, p = 0, np.exp(-1.0)
     cdf = p
     while u >= cdf and k < 20:
@@ -62,8 +62,9 @@ def stratified_weights(rows, names, seed, replicate):
 def with_churn(rng, rows, share=0.04):
     """The log with about `share` of its matches each sent again (an exact duplicate), sent
     again with another payoff (a conflict) and retracted, each later in the log than the
-    match; also the live matches the ledger keeps, in the order they arrived: a duplicate or
-    conflict never enters, the first stays, and a retraction cancels the match."""
+    match; also the live matches the ledger keeps, in the order they arrived. While a match
+    is live, a duplicate or conflict of it never enters (the first stays); a retraction
+    cancels it, after which a record with its id enters afresh."""
     log = [dict(r, retract="") for r in rows]
     for kind in ("duplicate", "conflict", "retract"):
         for k in rng.choice(len(rows), int(share * len(rows)), replace=False):
@@ -72,7 +73,8 @@ def with_churn(rng, rows, share=0.04):
                 r["payoff_i"] = round(1.0 - r["payoff_i"], 6) if r["payoff_i"] != 0.5 else 0.25
             elif kind == "retract":
                 r["retract"] = "true"
-            log.insert(int(rng.integers(int(k) + 1, len(log) + 1)), r)
+            first = next(at for at, x in enumerate(log) if x["match_id"] == r["match_id"])
+            log.insert(int(rng.integers(first + 1, len(log) + 1)), r)
     live = {}
     for r in log:
         if r["retract"] == "true":

@@ -1,13 +1,13 @@
-"""Compares `nashflow solve --solver S` (prd, cce, lle, alpharank, mene, nash-lp) with reference.py on
-random games.
+"""Compares `nashflow solve --solver S` (prd, cce, lle, alpharank, mene, nash-lp) with
+reference.py on random games.
 
     python3 crosscheck/compare.py target/release/nashflow lle --games 150 --seed 11 --max-n 15
 
 Games cycle through three kinds: general-sum uniform payoffs, zero-sum (X − Xᵀ), and
 constant-sum win rates rounded to 0.1 (ties, hence degenerate equilibria; skipped for
 mene, whose reference enumerates supports and needs isolated equilibria, and for nash-lp,
-whose maximin strategy need not be unique there). Prints each
-game's largest |σ difference| and flags those above --tol; exits 1 when any is flagged.
+whose maximin strategy need not be unique there). Prints each game's largest |σ difference|
+and flags those above --tol; exits 1 when any is flagged.
 """
 import argparse
 import json

@@ -1,11 +1,12 @@
 """Independent reference solvers (numpy/scipy/mpmath) for `nashflow solve`'s mene, nash-lp,
 prd, cce, lle and α-Rank.
 
-They share no code or method with the Rust kernels where that matters: lle integrates the
-branch's tangent ODE instead of predictor-corrector continuation, cce uses scipy's L-BFGS-B
-on the dual (on the face found by HiGHS LPs where the dual's optimum is at infinity) instead
-of projected Newton, α-Rank in 300-digit
-arithmetic instead of log space.
+They share no code or method with the Rust kernels where that matters: mene enumerates every
+support, nash-lp is HiGHS's LP, lle integrates the branch's tangent ODE instead of
+predictor-corrector continuation, cce uses scipy's L-BFGS-B on the dual (on the face found by
+HiGHS LPs where the dual's optimum is at infinity) instead of projected Newton, and α-Rank
+runs in 300-digit arithmetic instead of log space. The random streams at the end replay
+nashflow's documented sampling conventions for the checks of its sampled outputs.
 """
 import numpy as np
 from scipy.integrate import solve_ivp
@@ -55,8 +56,9 @@ def _max_entropy_dual(gs, free):
         return np.exp(e - logsumexp(e))
 
     def f(lam):
-        p = p_at(lam)
-        return logsumexp(-lam @ gs), -(gs @ p)
+        e = -lam @ gs
+        lz = logsumexp(e)
+        return lz, -(gs @ np.exp(e - lz))
 
     bounds = [(None, None) if t else (0, None) for t in free]
     lam = minimize(f, np.zeros(rows), jac=True, method="L-BFGS-B", bounds=bounds,
@@ -128,7 +130,8 @@ def maximin(m):
                 bounds=[(0, None)] * n + [(None, None)], method="highs")
     if r.status != 0:
         raise RuntimeError(f"the maximin LP failed: {r.message}")
-    return np.maximum(r.x[:n], 0) / np.maximum(r.x[:n], 0).sum()
+    sigma = np.maximum(r.x[:n], 0)
+    return sigma / sigma.sum()
 
 
 def lle(m, lam_max=1000.0):
