@@ -44,6 +44,7 @@ pub use crate::diffs::{CellDiff, ReplicateDiff};
 use crate::elo::{EloChanges, EloLog};
 pub use crate::shard::DeadLetter;
 use crate::shard::{owner, BoundValue, CellKey, Interner, Shard};
+use crate::table::GameTable;
 use crate::trigger::{Job, Trigger, TriggerConfig};
 
 /// One game's state after an epoch.
@@ -163,41 +164,36 @@ impl EngineOutput {
     }
 }
 
-/// A game's cells by (row policy, column policy) ids: its statistics, or its statistics per
-/// bootstrap replicate. Hashed, not ordered: every epoch looks up each changed cell, and
-/// nothing reads the cells in key order (a snapshot places them by policy position).
+/// A game's per-replicate cells by (row policy, column policy) ids. Hashed, not ordered:
+/// every epoch looks up each changed cell, and a snapshot places them by the positions of
+/// the game's [`GameTable`].
 type Cells<S> = HashMap<(u32, u32), S, foldhash::fast::RandomState>;
 /// Per game id: every update looks its game up, so the hash is the fast one too.
 type Games<V> = HashMap<u32, V, foldhash::fast::RandomState>;
 
-/// Adds a change of one cell to a game's running cells, dropping cells (and games)
-/// that fall to zero. True when the game's set of cells changed (a cell appeared or vanished),
-/// which is when its policy list may have.
+/// Adds a change of one cell to a game's running cells, dropping cells (and games) that
+/// fall to zero.
 fn accumulate<S: Semigroup + IsZero + Clone>(
     games: &mut Games<Cells<S>>,
     game: u32,
     cell: (u32, u32),
     diff: &S,
-) -> bool {
+) {
     let cells = games.entry(game).or_default();
-    let reshaped = match cells.get_mut(&cell) {
+    match cells.get_mut(&cell) {
         Some(stats) => {
             stats.plus_equals(diff);
-            let vanished = stats.is_zero();
-            if vanished {
+            if stats.is_zero() {
                 cells.remove(&cell);
             }
-            vanished
         }
         None => {
             cells.insert(cell, diff.clone());
-            true
         }
-    };
+    }
     if cells.is_empty() {
         games.remove(&game);
     }
-    reshaped
 }
 
 /// Marks `game` for re-analysis. A repeat of the last entry is skipped (a game's updates
@@ -211,9 +207,8 @@ fn mark_dirty(dirty: &mut Vec<u32>, game: u32) {
 /// Per-worker view of the games it owns, kept from each epoch's changes.
 /// Games by id: a worker's games are few, and ids come from the run's [`Interner`].
 struct GameStore {
-    tables: Games<Cells<CellDiff>>,
-    /// Each game's policy order (`policy_order`), kept until its set of cells changes.
-    policies: Games<PolicyOrder>,
+    /// Each game's running cells, in matrix order.
+    tables: Games<GameTable>,
     replicates: Games<Cells<ReplicateDiff>>,
     bounds: BoundStore,
     elo: Games<EloLog>,
@@ -307,44 +302,6 @@ impl BoundStore {
     }
 }
 
-/// A game's policies in name order (the matrix order), and each policy id's position.
-#[derive(Clone)]
-struct PolicyOrder {
-    names: Vec<String>,
-    index: HashMap<u32, usize, foldhash::fast::RandomState>,
-}
-
-impl PolicyOrder {
-    /// The policy ids in matrix order.
-    fn ids(&self) -> Vec<u32> {
-        let mut ids = vec![0; self.names.len()];
-        for (&id, &k) in &self.index {
-            ids[k] = id;
-        }
-        ids
-    }
-}
-
-/// The policy order of a game's cell table.
-fn policy_order(table: &Cells<CellDiff>, names: &Interner) -> PolicyOrder {
-    let mut ids: Vec<u32> = table.keys().flat_map(|&(a, b)| [a, b]).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let mut named: Vec<(Arc<str>, u32)> = ids.into_iter().map(|id| (names.name(id), id)).collect();
-    named.sort();
-    PolicyOrder {
-        index: named
-            .iter()
-            .enumerate()
-            .map(|(k, &(_, id))| (id, k))
-            .collect(),
-        names: named
-            .into_iter()
-            .map(|(name, _)| name.to_string())
-            .collect(),
-    }
-}
-
 /// Which of a game's cadenced analyses run this epoch.
 #[derive(Clone, Copy)]
 struct Due {
@@ -354,21 +311,21 @@ struct Due {
 }
 
 fn snapshot(
-    order: &PolicyOrder,
-    table: &Cells<CellDiff>,
+    table: &GameTable,
     replicates: Option<&Cells<ReplicateDiff>>,
     bounds: Option<&HashMap<(String, String), CellSummary>>,
     cfg: &EngineConfig,
     due: Due,
     warm: &mut WarmStart,
 ) -> Result<GameSnapshot, nashflow_kernels::KernelError> {
-    let policies = order.names.clone();
-    let index = &order.index;
+    let policies = table.names().to_vec();
     let n = policies.len();
-    let mut cells = vec![CellStats::default(); n * n];
-    for ((a, b), c) in table {
-        cells[index[a] * n + index[b]] = c.0;
-    }
+    let cells = table.cells().to_vec();
+    let position = |id: &u32| {
+        table
+            .position_of(*id)
+            .expect("a replicate cell's policies have cells")
+    };
     let observations: i64 = cells.iter().map(|c| c.n).sum();
     let records = match cfg.layout {
         Layout::Match => observations / 2,
@@ -385,7 +342,7 @@ fn snapshot(
     if cfg.replicates > 0 {
         let mut tables = vec![vec![CellStats::default(); n * n]; cfg.replicates as usize];
         for ((a, b), per_replicate) in replicates.into_iter().flatten() {
-            let cell = index[a] * n + index[b];
+            let cell = position(a) * n + position(b);
             for (table, c) in tables.iter_mut().zip(&per_replicate.0) {
                 table[cell] = *c;
             }
@@ -555,7 +512,6 @@ pub fn run_stream(
         let layout = cfg.layout;
         let store = Rc::new(RefCell::new(GameStore {
             tables: Games::default(),
-            policies: Games::default(),
             replicates: Games::default(),
             bounds: BoundStore::default(),
             elo: Games::default(),
@@ -600,13 +556,16 @@ pub fn run_stream(
                 // the sum needs no consolidation first: an arrangement here only cost its
                 // batcher's sorting and merging (about 0.5 ms of a 1,000-match epoch).
                 let st = store.clone();
+                let cell_names = names.clone();
                 cells
                     .inner
                     .exchange(|((game, _), _, _)| u64::from(*game))
                     .inspect(move |&((game, cell), _t, ref diff)| {
                         let mut st = st.borrow_mut();
-                        if accumulate(&mut st.tables, game, cell, diff) {
-                            st.policies.remove(&game);
+                        let table = st.tables.entry(game).or_default();
+                        table.add(cell, &diff.0, &cell_names);
+                        if table.is_empty() {
+                            st.tables.remove(&game);
                         }
                         mark_dirty(&mut st.dirty, game);
                     })
@@ -714,21 +673,18 @@ pub fn run_stream(
                 let reps = st.replicates.get(&id);
                 let kept = attributions.get(&game).cloned();
                 let lifts_kept = kept_lifts.remove(&game);
-                let snap = match st.tables.get(&id).map(|table| {
-                    let order = st
-                        .policies
-                        .entry(id)
-                        .or_insert_with(|| policy_order(table, &names));
-                    let same_policies = kept.as_ref().is_some_and(|(p, _)| *p == order.names);
+                let snap = match st.tables.get_mut(&id).map(|table| {
+                    table.settle();
+                    let table = &*table;
+                    let same_policies = kept.as_ref().is_some_and(|(p, _)| p == table.names());
                     // Kept lifts stand only for the policies they were computed for.
-                    let lifts_kept = lifts_kept.filter(|(p, _)| *p == order.names);
+                    let lifts_kept = lifts_kept.filter(|(p, _)| p == table.names());
                     let warm = warm.entry(game.clone()).or_default();
                     let elo = match st.elo.get_mut(&id) {
-                        Some(log) => log.ratings(order.ids()),
-                        None => vec![ELO_BASE; order.names.len()],
+                        Some(log) => log.ratings(table.ids().iter().copied()),
+                        None => vec![ELO_BASE; table.ids().len()],
                     };
                     snapshot(
-                        order,
                         table,
                         reps,
                         bounds,

@@ -10,4 +10,5 @@ pub mod elo;
 pub mod engine;
 pub mod observe;
 pub mod shard;
+pub mod table;
 pub mod trigger;
