@@ -2,75 +2,67 @@
 //!
 //! A game's matrix orders its policies by name, and a policy belongs to the game while some
 //! non-zero cell has it as row or column. Keeping the cells in that order (rather than hashed
-//! by policy ids) makes an update one indexed add and a snapshot one copy: in a league every
-//! epoch touches most of the n² cells, so the per-cell hashing of a keyed table, and the
-//! placing of each cell by position at snapshot time, were a tenth of a small epoch. The
-//! order changes only when a policy appears (the table is re-laid out at once) or loses its
-//! last cell (re-laid out before the next read, so a cell that vanishes and comes back within
-//! an epoch costs nothing).
+//! by cell) makes an update one indexed add and a snapshot one copy: in a league every epoch
+//! touches most of the n² cells, so the per-cell hashing of a keyed table, and the placing
+//! of each cell by position at snapshot time, were a tenth of a small epoch. A new policy
+//! is appended (the rows grow by doubling, so a game that starts with n policies costs
+//! O(n²), not a re-layout per policy); the name order, and the dropping of policies that lost
+//! their last cell, wait for [`GameTable::settle`], once before the table is read.
 
+use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
 use nashflow_kernels::stats::CellStats;
 
 use crate::shard::Interner;
 
-/// Marks an id with no position.
-const ABSENT: u32 = u32::MAX;
-
 #[derive(Clone, Debug, Default)]
 pub struct GameTable {
-    /// Policy ids in matrix order, and their names.
+    /// Policy ids by position, and their names.
     ids: Vec<u32>,
     names: Vec<String>,
-    /// Each policy id's position, indexed by id (`ABSENT` where it has none). Ids are the
-    /// run's [`Interner`]'s: small integers.
-    position: Vec<u32>,
-    /// Row-major n×n.
+    /// Each policy id's position.
+    position: HashMap<u32, usize, RandomState>,
+    /// Row-major with `stride` ≥ n columns per row (n once settled).
     cells: Vec<CellStats>,
+    stride: usize,
     /// Per position: its non-zero cells (a diagonal cell counts once).
     touching: Vec<u32>,
     nonzero: usize,
-    /// Some position has no non-zero cell left: [`GameTable::settle`] drops it.
+    /// Out of name order, or holding a policy with no non-zero cell: `settle` re-lays it out.
     stale: bool,
 }
 
 impl GameTable {
     /// Adds a change of cell (row id, column id); `names` names a policy the table has not
-    /// seen. True when the set of non-zero cells changed.
-    pub fn add(&mut self, (a, b): (u32, u32), diff: &CellStats, names: &Interner) -> bool {
-        for id in [a, b] {
-            if self.position_of(id).is_none() {
-                self.insert(id, names);
-            }
-        }
-        let (pa, pb) = (self.position[a as usize], self.position[b as usize]);
-        let n = self.ids.len();
-        let cell = &mut self.cells[pa as usize * n + pb as usize];
+    /// seen.
+    pub fn add(&mut self, (a, b): (u32, u32), diff: &CellStats, names: &Interner) {
+        let pa = self.position_or_append(a, names);
+        let pb = self.position_or_append(b, names);
+        let cell = &mut self.cells[pa * self.stride + pb];
         let was_zero = cell.is_zero();
         cell.plus(diff);
         let is_zero = cell.is_zero();
-        if was_zero == is_zero {
-            // A zero change to a new policy's cell leaves it with none.
-            self.stale |= self.touching[pa as usize] == 0 || self.touching[pb as usize] == 0;
-            return false;
-        }
-        let step = |t: &mut u32| {
-            if is_zero {
-                *t -= 1;
-            } else {
-                *t += 1;
+        if was_zero != is_zero {
+            let step = |t: &mut u32| {
+                if is_zero {
+                    *t -= 1;
+                } else {
+                    *t += 1;
+                }
+            };
+            step(&mut self.touching[pa]);
+            if pb != pa {
+                step(&mut self.touching[pb]);
             }
-        };
-        step(&mut self.touching[pa as usize]);
-        if pb != pa {
-            step(&mut self.touching[pb as usize]);
+            if is_zero {
+                self.nonzero -= 1;
+            } else {
+                self.nonzero += 1;
+            }
         }
-        if is_zero {
-            self.nonzero -= 1;
-            self.stale |= self.touching[pa as usize] == 0 || self.touching[pb as usize] == 0;
-        } else {
-            self.nonzero += 1;
-        }
-        true
+        // Also a zero change to a new policy's cell, which leaves that policy with none.
+        self.stale |= self.touching[pa] == 0 || self.touching[pb] == 0;
     }
 
     /// No non-zero cell left: the game has vanished.
@@ -78,93 +70,81 @@ impl GameTable {
         self.nonzero == 0
     }
 
-    /// Drops the policies that lost their last cell; call before reading the table.
+    /// Puts the policies in name order and drops those that lost their last cell; call
+    /// before reading the table.
     pub fn settle(&mut self) {
         if !self.stale {
             return;
         }
         self.stale = false;
-        let keep: Vec<usize> = (0..self.ids.len())
+        let mut keep: Vec<usize> = (0..self.ids.len())
             .filter(|&k| self.touching[k] > 0)
             .collect();
-        self.lay_out(keep.iter().map(|&k| Some(k)).collect(), None);
+        keep.sort_by(|&x, &y| self.names[x].cmp(&self.names[y]));
+        let stride = keep.len();
+        self.lay_out(&keep, stride);
     }
 
-    /// Policy names in matrix order.
+    /// Policy names in matrix order (once settled).
     pub fn names(&self) -> &[String] {
         &self.names
     }
 
-    /// Policy ids in matrix order.
+    /// Policy ids in matrix order (once settled).
     pub fn ids(&self) -> &[u32] {
         &self.ids
     }
 
-    /// Row-major n×n cells.
+    /// Row-major n×n cells (once settled).
     pub fn cells(&self) -> &[CellStats] {
+        debug_assert!(!self.stale, "read a table before settling it");
         &self.cells
     }
 
     pub fn position_of(&self, id: u32) -> Option<usize> {
-        match self.position.get(id as usize) {
-            Some(&p) if p != ABSENT => Some(p as usize),
-            _ => None,
-        }
+        self.position.get(&id).copied()
     }
 
-    /// Places a new policy at its name's place in the order.
-    fn insert(&mut self, id: u32, names: &Interner) {
-        let name = names.name(id).to_string();
-        let at = self.names.partition_point(|n| *n < name);
-        let mut from: Vec<Option<usize>> = (0..self.ids.len()).map(Some).collect();
-        from.insert(at, None);
-        self.lay_out(from, Some((id, name)));
+    fn position_or_append(&mut self, id: u32, names: &Interner) -> usize {
+        if let Some(p) = self.position_of(id) {
+            return p;
+        }
+        let n = self.ids.len();
+        if n == self.stride {
+            let all: Vec<usize> = (0..n).collect();
+            self.lay_out(&all, (2 * n).max(4));
+        }
+        self.ids.push(id);
+        self.names.push(names.name(id).to_string());
+        self.touching.push(0);
+        self.position.insert(id, n);
+        self.stale = true;
+        n
     }
 
-    /// Re-lays the table out: new position k holds old position `from[k]`, or, where that is
-    /// `None`, the policy `fresh` (id, name) with no cells yet.
-    fn lay_out(&mut self, from: Vec<Option<usize>>, mut fresh: Option<(u32, String)>) {
-        let (old_n, n) = (self.ids.len(), from.len());
-        let mut ids = Vec::with_capacity(n);
-        let mut names = Vec::with_capacity(n);
-        let mut touching = Vec::with_capacity(n);
-        for f in &from {
-            match f {
-                Some(k) => {
-                    ids.push(self.ids[*k]);
-                    names.push(std::mem::take(&mut self.names[*k]));
-                    touching.push(self.touching[*k]);
-                }
-                None => {
-                    let (id, name) = fresh.take().expect("one fresh policy");
-                    ids.push(id);
-                    names.push(name);
-                    touching.push(0);
-                }
+    /// Re-lays the table out with `stride` columns per row: new position k holds old
+    /// position `from[k]`.
+    fn lay_out(&mut self, from: &[usize], stride: usize) {
+        let mut cells = vec![CellStats::default(); stride * stride];
+        for (r, &fr) in from.iter().enumerate() {
+            for (c, &fc) in from.iter().enumerate() {
+                cells[r * stride + c] = self.cells[fr * self.stride + fc];
             }
         }
-        let mut cells = vec![CellStats::default(); n * n];
-        for (r, fr) in from.iter().enumerate() {
-            let Some(fr) = fr else { continue };
-            for (c, fc) in from.iter().enumerate() {
-                if let Some(fc) = fc {
-                    cells[r * n + c] = self.cells[fr * old_n + fc];
-                }
-            }
-        }
-        for &id in &self.ids {
-            self.position[id as usize] = ABSENT;
-        }
-        for (k, &id) in ids.iter().enumerate() {
-            if self.position.len() <= id as usize {
-                self.position.resize(id as usize + 1, ABSENT);
-            }
-            self.position[id as usize] = k as u32;
-        }
-        self.ids = ids;
-        self.names = names;
-        self.touching = touching;
+        self.ids = from.iter().map(|&k| self.ids[k]).collect();
+        self.names = from
+            .iter()
+            .map(|&k| std::mem::take(&mut self.names[k]))
+            .collect();
+        self.touching = from.iter().map(|&k| self.touching[k]).collect();
+        self.position = self
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(k, &id)| (id, k))
+            .collect();
         self.cells = cells;
+        self.stride = stride;
     }
 }
 
@@ -207,9 +187,8 @@ mod tests {
             } else {
                 rng.below(3) as i64 + 1
             };
-            let changed = table.add((a, b), &stats(d), &names);
+            table.add((a, b), &stats(d), &names);
             let now = held + d;
-            assert_eq!(changed, (held == 0) != (now == 0), "step {step}");
             if now == 0 {
                 keyed.remove(&(a, b));
             } else {
