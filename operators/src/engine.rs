@@ -209,6 +209,10 @@ fn mark_dirty(dirty: &mut Vec<u32>, game: u32) {
 struct GameStore {
     /// Each game's running cells, in matrix order.
     tables: Games<GameTable>,
+    /// The epoch's cell changes per game, added to its table together once the dataflow
+    /// has delivered them all ([`GameTable::add_all`]). A game's buffer is kept while it
+    /// changes every epoch.
+    changes: Games<Vec<((u32, u32), CellStats)>>,
     replicates: Games<Cells<ReplicateDiff>>,
     bounds: BoundStore,
     elo: Games<EloLog>,
@@ -512,6 +516,7 @@ pub fn run_stream(
         let layout = cfg.layout;
         let store = Rc::new(RefCell::new(GameStore {
             tables: Games::default(),
+            changes: Games::default(),
             replicates: Games::default(),
             bounds: BoundStore::default(),
             elo: Games::default(),
@@ -556,17 +561,12 @@ pub fn run_stream(
                 // the sum needs no consolidation first: an arrangement here only cost its
                 // batcher's sorting and merging (about 0.5 ms of a 1,000-match epoch).
                 let st = store.clone();
-                let cell_names = names.clone();
                 cells
                     .inner
                     .exchange(|((game, _), _, _)| u64::from(*game))
                     .inspect(move |&((game, cell), _t, ref diff)| {
                         let mut st = st.borrow_mut();
-                        let table = st.tables.entry(game).or_default();
-                        table.add(cell, &diff.0, &cell_names);
-                        if table.is_empty() {
-                            st.tables.remove(&game);
-                        }
+                        st.changes.entry(game).or_default().push((cell, diff.0));
                         mark_dirty(&mut st.dirty, game);
                     })
                     .probe_with(&probe);
@@ -657,6 +657,19 @@ pub fn run_stream(
             let mut store_now = store.borrow_mut();
             // A plain `&mut` so that fields borrow separately.
             let st = &mut *store_now;
+            // A game that did not change in this epoch gives its buffer up.
+            st.changes.retain(|game, changes| {
+                if changes.is_empty() {
+                    return false;
+                }
+                let table = st.tables.entry(*game).or_default();
+                table.add_all(changes, &names);
+                if table.is_empty() {
+                    st.tables.remove(game);
+                }
+                changes.clear();
+                true
+            });
             let mut dirty = std::mem::take(&mut st.dirty);
             dirty.sort();
             dirty.dedup();
