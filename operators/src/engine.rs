@@ -38,7 +38,11 @@ use nashflow_kernels::ratings::ELO_BASE;
 use nashflow_kernels::solvers::WarmStart;
 use nashflow_kernels::stats::CellStats;
 use nashflow_schemas::{Layout, Match};
+use timely::communication::allocator::Thread;
+use timely::communication::Allocator;
 use timely::dataflow::operators::{Exchange, Inspect, Probe};
+use timely::worker::Worker;
+use timely::WorkerConfig;
 
 pub use crate::diffs::{CellDiff, ReplicateDiff};
 use crate::elo::{EloChanges, EloLog};
@@ -431,6 +435,9 @@ impl<'a> EpochReport<'a> {
     }
 }
 
+/// An epoch's records with their arrival numbers, shared by the workers.
+type Batch = Arc<Vec<(u64, Arc<Match>)>>;
+
 /// The workers' dead letters since the last call, in arrival order.
 fn take_dead(dead: &Mutex<Vec<DeadLetter>>) -> Vec<DeadLetter> {
     let mut new = std::mem::take(&mut *dead.lock().expect("dead-letter lock"));
@@ -471,14 +478,7 @@ pub fn run_stream(
     cfg: &EngineConfig,
     mut on_epoch: impl FnMut(&EpochReport),
 ) -> EngineOutput {
-    type Batch = Arc<Vec<(u64, Arc<Match>)>>;
     let peers = cfg.workers.max(1);
-    let (senders, receivers): (Vec<mpsc::Sender<Option<Batch>>>, Vec<_>) =
-        (0..peers).map(|_| mpsc::channel()).unzip();
-    let receivers = Arc::new(Mutex::new(
-        receivers.into_iter().map(Some).collect::<Vec<_>>(),
-    ));
-    let (done_tx, done_rx) = mpsc::channel::<()>();
     // Records the workers' ledgers hold (live, or retracted awaiting reclamation).
     let held = Arc::new(AtomicI64::new(0));
     let out_held = held.clone();
@@ -506,13 +506,19 @@ pub fn run_stream(
     let cfg = cfg.clone();
     // Game and policy ids, the same on every worker.
     let interner = Arc::new(Interner::default());
-    let guards = timely::execute(timely::Config::process(peers), move |worker| {
+    // A worker's shard and its part of the dataflow; what it returns applies one epoch's
+    // batch to the worker, on the worker's own thread or on this one.
+    let setup = move |worker: &mut Worker| {
         let index = worker.index();
         let peers = worker.peers();
-        let rx = receivers.lock().expect("receivers lock")[index]
-            .take()
-            .expect("one receiver per worker");
-        let done = done_tx.clone();
+        let cfg = cfg.clone();
+        let (changes, kernel_nanos, jobs, errors, trigger_states) = (
+            changes.clone(),
+            kernel_nanos.clone(),
+            jobs.clone(),
+            errors.clone(),
+            trigger_states.clone(),
+        );
         let layout = cfg.layout;
         let store = Rc::new(RefCell::new(GameStore {
             tables: Games::default(),
@@ -607,7 +613,7 @@ pub fn run_stream(
                 (cells_in, replicates_in, bounds_in, results_in, probe)
             });
         let mut t = cfg.first_epoch;
-        while let Ok(Some(epoch)) = rx.recv() {
+        move |worker: &mut Worker, epoch: &Batch| {
             // A record's fields and names were just written on the feeder's core, and the
             // ledger's index is far larger than the caches: each is requested ahead, in
             // stages (a stage reads what the one before loaded), so the misses overlap.
@@ -771,11 +777,43 @@ pub fn run_stream(
                 kernels_started.elapsed().as_nanos() as u64,
                 Ordering::Relaxed,
             );
-            done.send(()).expect("the feeder waits for every worker");
             t += 1;
         }
-    })
-    .expect("timely workers start");
+    };
+    // One worker runs on this thread, between the epochs it is fed: no hand-off to another
+    // thread and back each epoch, and the records it reads were just written on this core.
+    // Several run on their own threads, each fed every batch (it applies the records it
+    // owns), and each says when it is done.
+    let mut here = None;
+    let mut threads = None;
+    if peers == 1 {
+        let alloc = Allocator::Thread(Thread::default());
+        let mut worker = Worker::new(
+            WorkerConfig::default(),
+            alloc,
+            Some(std::time::Instant::now()),
+        );
+        let apply = setup(&mut worker);
+        here = Some((worker, apply));
+    } else {
+        let (senders, receivers): (Vec<mpsc::Sender<Option<Batch>>>, Vec<_>) =
+            (0..peers).map(|_| mpsc::channel()).unzip();
+        let receivers = Mutex::new(receivers.into_iter().map(Some).collect::<Vec<_>>());
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let guards = timely::execute(timely::Config::process(peers), move |worker| {
+            let rx = receivers.lock().expect("receivers lock")[worker.index()]
+                .take()
+                .expect("one receiver per worker");
+            let done = done_tx.clone();
+            let mut apply = setup(worker);
+            while let Ok(Some(epoch)) = rx.recv() {
+                apply(worker, &epoch);
+                done.send(()).expect("the feeder waits for every worker");
+            }
+        })
+        .expect("timely workers start");
+        threads = Some((guards, senders, done_rx));
+    }
 
     // Feed epochs; after each, wait for every worker, then report a consistent state.
     let mut seq = 0u64;
@@ -792,11 +830,16 @@ pub fn run_stream(
             })
             .collect();
         let batch = Arc::new(batch);
-        for tx in &senders {
-            tx.send(Some(batch.clone())).expect("workers are running");
+        if let Some((worker, apply)) = &mut here {
+            apply(worker, &batch);
         }
-        for _ in 0..peers {
-            done_rx.recv().expect("a worker stopped unexpectedly");
+        if let Some((_, senders, done)) = &threads {
+            for tx in senders {
+                tx.send(Some(batch.clone())).expect("workers are running");
+            }
+            for _ in 0..peers {
+                done.recv().expect("a worker stopped unexpectedly");
+            }
         }
         let mut changed: Vec<(u64, String, Option<GameSnapshot>)> =
             std::mem::take(&mut *out_changes.lock().expect("changes lock"));
@@ -839,14 +882,23 @@ pub fn run_stream(
         });
         t += 1;
     }
-    for tx in &senders {
-        // A worker that already stopped has nothing left to do.
-        let _ = tx.send(None);
+    if let Some((mut worker, apply)) = here {
+        // Closing the inputs lets the dataflow finish.
+        drop(apply);
+        while worker.has_dataflows() {
+            worker.step_or_park(None);
+        }
     }
-    guards
-        .join()
-        .into_iter()
-        .for_each(|r| r.expect("a worker panicked"));
+    if let Some((guards, senders, _)) = threads {
+        for tx in &senders {
+            // A worker that already stopped has nothing left to do.
+            let _ = tx.send(None);
+        }
+        guards
+            .join()
+            .into_iter()
+            .for_each(|r| r.expect("a worker panicked"));
+    }
     debug_assert!(
         take_dead(&out_dead).is_empty(),
         "letters come with their epoch"
