@@ -90,8 +90,16 @@ pub fn fixed_to_real(x: i128) -> f64 {
     // Through i64 where the sum fits (whenever a cell's payoffs, or their squares, sum to
     // under 2^31 in magnitude): the same integer rounds to the same f64, and i128 → f64 is a
     // slow software routine.
-    let x = i64::try_from(x).map_or_else(|_| x as f64, |x| x as f64);
+    let x = i64::try_from(x).map_or_else(|_| wide_to_f64(x), |x| x as f64);
     x / FIXED_SCALE
+}
+
+/// Kept out of line: inlined, the compiler computed it for every sum, whichever way the
+/// branch went.
+#[cold]
+#[inline(never)]
+fn wide_to_f64(x: i128) -> f64 {
+    x as f64
 }
 
 /// The mean of `n` (> 0) values from their fixed-point sum, as [`CellStats::mean`] takes it.
@@ -304,19 +312,25 @@ impl GameMatrices {
                 cells.len()
             )));
         }
-        let per = |f: fn(&CellStats) -> Option<f64>| {
+        // Generic, not a function pointer, so that each statistic is inlined into its pass.
+        fn per(
+            n: usize,
+            cells: &[CellStats],
+            missing: Missing,
+            f: impl Fn(&CellStats) -> Option<f64>,
+        ) -> Matrix {
             // A full table (the usual case in a league) has nothing to impute: one pass.
-            match cells.iter().map(f).collect::<Option<Vec<f64>>>() {
+            match cells.iter().map(&f).collect::<Option<Vec<f64>>>() {
                 Some(full) => Matrix::from_row_major(n, full),
-                None => impute(n, &cells.iter().map(f).collect::<Vec<_>>(), missing),
+                None => impute(n, &cells.iter().map(&f).collect::<Vec<_>>(), missing),
             }
-        };
+        }
         Ok(GameMatrices {
-            payoff: per(CellStats::mean),
+            payoff: per(n, cells, missing, CellStats::mean),
             counts: Matrix::from_row_major(n, cells.iter().map(|c| c.n as f64).collect()),
-            nw: per(CellStats::nw_mean),
-            nw_plus: per(CellStats::nw_plus_mean),
-            ef1: per(CellStats::ef1_rate),
+            nw: per(n, cells, missing, CellStats::nw_mean),
+            nw_plus: per(n, cells, missing, CellStats::nw_plus_mean),
+            ef1: per(n, cells, missing, CellStats::ef1_rate),
             score: Matrix::from_row_major(n, cells.iter().map(CellStats::score).collect()),
             known: cells.iter().map(|c| c.n > 0).collect(),
         })
