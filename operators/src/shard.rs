@@ -144,7 +144,11 @@ pub struct Shard {
     bounds: bool,
     ledger: Ledger<Held>,
     names: Names,
-    cells: HashMap<(u32, u32, u32), CellStats, RandomState>,
+    /// The epoch's per-cell sums, in the order their cells were first touched, and each
+    /// cell's place among them: a small map, which stays in the caches better than one
+    /// holding the wide sums themselves, and sums written one after another.
+    cell_place: HashMap<CellKey, u32, RandomState>,
+    cell_sums: Vec<(CellKey, CellStats)>,
     replicate_cells: HashMap<(u32, u32, u32), Vec<CellStats>, RandomState>,
     /// The epoch's Elo changes per game, and each game's place in it: a stream's records
     /// mostly share one game, so the last place is tried first.
@@ -174,7 +178,8 @@ impl Shard {
                 local: HashMap::default(),
                 last_game: (String::new(), None),
             },
-            cells: HashMap::default(),
+            cell_place: HashMap::default(),
+            cell_sums: Vec::new(),
             replicate_cells: HashMap::default(),
             elo: Vec::new(),
             elo_place: HashMap::default(),
@@ -238,7 +243,15 @@ impl Shard {
         for o in obs {
             let key = (g, o.row as u32, o.col as u32);
             let c = CellStats::of(&o);
-            self.cells.entry(key).or_default().plus(&c.scaled(sign));
+            let sums = &mut self.cell_sums;
+            let place = *self
+                .cell_place
+                .entry((g, (key.1, key.2)))
+                .or_insert_with(|| {
+                    sums.push(((g, (key.1, key.2)), CellStats::default()));
+                    (sums.len() - 1) as u32
+                });
+            sums[place as usize].1.plus(&c.scaled(sign));
             if let Some(weights) = &weights {
                 let cell = self
                     .replicate_cells
@@ -271,13 +284,14 @@ impl Shard {
         let mut out = std::mem::take(&mut self.pending);
         // Sized up front: a filtered iterator cannot say how much it yields, so collecting
         // would grow the vector by doubling, copying its wide entries each time.
-        out.cells = Vec::with_capacity(self.cells.len());
+        out.cells = Vec::with_capacity(self.cell_sums.len());
         out.cells.extend(
-            self.cells
-                .drain()
+            self.cell_sums
+                .drain(..)
                 .filter(|(_, c)| !c.is_zero())
-                .map(|((g, a, b), c)| ((g, (a, b)), CellDiff(c))),
+                .map(|(cell, c)| (cell, CellDiff(c))),
         );
+        self.cell_place.clear();
         out.results = std::mem::take(&mut self.elo);
         self.elo_place.clear();
         // A record inserted and retracted within the epoch changes no game's Elo sequence:
