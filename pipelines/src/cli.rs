@@ -564,7 +564,8 @@ pub struct RunArgs {
     /// Records per epoch: each epoch's output is the analysis of all input up to it.
     #[arg(long, default_value_t = 10_000)]
     pub epoch_records: usize,
-    /// Timely worker threads (each owns the games whose id hashes to it). The solves inside
+    /// Timely workers (each owns the games whose id hashes to it): one runs on the engine's
+    /// own thread, more run on a thread each. The solves inside
     /// one game's analysis (Level 2 subgames, bootstrap replicates; constant-sum Level 2
     /// below 64 policies stays on the worker) run on a separate pool of all cores;
     /// `NASHFLOW_KERNEL_THREADS=N` caps it (1: on the worker's own thread). Results do not
