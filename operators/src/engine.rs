@@ -438,6 +438,18 @@ impl<'a> EpochReport<'a> {
 /// An epoch's records with their arrival numbers, shared by the workers.
 type Batch = Arc<Vec<(u64, Arc<Match>)>>;
 
+/// Where a run's timely workers are: one on the engine's own thread, with what applies an
+/// epoch to it; or several on their own threads, each fed every batch and saying when it
+/// is done.
+enum Workers<F> {
+    Here(Worker, F),
+    Threads(
+        timely::communication::WorkerGuards<()>,
+        Vec<mpsc::Sender<Option<Batch>>>,
+        mpsc::Receiver<()>,
+    ),
+}
+
 /// The workers' dead letters since the last call, in arrival order.
 fn take_dead(dead: &Mutex<Vec<DeadLetter>>) -> Vec<DeadLetter> {
     let mut new = std::mem::take(&mut *dead.lock().expect("dead-letter lock"));
@@ -784,9 +796,7 @@ pub fn run_stream(
     // thread and back each epoch, and the records it reads were just written on this core.
     // Several run on their own threads, each fed every batch (it applies the records it
     // owns), and each says when it is done.
-    let mut here = None;
-    let mut threads = None;
-    if peers == 1 {
+    let mut workers = if peers == 1 {
         let alloc = Allocator::Thread(Thread::default());
         let mut worker = Worker::new(
             WorkerConfig::default(),
@@ -794,7 +804,7 @@ pub fn run_stream(
             Some(std::time::Instant::now()),
         );
         let apply = setup(&mut worker);
-        here = Some((worker, apply));
+        Workers::Here(worker, apply)
     } else {
         let (senders, receivers): (Vec<mpsc::Sender<Option<Batch>>>, Vec<_>) =
             (0..peers).map(|_| mpsc::channel()).unzip();
@@ -812,8 +822,8 @@ pub fn run_stream(
             }
         })
         .expect("timely workers start");
-        threads = Some((guards, senders, done_rx));
-    }
+        Workers::Threads(guards, senders, done_rx)
+    };
 
     // Feed epochs; after each, wait for every worker, then report a consistent state.
     let mut seq = 0u64;
@@ -830,15 +840,15 @@ pub fn run_stream(
             })
             .collect();
         let batch = Arc::new(batch);
-        if let Some((worker, apply)) = &mut here {
-            apply(worker, &batch);
-        }
-        if let Some((_, senders, done)) = &threads {
-            for tx in senders {
-                tx.send(Some(batch.clone())).expect("workers are running");
-            }
-            for _ in 0..peers {
-                done.recv().expect("a worker stopped unexpectedly");
+        match &mut workers {
+            Workers::Here(worker, apply) => apply(worker, &batch),
+            Workers::Threads(_, senders, done) => {
+                for tx in senders.iter() {
+                    tx.send(Some(batch.clone())).expect("workers are running");
+                }
+                for _ in 0..peers {
+                    done.recv().expect("a worker stopped unexpectedly");
+                }
             }
         }
         let mut changed: Vec<(u64, String, Option<GameSnapshot>)> =
@@ -882,22 +892,24 @@ pub fn run_stream(
         });
         t += 1;
     }
-    if let Some((mut worker, apply)) = here {
-        // Closing the inputs lets the dataflow finish.
-        drop(apply);
-        while worker.has_dataflows() {
-            worker.step_or_park(None);
+    match workers {
+        Workers::Here(mut worker, apply) => {
+            // Closing the inputs lets the dataflow finish.
+            drop(apply);
+            while worker.has_dataflows() {
+                worker.step_or_park(None);
+            }
         }
-    }
-    if let Some((guards, senders, _)) = threads {
-        for tx in &senders {
-            // A worker that already stopped has nothing left to do.
-            let _ = tx.send(None);
+        Workers::Threads(guards, senders, _) => {
+            for tx in &senders {
+                // A worker that already stopped has nothing left to do.
+                let _ = tx.send(None);
+            }
+            guards
+                .join()
+                .into_iter()
+                .for_each(|r| r.expect("a worker panicked"));
         }
-        guards
-            .join()
-            .into_iter()
-            .for_each(|r| r.expect("a worker panicked"));
     }
     debug_assert!(
         take_dead(&out_dead).is_empty(),
