@@ -626,9 +626,11 @@ pub fn run_stream(
             });
         let mut t = cfg.first_epoch;
         move |worker: &mut Worker, epoch: &Batch| {
-            // A record's fields and names were just written on the feeder's core, and the
-            // ledger's index is far larger than the caches: each is requested ahead, in
-            // stages (a stage reads what the one before loaded), so the misses overlap.
+            // With several workers a record's fields and names were just written on another
+            // core (the feeder's), and the ledger's index is far larger than the caches: each
+            // is requested ahead, in stages (a stage reads what the one before loaded), so the
+            // misses overlap. A single worker shares the feeder's core; the bucket's prefetch
+            // still pays there.
             const AHEAD: usize = 8;
             for (k, (seq, m)) in epoch.iter().enumerate() {
                 if let Some((_, far)) = epoch.get(k + 3 * AHEAD) {

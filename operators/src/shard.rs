@@ -149,7 +149,7 @@ pub struct Shard {
     /// holding the wide sums themselves, and sums written one after another.
     cell_place: HashMap<CellKey, u32, RandomState>,
     cell_sums: Vec<(CellKey, CellStats)>,
-    replicate_cells: HashMap<(u32, u32, u32), Vec<CellStats>, RandomState>,
+    replicate_cells: HashMap<CellKey, Vec<CellStats>, RandomState>,
     /// The epoch's Elo changes per game, and each game's place in it: a stream's records
     /// mostly share one game, so the last place is tried first.
     elo: Vec<(u32, EloChanges)>,
@@ -241,16 +241,13 @@ impl Shard {
             }
         }
         for o in obs {
-            let key = (g, o.row as u32, o.col as u32);
+            let key: CellKey = (g, (o.row as u32, o.col as u32));
             let c = CellStats::of(&o);
             let sums = &mut self.cell_sums;
-            let place = *self
-                .cell_place
-                .entry((g, (key.1, key.2)))
-                .or_insert_with(|| {
-                    sums.push(((g, (key.1, key.2)), CellStats::default()));
-                    (sums.len() - 1) as u32
-                });
+            let place = *self.cell_place.entry(key).or_insert_with(|| {
+                sums.push((key, CellStats::default()));
+                (sums.len() - 1) as u32
+            });
             sums[place as usize].1.plus(&c.scaled(sign));
             if let Some(weights) = &weights {
                 let cell = self
@@ -306,7 +303,7 @@ impl Shard {
             self.replicate_cells
                 .drain()
                 .filter(|(_, c)| !c.iter().all(CellStats::is_zero))
-                .map(|((g, a, b), c)| ((g, (a, b)), ReplicateDiff(c))),
+                .map(|(cell, c)| (cell, ReplicateDiff(c))),
         );
         out
     }
