@@ -92,6 +92,8 @@ pub fn bradley_terry(score: &Matrix) -> Result<BradleyTerry, KernelError> {
     // invariant), so an accepted trial's log-likelihood is the next iteration's baseline.
     // One Cholesky factor per θ: it gives the Newton step, and at the last θ the variances.
     let mut at = Fit::at(&w, DVector::zeros(r));
+    // The log-likelihood at `at.theta`, once a trial has needed it.
+    let mut at_loglik = None;
     let mut steps = 0;
     let factor = loop {
         let factor = spd(&at.fisher + &j)?;
@@ -100,8 +102,6 @@ pub fn bradley_terry(score: &Matrix) -> Result<BradleyTerry, KernelError> {
         }
         steps += 1;
         let step = factor.solve(&at.grad);
-        // Accept up to rounding of the log-likelihood itself (a sum over every game).
-        let slack = 1e-12 * at.loglik.abs().max(1.0);
         let mut alpha = 1.0;
         let mut next = None;
         while alpha > 1e-10 {
@@ -109,14 +109,25 @@ pub fn bradley_terry(score: &Matrix) -> Result<BradleyTerry, KernelError> {
             let mean = cand.mean();
             cand.add_scalar_mut(-mean);
             let fit = Fit::at(&w, cand);
-            if fit.loglik >= at.loglik - slack {
-                next = Some(fit);
+            // The log-likelihood is concave, so if its slope along the step is still ≥ 0 at
+            // the trial, it rose all the way there: accepted without evaluating it (its
+            // logarithms are most of a fit's cost), as the test below would accept it.
+            if fit.grad.dot(&step) >= 0.0 {
+                next = Some((fit, None));
+                break;
+            }
+            // Accept up to rounding of the log-likelihood itself (a sum over every game).
+            let base = *at_loglik.get_or_insert_with(|| loglik(&w, &at.theta));
+            let slack = 1e-12 * base.abs().max(1.0);
+            let trial = loglik(&w, &fit.theta);
+            if trial >= base - slack {
+                next = Some((fit, Some(trial)));
                 break;
             }
             alpha *= 0.5;
         }
         match next {
-            Some(fit) => at = fit,
+            Some((fit, trial)) => (at, at_loglik) = (fit, trial),
             // No step improves on rounding: θ is the optimum to working precision.
             None => break factor,
         }
@@ -179,26 +190,47 @@ fn spd(a: DMatrix<f64>) -> Result<nalgebra::Cholesky<f64, nalgebra::Dyn>, Kernel
     a.cholesky().ok_or_else(singular)
 }
 
-/// The Bradley–Terry log-likelihood, its gradient and Fisher information at θ, from wins
-/// `w[(a, b)]` (a over b; the diagonal is ignored).
+/// The Bradley–Terry log-likelihood at θ from wins `w[(a, b)]` (a over b; the diagonal is
+/// ignored): one `exp` and one `ln_1p` per unordered pair. With `d = θ_a − θ_b` and
+/// `e = exp(−|d|)`, `ln σ(±d) = −(max(∓d, 0) + ln(1 + e))` (stable for any |d|).
+fn loglik(w: &DMatrix<f64>, theta: &DVector<f64>) -> f64 {
+    let r = theta.len();
+    let mut loglik = 0.0;
+    // `ln_1p(1)` as the general branch computes it, so the shortcut changes no bit.
+    let ln_2 = 1f64.ln_1p();
+    for a in 0..r {
+        for b in a + 1..r {
+            let (wab, wba) = (w[(a, b)], w[(b, a)]);
+            if wab + wba == 0.0 {
+                continue;
+            }
+            let d = theta[a] - theta[b];
+            // At d = 0 (every pair at θ = 0): exp(−0) = 1 exactly.
+            let log1p = if d == 0.0 {
+                ln_2
+            } else {
+                (-d.abs()).exp().ln_1p()
+            };
+            loglik -= wab * ((-d).max(0.0) + log1p) + wba * d.max(0.0) + wba * log1p;
+        }
+    }
+    loglik
+}
+
+/// The Bradley–Terry gradient and Fisher information at θ, from wins `w[(a, b)]`.
 struct Fit {
     theta: DVector<f64>,
-    loglik: f64,
     grad: DVector<f64>,
     fisher: DMatrix<f64>,
 }
 
 impl Fit {
-    /// One pass over the unordered pairs with one `exp` and one `ln_1p` each: with
-    /// `d = θ_a − θ_b` and `e = exp(−|d|)`, `ln σ(±d) = −(max(∓d, 0) + ln(1 + e))` and
-    /// `σ(d)` is `1/(1+e)` or `e/(1+e)` by the sign of d (stable for any |d|).
+    /// One pass over the unordered pairs with one `exp` each: with `d = θ_a − θ_b` and
+    /// `e = exp(−|d|)`, `σ(d)` is `1/(1+e)` or `e/(1+e)` by the sign of d (stable for any |d|).
     fn at(w: &DMatrix<f64>, theta: DVector<f64>) -> Fit {
         let r = theta.len();
-        let mut loglik = 0.0;
         let mut grad = DVector::zeros(r);
         let mut fisher = DMatrix::zeros(r, r);
-        // `ln_1p(1)` as the general branch computes it, so the shortcut changes no bit.
-        let ln_2 = 1f64.ln_1p();
         for a in 0..r {
             for b in a + 1..r {
                 let (wab, wba) = (w[(a, b)], w[(b, a)]);
@@ -208,13 +240,7 @@ impl Fit {
                 }
                 let d = theta[a] - theta[b];
                 // At d = 0 (every pair of the first evaluation, θ = 0): exp(−0) = 1 exactly.
-                let (e, log1p) = if d == 0.0 {
-                    (1.0, ln_2)
-                } else {
-                    let e = (-d.abs()).exp();
-                    (e, e.ln_1p())
-                };
-                loglik -= wab * ((-d).max(0.0) + log1p) + wba * d.max(0.0) + wba * log1p;
+                let e = if d == 0.0 { 1.0 } else { (-d.abs()).exp() };
                 // p = σ(d): the probability that a beats b.
                 let p = if d >= 0.0 {
                     1.0 / (1.0 + e)
@@ -233,7 +259,6 @@ impl Fit {
         }
         Fit {
             theta,
-            loglik,
             grad,
             fisher,
         }
