@@ -370,11 +370,20 @@ impl Maximin {
         let entering: Vec<usize> = (0..2 * n)
             .filter(|&v| wanted(v) && t.slot(v).is_some())
             .collect();
+        // The live rows whose basic variable is not wanted, in increasing order: each pivot
+        // below gives one of them a wanted variable, so only these are ever scanned.
+        let mut leaving: Vec<usize> = (0..n)
+            .filter(|&r| t.row_on[r] && !wanted(t.basis[r]))
+            .collect();
         for e in entering {
             let q = t.slot(e)?;
-            let r = (0..n)
-                .filter(|&r| t.row_on[r] && !wanted(t.basis[r]))
-                .max_by(|&x, &y| t.at(x, q).abs().total_cmp(&t.at(y, q).abs()))?;
+            // The largest |entry| (the last of equals, as `max_by` picks).
+            let at = leaving
+                .iter()
+                .enumerate()
+                .max_by(|&(_, &x), &(_, &y)| t.at(x, q).abs().total_cmp(&t.at(y, q).abs()))?
+                .0;
+            let r = leaving.remove(at);
             if t.at(r, q).abs() <= EPS {
                 return None;
             }
