@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::matrix::{dot, dots, vectorised, Matrix};
 use crate::metrics::WelfareKind;
 use crate::parallel;
 use crate::progress::Progress;
@@ -49,6 +50,37 @@ pub struct Lifts {
 /// `W(S) = σ_Sᵀ W_S σ_S` for each welfare kind.
 pub fn coalition_welfare(g: &GameMatrices, sigma: &[f64]) -> [f64; 3] {
     WelfareKind::ALL.map(|w| w.matrix(g).bilinear(sigma, sigma))
+}
+
+/// `xᵀ W x` for each of the three welfare matrices and `M x`, in one pass over the rows: the
+/// same sums as [`Matrix::bilinear`] and [`Matrix::mul_vec`] (to the bit), but a row of x's
+/// support reads its four matrices' rows together, as four independent dot products.
+fn welfare_and_payoffs(welfare: &[Matrix; 3], m: &Matrix, x: &[f64]) -> ([f64; 3], Vec<f64>) {
+    vectorised(|| {
+        let n = m.n();
+        let mut terms: [Vec<f64>; 3] = std::array::from_fn(|_| Vec::with_capacity(n));
+        let u = (0..n)
+            .map(|i| {
+                if x[i] == 0.0 {
+                    return dot(m.row(i), x);
+                }
+                let [w0, w1, w2, mx] = dots(
+                    [
+                        welfare[0].row(i),
+                        welfare[1].row(i),
+                        welfare[2].row(i),
+                        m.row(i),
+                    ],
+                    x,
+                );
+                for (t, d) in terms.iter_mut().zip([w0, w1, w2]) {
+                    t.push(x[i] * d);
+                }
+                mx
+            })
+            .collect();
+        (terms.map(|t| t.into_iter().sum::<f64>()), u)
+    })
 }
 
 /// Level 1 and Level 2 for every candidate (leave-one-out). `sigma_full` is σ on all of P.
@@ -112,10 +144,7 @@ pub fn lifts_hinted(
         let (w, mut u) = if x == sigma_full {
             (w_full, u_full.clone())
         } else {
-            (
-                welfare_of.each_ref().map(|wm| wm.bilinear(&x, &x)),
-                m.mul_vec(&x),
-            )
+            welfare_and_payoffs(&welfare_of, m, &x)
         };
         u.remove(c);
         Ok::<_, KernelError>((s, w, u, exact))
@@ -179,4 +208,28 @@ pub fn lifts_hinted(
         });
     }
     Ok(Lifts { level1, level2 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::welfare_and_payoffs;
+    use crate::matrix::Matrix;
+
+    /// The one-pass welfare and payoffs are `bilinear` and `mul_vec`, to the bit.
+    #[test]
+    fn one_pass_welfare_is_bilinear_and_mul_vec() {
+        let mut r = crate::rng::SplitMix64::new(2);
+        for n in [1, 2, 5, 9, 49] {
+            let mut mat = || Matrix::from_fn(n, |_, _| r.next_f64());
+            let (m, w) = (mat(), [mat(), mat(), mat()]);
+            let x: Vec<f64> = (0..n)
+                .map(|k| if k % 2 == 0 { 1.0 / n as f64 } else { 0.0 })
+                .collect();
+            let (got, u) = welfare_and_payoffs(&w, &m, &x);
+            assert_eq!(u, m.mul_vec(&x), "n={n}");
+            for (g, wm) in got.iter().zip(&w) {
+                assert_eq!(g.to_bits(), wm.bilinear(&x, &x).to_bits(), "n={n}");
+            }
+        }
+    }
 }

@@ -212,8 +212,8 @@ pub(crate) fn unique_equilibrium_on(m: &Matrix, v: f64, support: &[usize]) -> Op
     }
     let x = crate::matrix::clean_simplex(x);
     let mut next = support.iter().peekable();
-    for k in 0..n {
-        let gap = crate::matrix::dot(m.row(k), &x) - v;
+    for (k, mx) in m.mul_vec(&x).into_iter().enumerate() {
+        let gap = mx - v;
         let on = next.next_if_eq(&&k).is_some();
         if (on && gap.abs() > STRUCTURE_TOL) || (!on && gap > -HINT_MARGIN) {
             return None;
