@@ -111,7 +111,6 @@ pub fn lifts_hinted(
 ) -> Result<Lifts, KernelError> {
     let n = g.n();
     let m = &g.payoff;
-    let w_full = coalition_welfare(g, sigma_full);
     let u_full = m.mul_vec(sigma_full);
     // Each candidate's leave-one-out game is independent: solve them on every core.
     let candidates: Vec<usize> = (0..n).collect();
@@ -122,6 +121,10 @@ pub fn lifts_hinted(
     // Welfare and payoffs of a subgame's σ are read on the full matrices with σ extended by
     // a zero for the candidate: no per-candidate sub-matrices.
     let welfare_of = WelfareKind::ALL.map(|w| w.matrix(g));
+    // `coalition_welfare(g, sigma_full)`, on the matrices already built.
+    let w_full = welfare_of
+        .each_ref()
+        .map(|wm| wm.bilinear(sigma_full, sigma_full));
     let leave_out = |&c: &usize| {
         if n == 1 {
             return Ok((vec![], [0.0; 3], vec![], true));
