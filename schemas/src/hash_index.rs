@@ -1,5 +1,9 @@
 //! The ledger's index of live keys: 64-bit key hashes → record slots, in open-addressing
-//! tables of (hash, slot) pairs with linear probing.
+//! tables of (hash, slot) pairs with linear probing. A hash's top bits pick its table and
+//! the table keeps its low 32 bits, so the index tells hashes apart by those 42 bits (the
+//! ledger confirms every hit against the record's own key anyway); a bucket is 8 bytes, and
+//! the index of a million keys about 16–32 MB, half of what full hashes and slots took, so
+//! more of the buckets a stream's new keys land in are within the TLB's reach.
 //!
 //! A general hash map keeps control bytes and entries apart, so inserting a new key (every
 //! fresh record) touches two cache lines of a table far larger than the caches. Here a probe
@@ -9,8 +13,12 @@
 //! so growing never rehashes the whole index at once (a single table of a million keys
 //! stalls its epoch for about 100 ms when it doubles).
 
-/// Marks an empty bucket (no record has this slot: slots index a `Vec`).
-const EMPTY: usize = usize::MAX;
+/// Marks an empty bucket; a slot that does not fit below it is not indexed (see
+/// [`HashIndex::insert_new`]).
+const EMPTY: u32 = u32::MAX;
+
+/// The low 32 bits of a hash, and a slot.
+type Bucket = (u32, u32);
 
 /// Tables in an index (a power of two), picked by a hash's top bits. Their sizes differ by a
 /// few percent, so their doublings spread over that many percent of the inserts.
@@ -45,8 +53,9 @@ impl HashIndex {
         self.parts[self.part(hash)].get(hash)
     }
 
-    /// Indexes `slot` under `hash` unless `hash` is already there: false then (nothing
-    /// changes).
+    /// Indexes `slot` under `hash` unless `hash` is already there, or `slot` does not fit in
+    /// a bucket (beyond 4·10⁹ records): false then (nothing changes; the ledger keeps such a
+    /// key by itself).
     pub(crate) fn insert_new(&mut self, hash: u64, slot: usize) -> bool {
         let p = self.part(hash);
         let inserted = self.parts[p].insert_new(hash, slot);
@@ -78,9 +87,9 @@ impl HashIndex {
 /// One open-addressing table.
 #[derive(Debug, Clone)]
 struct Table {
-    /// (hash, slot); `slot == EMPTY` where the bucket is free. A power of two long, at most
-    /// half full, so probe runs stay short.
-    buckets: Vec<(u64, usize)>,
+    /// (low hash bits, slot); `slot == EMPTY` where the bucket is free. A power of two long,
+    /// at most half full, so probe runs stay short.
+    buckets: Vec<Bucket>,
     len: usize,
 }
 
@@ -99,15 +108,16 @@ impl Table {
     }
 
     fn home(&self, hash: u64) -> usize {
-        hash as usize & self.mask()
+        (hash as u32) as usize & self.mask()
     }
 
     /// The bucket holding `hash`, or the free one that ends its probe run.
     fn find(&self, hash: u64) -> usize {
+        let low = hash as u32;
         let mut b = self.home(hash);
         loop {
             let (h, slot) = self.buckets[b];
-            if slot == EMPTY || h == hash {
+            if slot == EMPTY || h == low {
                 return b;
             }
             b = (b + 1) & self.mask();
@@ -116,16 +126,21 @@ impl Table {
 
     fn get(&self, hash: u64) -> Option<usize> {
         let (_, slot) = self.buckets[self.find(hash)];
-        (slot != EMPTY).then_some(slot)
+        (slot != EMPTY).then_some(slot as usize)
     }
 
     fn insert_new(&mut self, hash: u64, slot: usize) -> bool {
-        debug_assert_ne!(slot, EMPTY);
+        let Ok(slot) = u32::try_from(slot) else {
+            return false;
+        };
+        if slot == EMPTY {
+            return false;
+        }
         let b = self.find(hash);
         if self.buckets[b].1 != EMPTY {
             return false;
         }
-        self.buckets[b] = (hash, slot);
+        self.buckets[b] = (hash as u32, slot);
         self.len += 1;
         if 2 * self.len > self.buckets.len() {
             self.grow();
@@ -143,6 +158,7 @@ impl Table {
         }
         self.buckets[gap].1 = EMPTY;
         self.len -= 1;
+        let slot = slot as usize;
         let mut b = gap;
         loop {
             b = (b + 1) & self.mask();
@@ -151,7 +167,7 @@ impl Table {
                 return Some(slot);
             }
             // The entry at b may fill the gap if its home is not in the (cyclic) run (gap, b].
-            let home = self.home(h);
+            let home = self.home(u64::from(h));
             let reachable = if gap <= b {
                 home <= gap || home > b
             } else {
@@ -174,7 +190,7 @@ impl Table {
         let wider = vec![(0, EMPTY); 2 * self.buckets.len()];
         let old = std::mem::replace(&mut self.buckets, wider);
         for (h, s) in old.into_iter().filter(|&(_, s)| s != EMPTY) {
-            let b = self.find(h);
+            let b = self.find(u64::from(h));
             self.buckets[b] = (h, s);
         }
     }
@@ -198,12 +214,15 @@ mod tests {
             state ^= state << 17;
             state
         };
+        // The bits the index tells hashes apart by: the table's (top 10) and the bucket's
+        // (low 32).
+        let kept = |h: u64| h & !(((1u64 << 22) - 1) << 32);
         for bits in [3u32, 6, 12, 64] {
             let mut index = HashIndex::default();
             let mut reference: HashMap<u64, usize> = HashMap::new();
             for slot in 0..4000 {
                 let hash = if bits == 64 {
-                    next()
+                    kept(next())
                 } else {
                     next() % (1 << bits)
                 };
@@ -224,6 +243,10 @@ mod tests {
             for (&h, &s) in &reference {
                 assert_eq!(index.get(h), Some(s), "bits {bits}");
             }
+            // A slot too large for a bucket is refused, and nothing changes.
+            assert!(!index.insert_new(u64::MAX - 5, u32::MAX as usize));
+            assert!(!index.insert_new(u64::MAX - 5, usize::MAX - 1));
+            assert_eq!(index.len(), reference.len());
             index.clear();
             assert_eq!(
                 (
