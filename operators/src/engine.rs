@@ -37,7 +37,7 @@ use nashflow_kernels::progress::Silent;
 use nashflow_kernels::ratings::ELO_BASE;
 use nashflow_kernels::solvers::WarmStart;
 use nashflow_kernels::stats::CellStats;
-use nashflow_schemas::{Layout, Match};
+use nashflow_schemas::{Layout, Match, SharedBatch, SharedMatch};
 use timely::communication::allocator::Thread;
 use timely::communication::Allocator;
 use timely::dataflow::operators::{Exchange, Inspect, Probe};
@@ -400,9 +400,9 @@ fn snapshot(
 #[derive(Clone)]
 pub struct EpochReport<'a> {
     pub epoch: u64,
-    /// This epoch's input records with their arrival numbers, in arrival order: the engine's
-    /// own (shared) records, so that a caller keeping them needs no copy.
-    pub input: &'a [(u64, Arc<Match>)],
+    /// This epoch's input records in arrival order: the engine's own (shared) batch, so that
+    /// a caller keeping them needs no copy (see [`SharedMatch`]).
+    pub input: &'a SharedBatch,
     /// Records ingested so far.
     pub records: u64,
     pub state: &'a BTreeMap<String, GameSnapshot>,
@@ -431,12 +431,22 @@ pub struct EpochReport<'a> {
 impl<'a> EpochReport<'a> {
     /// This epoch's input records, in arrival order.
     pub fn input_records(&self) -> impl Iterator<Item = &'a Match> + Clone + 'a {
-        self.input.iter().map(|(_, m)| &**m)
+        self.input.iter()
+    }
+
+    /// This epoch's input records, each shared with the engine (keeping one copies nothing).
+    pub fn shared_records(&self) -> impl Iterator<Item = SharedMatch> + 'a {
+        SharedMatch::all(self.input)
     }
 }
 
-/// An epoch's records with their arrival numbers, shared by the workers.
-type Batch = Arc<Vec<(u64, Arc<Match>)>>;
+/// An epoch's records, shared by the workers, and the first one's arrival number (the
+/// others follow in order).
+#[derive(Clone)]
+struct Batch {
+    first_seq: u64,
+    records: SharedBatch,
+}
 
 /// Where a run's timely workers are: one on the engine's own thread, with what applies an
 /// epoch to it; or several on their own threads, each fed every batch and saying when it
@@ -632,20 +642,21 @@ pub fn run_stream(
             // misses overlap. A single worker shares the feeder's core; the bucket's prefetch
             // still pays there.
             const AHEAD: usize = 8;
-            for (k, (seq, m)) in epoch.iter().enumerate() {
-                if let Some((_, far)) = epoch.get(k + 3 * AHEAD) {
+            let records = &epoch.records;
+            for (k, m) in records.iter().enumerate() {
+                if let Some(far) = records.get(k + 3 * AHEAD) {
                     nashflow_schemas::prefetch::record(far);
                 }
-                if let Some((_, mid)) = epoch.get(k + 2 * AHEAD) {
+                if let Some(mid) = records.get(k + 2 * AHEAD) {
                     nashflow_schemas::prefetch::names(mid);
                 }
-                if let Some((_, next)) = epoch.get(k + AHEAD) {
+                if let Some(next) = records.get(k + AHEAD) {
                     if owner(next, peers) == index {
                         shard.prefetch(next);
                     }
                 }
                 if owner(m, peers) == index {
-                    shard.apply(*seq, m);
+                    shard.apply(epoch.first_seq + k as u64, records, k);
                 }
             }
             let updates = shard.drain();
@@ -834,14 +845,12 @@ pub fn run_stream(
     for epoch in epochs {
         let started = std::time::Instant::now();
         let cpu_started = crate::cpu::process_cpu_seconds();
-        let batch: Vec<(u64, Arc<Match>)> = epoch
-            .into_iter()
-            .map(|m| {
-                seq += 1;
-                (seq, Arc::new(m))
-            })
-            .collect();
-        let batch = Arc::new(batch);
+        // The records stay where the source put them: the ledgers keep the batch.
+        let batch = Batch {
+            first_seq: seq + 1,
+            records: Arc::new(epoch),
+        };
+        seq += batch.records.len() as u64;
         match &mut workers {
             Workers::Here(worker, apply) => apply(worker, &batch),
             Workers::Threads(_, senders, done) => {
@@ -878,7 +887,7 @@ pub fn run_stream(
         let triggers_now = out_triggers.lock().expect("trigger lock").clone();
         on_epoch(&EpochReport {
             epoch: t,
-            input: &batch,
+            input: &batch.records,
             records: seq,
             state: &state,
             changed: changed.iter().map(|g| (g.as_str(), state.get(g))).collect(),

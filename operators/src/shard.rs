@@ -16,7 +16,7 @@ use std::sync::{Arc, RwLock};
 use foldhash::fast::{FixedState, RandomState};
 use nashflow_kernels::bootstrap::poisson_weights;
 use nashflow_kernels::stats::CellStats;
-use nashflow_schemas::{Layout, Ledger, Match, Outcome};
+use nashflow_schemas::{Layout, Ledger, Match, Outcome, SharedBatch, SharedMatch};
 
 use crate::diffs::{CellDiff, ReplicateDiff};
 use crate::elo::EloChanges;
@@ -128,7 +128,7 @@ impl Names {
 /// nothing), with its arrival number, which names its Elo result when it is retracted.
 struct Held {
     seq: u64,
-    record: Arc<Match>,
+    record: SharedMatch,
 }
 
 impl Borrow<Match> for Held {
@@ -193,11 +193,13 @@ impl Shard {
         self.ledger.prefetch(m);
     }
 
-    /// Applies record `seq` (the shard must own it; records in arrival order).
-    pub fn apply(&mut self, seq: u64, m: &Arc<Match>) {
+    /// Applies record `index` of `batch` as record `seq` (the shard must own it; records in
+    /// arrival order).
+    pub fn apply(&mut self, seq: u64, batch: &SharedBatch, index: usize) {
+        let m = &batch[index];
         let held = Held {
             seq,
-            record: m.clone(),
+            record: SharedMatch::at(batch, index),
         };
         match self.ledger.apply(held) {
             Outcome::Inserted => self.add(seq, m, 1),
@@ -206,7 +208,7 @@ impl Shard {
             Outcome::Rejected(reason) => self.pending.dead.push(DeadLetter {
                 seq,
                 reason,
-                record: (**m).clone(),
+                record: m.clone(),
             }),
         }
     }

@@ -184,7 +184,7 @@ pub fn run(args: &DemoArgs) -> Result<Vec<Iteration>> {
         };
         jobs.extend(report.jobs.iter().cloned());
         if let Some(shared) = &server {
-            tables.matches.apply(report.input.iter().map(|(_, m)| m));
+            tables.matches.apply(report.input);
             crate::run::publish(shared, report, &cfg, &tables, &jobs);
         }
         let fresh = {

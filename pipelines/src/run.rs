@@ -16,7 +16,7 @@ use nashflow_connectors::kafka::{Committer, Offsets, Source};
 use nashflow_connectors::state::{Progress, Restored, StateDir};
 use nashflow_operators::engine::{run_stream, DeadLetter, EngineConfig, EpochReport, GameSnapshot};
 use nashflow_operators::trigger::{Job, TriggerConfig};
-use nashflow_schemas::{Ledger, Match, Outcome, RecordError};
+use nashflow_schemas::{Ledger, Match, Outcome, RecordError, SharedMatch};
 
 use crate::analyze::{every_row_bad, report_dead_letters};
 use crate::cli::{OutputFormat, RunArgs};
@@ -95,7 +95,7 @@ struct InputLog {
     fatal: Option<String>,
     /// `--out`: the ledger over every epoch's records (shared with the engine), for the final
     /// `matches` table.
-    kept: Option<Ledger<Arc<Match>>>,
+    kept: Option<Ledger<SharedMatch>>,
     /// Source offsets read up to the last cut (or restored), the positions read since (few
     /// partitions, updated per message without allocating), and where each epoch ended,
     /// from this run's epoch `cut_base` on.
@@ -437,7 +437,7 @@ struct Durable {
     state: StateDir,
     compact_every: u64,
     /// The live records, shared with the engine.
-    ledger: Ledger<Arc<Match>>,
+    ledger: Ledger<SharedMatch>,
     layout: nashflow_schemas::Layout,
     origins: std::collections::HashMap<String, (Arc<str>, u64)>,
 }
@@ -445,9 +445,9 @@ struct Durable {
 impl Durable {
     /// Applies epoch `k` of this run (its records and their origins) to the ledger.
     fn observe(&mut self, r: &EpochReport, log: &InputLog, k: usize) {
-        for ((_, m), origin) in r.input.iter().zip(log.epoch(k).0) {
+        for (m, origin) in r.shared_records().zip(log.epoch(k).0) {
             let key = m.key(self.layout);
-            match self.ledger.apply(m.clone()) {
+            match self.ledger.apply(m) {
                 Outcome::Inserted => {
                     self.origins.insert(key, origin.clone());
                 }
@@ -559,7 +559,7 @@ impl Published {
     /// Takes in an epoch's records and the rejections after those seen (`log` holds every
     /// one so far).
     fn observe(&mut self, r: &EpochReport, log: &InputLog) {
-        self.matches.apply(r.input.iter().map(|(_, m)| m));
+        self.matches.apply(r.input);
         self.dead.extend(&log.bad[self.bad_seen..]);
         self.bad_seen = log.bad.len();
         self.dead.extend(&log.ledger_bad[self.ledger_seen..]);
@@ -798,8 +798,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
             let mut log = log.lock().expect("log lock");
             log.ledger_rejections(r.dead_letters);
             if let Some(kept) = &mut log.kept {
-                for (_, m) in r.input {
-                    kept.apply(m.clone());
+                for m in r.shared_records() {
+                    kept.apply(m);
                 }
             }
         }

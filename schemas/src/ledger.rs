@@ -26,9 +26,9 @@ pub enum Outcome<R = Box<Match>> {
 /// margin, so a stream with a fixed live size holds a bounded number of records.
 const SLACK: usize = 16;
 
-/// The ledger holds each live record as an `R`: a `Box<Match>` by default, or a shared
-/// `Arc<Match>` where the caller keeps the record too (the engine), so applying it copies
-/// nothing.
+/// The ledger holds each live record as an `R`: a `Box<Match>` by default, or a
+/// [`SharedMatch`](crate::SharedMatch) where the caller keeps the record's batch too (the
+/// engine), so applying it copies nothing.
 #[derive(Debug)]
 pub struct Ledger<R = Box<Match>> {
     layout: Layout,

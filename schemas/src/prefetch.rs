@@ -2,8 +2,6 @@
 //! of several records overlap instead of each stalling in turn. A hint only: it never faults
 //! and changes nothing but the caches (a no-op off x86-64).
 
-use std::sync::Arc;
-
 use crate::Match;
 
 /// Starts loading the cache line holding `p`.
@@ -19,9 +17,9 @@ pub fn line<T>(p: *const T) {
     let _ = p;
 }
 
-/// Starts loading a shared record's fields (its lines, not the text they point to).
-pub fn record(m: &Arc<Match>) {
-    let p = Arc::as_ptr(m).cast::<u8>();
+/// Starts loading a record's fields (its lines, not the text they point to).
+pub fn record(m: &Match) {
+    let p = (m as *const Match).cast::<u8>();
     for k in 0..std::mem::size_of::<Match>().div_ceil(64) {
         line(p.wrapping_add(k * 64));
     }

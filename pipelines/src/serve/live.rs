@@ -10,13 +10,12 @@
 //! times in all). A retraction filters its record out of the chunk holding it.
 
 use std::borrow::Borrow;
-use std::sync::Arc;
 
 use arrow::array::{BooleanArray, RecordBatch};
 use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::datatypes::SchemaRef;
 use nashflow_schemas::arrow_io::{dead_letters_batch, matches_batch};
-use nashflow_schemas::{Layout, Ledger, Match, Outcome, RecordError};
+use nashflow_schemas::{Layout, Ledger, Match, Outcome, RecordError, SharedBatch, SharedMatch};
 
 /// Rows above which chunks are no longer merged: a retraction re-filters at most this many.
 pub const MAX_CHUNK: usize = 1 << 16;
@@ -91,7 +90,7 @@ impl<K> Chunks<K> {
 /// A live record (the engine's, shared) and its arrival number among the records inserted.
 struct Numbered {
     n: u64,
-    record: Arc<Match>,
+    record: SharedMatch,
 }
 
 impl Borrow<Match> for Numbered {
@@ -120,15 +119,15 @@ impl LiveMatches {
     }
 
     /// Applies an epoch's records in arrival order (held shared, not copied).
-    pub fn apply<'a>(&mut self, records: impl IntoIterator<Item = &'a Arc<Match>>) {
+    pub fn apply(&mut self, records: &SharedBatch) {
         let first = self.next;
         // This epoch's inserted records by arrival number from `first`; `None` once retracted
         // within the epoch.
         let mut fresh: Vec<Option<&Match>> = Vec::new();
         let mut retracted: Vec<u64> = Vec::new();
-        for m in records {
+        for (k, m) in records.iter().enumerate() {
             let n = self.next;
-            let record = m.clone();
+            let record = SharedMatch::at(records, k);
             match self.ledger.apply(Numbered { n, record }) {
                 Outcome::Inserted => {
                     fresh.push(Some(m));
@@ -225,7 +224,7 @@ mod tests {
     use arrow::compute::concat_batches;
     use nashflow_kernels::rng::SplitMix64;
     use nashflow_schemas::arrow_io::{dead_letters_batch, matches_batch};
-    use nashflow_schemas::{Layout, Ledger, Match, RecordError};
+    use nashflow_schemas::{Layout, Ledger, Match, RecordError, SharedBatch};
     use std::sync::Arc;
 
     use super::{DeadLetters, LiveMatches, Table, MAX_CHUNK};
@@ -285,9 +284,9 @@ mod tests {
                 }
                 batch.push(m);
             }
-            let shared: Vec<Arc<Match>> = batch.iter().cloned().map(Arc::new).collect();
+            let shared: SharedBatch = Arc::new(batch);
             live.apply(&shared);
-            for m in &batch {
+            for m in shared.iter() {
                 ledger.apply(m.clone());
             }
             let t = live.table();
@@ -314,8 +313,7 @@ mod tests {
             let batch: Vec<Match> = (0..1000)
                 .map(|k| Match::new(format!("{e}-{k}"), "g", "a", "b", 1.0, 0.0))
                 .collect();
-            let shared: Vec<Arc<Match>> = batch.iter().cloned().map(Arc::new).collect();
-            live.apply(&shared);
+            live.apply(&Arc::new(batch));
         }
         let t = live.table();
         assert_eq!(t.num_rows(), 400_000);
