@@ -16,7 +16,7 @@ use std::sync::{Arc, RwLock};
 use foldhash::fast::{FixedState, RandomState};
 use nashflow_kernels::bootstrap::poisson_weights;
 use nashflow_kernels::stats::CellStats;
-use nashflow_schemas::{Layout, Ledger, Match, Outcome, SharedBatch, SharedMatch};
+use nashflow_schemas::{Kept, Layout, Ledger, Match, Outcome, SharedBatch, SharedMatch};
 
 use crate::diffs::{CellDiff, ReplicateDiff};
 use crate::elo::EloChanges;
@@ -134,6 +134,12 @@ struct Held {
 impl Borrow<Match> for Held {
     fn borrow(&self) -> &Match {
         &self.record
+    }
+}
+
+impl Kept for Held {
+    fn release_shared(&mut self) {
+        self.record.release_shared();
     }
 }
 
@@ -280,6 +286,7 @@ impl Shard {
 
     /// The epoch's updates (non-zero cell sums), leaving the shard ready for the next epoch.
     pub fn drain(&mut self) -> Updates {
+        self.ledger.settle();
         let mut out = std::mem::take(&mut self.pending);
         // Sized up front: a filtered iterator cannot say how much it yields, so collecting
         // would grow the vector by doubling, copying its wide entries each time.

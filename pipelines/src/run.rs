@@ -457,6 +457,7 @@ impl Durable {
                 Outcome::Duplicate | Outcome::Rejected(_) => {}
             }
         }
+        self.ledger.settle();
     }
 
     /// Writes epoch `k` (number `r.epoch`): a segment, or every `compact_every` segments a
@@ -801,6 +802,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
                 for m in r.shared_records() {
                     kept.apply(m);
                 }
+                kept.settle();
             }
         }
         if let (Some(archive), None, false) = (&mut archive, &archive_error, restoring) {

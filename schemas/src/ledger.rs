@@ -42,6 +42,8 @@ pub struct Ledger<R = Box<Match>> {
     /// Records in arrival order; `None` where one was retracted (until compaction). In
     /// chunks, so that growing never copies the records held.
     slots: Chunked<Option<R>>,
+    /// Slots before this have been offered [`Kept::release_shared`] since they were kept.
+    settled: usize,
     /// Bits of the key hash used: all of them, except in tests that force collisions.
     hash_mask: u64,
 }
@@ -58,7 +60,19 @@ impl Ledger {
     }
 }
 
-impl<R: Borrow<Match>> Ledger<R> {
+/// What a ledger keeps for a live record: something it can read the [`Match`] from.
+pub trait Kept: Borrow<Match> {
+    /// Lets go of memory shared with records no longer kept: called on every live record
+    /// when the ledger compacts, and on the records kept since the last [`Ledger::settle`]. A
+    /// [`SharedMatch`](crate::SharedMatch) copies itself out of a batch most of whose records
+    /// are gone; anything else keeps nothing shared.
+    fn release_shared(&mut self) {}
+}
+
+impl Kept for Box<Match> {}
+impl Kept for &Match {}
+
+impl<R: Kept> Ledger<R> {
     /// An empty ledger holding its records as `R`.
     pub fn holding(layout: Layout) -> Self {
         Ledger {
@@ -66,6 +80,7 @@ impl<R: Borrow<Match>> Ledger<R> {
             live: HashIndex::default(),
             collided: HashMap::default(),
             slots: Chunked::default(),
+            settled: 0,
             hash_mask: u64::MAX,
         }
     }
@@ -183,6 +198,12 @@ impl<R: Borrow<Match>> Ledger<R> {
             return;
         }
         self.slots.retain(Option::is_some);
+        for k in 0..self.slots.len() {
+            if let Some(r) = &mut self.slots[k] {
+                r.release_shared();
+            }
+        }
+        self.settled = self.slots.len();
         self.live.clear();
         self.collided.clear();
         for k in 0..self.slots.len() {
@@ -227,6 +248,18 @@ impl<R: Borrow<Match>> Ledger<R> {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Lets the records kept since the last call go of shared memory they do not need (see
+    /// [`Kept::release_shared`]): call it after each batch, so that a batch of mostly
+    /// duplicates, rejections and retractions is not kept whole for its few new records.
+    pub fn settle(&mut self) {
+        for k in self.settled..self.slots.len() {
+            if let Some(r) = &mut self.slots[k] {
+                r.release_shared();
+            }
+        }
+        self.settled = self.slots.len();
     }
 
     /// Records held, live or awaiting reclamation (the ledger's memory in records).

@@ -14,7 +14,7 @@ pub mod record;
 pub mod shared;
 
 pub use error::{FileError, RecordError};
-pub use ledger::{Ledger, Outcome};
+pub use ledger::{Kept, Ledger, Outcome};
 pub use read::{read_file, ReadOutcome};
 pub use record::{Layout, Match, DEFAULT_GAME};
 pub use shared::{SharedBatch, SharedMatch};

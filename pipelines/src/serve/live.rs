@@ -15,7 +15,9 @@ use arrow::array::{BooleanArray, RecordBatch};
 use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::datatypes::SchemaRef;
 use nashflow_schemas::arrow_io::{dead_letters_batch, matches_batch};
-use nashflow_schemas::{Layout, Ledger, Match, Outcome, RecordError, SharedBatch, SharedMatch};
+use nashflow_schemas::{
+    Kept, Layout, Ledger, Match, Outcome, RecordError, SharedBatch, SharedMatch,
+};
 
 /// Rows above which chunks are no longer merged: a retraction re-filters at most this many.
 pub const MAX_CHUNK: usize = 1 << 16;
@@ -99,6 +101,12 @@ impl Borrow<Match> for Numbered {
     }
 }
 
+impl Kept for Numbered {
+    fn release_shared(&mut self) {
+        self.record.release_shared();
+    }
+}
+
 /// The live matches (the ledger over everything ingested, DESIGN §4) as a `matches` table:
 /// the live records in arrival order.
 pub struct LiveMatches {
@@ -138,6 +146,7 @@ impl LiveMatches {
                 Outcome::Duplicate | Outcome::Rejected(_) => {}
             }
         }
+        self.ledger.settle();
         self.remove(retracted);
         let numbers: Vec<u64> = (first..self.next)
             .filter(|&n| fresh[(n - first) as usize].is_some())
